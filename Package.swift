@@ -1,0 +1,139 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Computed, not a constant array: a constant `swiftSettings` may silently not apply (SwiftPM #6597).
+func chorusSwiftSettings() -> [SwiftSetting] {
+    [
+        .swiftLanguageMode(.v6),
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ]
+}
+
+let package = Package(
+    name: "chorus",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chorus", targets: ["chorus"]),
+        .executable(name: "fake-upstream", targets: ["fake-upstream"]),
+    ],
+    dependencies: [
+        // One trait only: default traits make SwiftPM 6.3 rebuild Hummingbird on every build/test switch.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["ConfigurationSupport"]),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["YAML"]),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Domain types, events and pure stream logic. No I/O.
+        .target(
+            name: "ChorusCore",
+            dependencies: [],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        // Upstream model providers: OpenAI-compatible HTTP, the local llama.cpp supervisor.
+        .target(
+            name: "ChorusProviders",
+            dependencies: [
+                "ChorusCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        // Persistence: migrations and repositories over SQLKit (SQLite now, PostgreSQL next).
+        .target(
+            name: "ChorusStore",
+            dependencies: [
+                "ChorusCore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        // Configuration and the chat turn engine that ties providers to storage.
+        .target(
+            name: "ChorusRuntime",
+            dependencies: [
+                "ChorusCore", "ChorusProviders", "ChorusStore",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        // HTTP API (Hummingbird): routes, middleware, error mapping, application assembly.
+        .target(
+            name: "ChorusHTTP",
+            dependencies: [
+                "ChorusCore", "ChorusProviders", "ChorusStore", "ChorusRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        // Thin CLI: parses arguments and calls into the libraries.
+        .executableTarget(
+            name: "chorus",
+            dependencies: [
+                "ChorusCore", "ChorusProviders", "ChorusRuntime", "ChorusHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        // A deterministic OpenAI-compatible upstream with fault injection, for tests and benchmarks.
+        .target(
+            name: "FakeUpstreamKit",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        .executableTarget(
+            name: "fake-upstream",
+            dependencies: [
+                "FakeUpstreamKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        .testTarget(
+            name: "ChorusCoreTests",
+            dependencies: ["ChorusCore"],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        .testTarget(
+            name: "ChorusStoreTests",
+            dependencies: ["ChorusCore", "ChorusStore"],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        .testTarget(
+            name: "ChorusHTTPTests",
+            dependencies: [
+                "ChorusCore", "ChorusRuntime", "ChorusHTTP", "ChorusStore", "ChorusProviders", "FakeUpstreamKit",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+    ]
+)

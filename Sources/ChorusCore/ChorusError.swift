@@ -1,0 +1,137 @@
+/// Every error Chorus reports to a client. The HTTP layer maps each case to a status code and an
+/// OpenAI-shaped body `{"error":{"message","type","param","code"}}` in one place.
+public enum ChorusError: Error, Sendable, Equatable {
+    /// Malformed JSON, a missing or ill-typed field: 400.
+    case invalidRequest(message: String, param: String?, code: String?)
+    /// The model is not configured: 404.
+    case modelNotFound(String)
+    /// A conversation (or other object) that does not exist for this owner: 404.
+    case notFound(what: String, id: String)
+    /// The request body exceeds the configured limit: 413.
+    case payloadTooLarge(limit: Int)
+    /// The upstream answered with an error or broke the protocol: 502.
+    case upstreamError(message: String, upstreamStatus: Int?)
+    /// The upstream did not answer in time: 504.
+    case upstreamTimeout(phase: TimeoutPhase, seconds: Double)
+    /// The model exists but cannot serve now (the local model is still loading): 503.
+    case modelUnavailable(model: String, reason: String)
+    /// Anything else: 500, with no internals in the body.
+    case internalError(String)
+
+    public enum TimeoutPhase: String, Sendable, Equatable {
+        case connect
+        case firstToken = "first_token"
+        case betweenTokens = "between_tokens"
+        case total
+    }
+}
+
+extension ChorusError {
+    /// The OpenAI error `type`.
+    public var type: String {
+        switch self {
+        case .invalidRequest, .modelNotFound, .notFound, .payloadTooLarge: "invalid_request_error"
+        case .upstreamError, .upstreamTimeout, .modelUnavailable: "upstream_error"
+        case .internalError: "server_error"
+        }
+    }
+
+    /// The OpenAI error `code`.
+    public var code: String? {
+        switch self {
+        case .invalidRequest(_, _, let code): code
+        case .modelNotFound: "model_not_found"
+        case .notFound: "not_found"
+        case .payloadTooLarge: "payload_too_large"
+        case .upstreamError: "upstream_error"
+        case .upstreamTimeout(let phase, _): "upstream_timeout_\(phase.rawValue)"
+        case .modelUnavailable: "model_unavailable"
+        case .internalError: "internal_error"
+        }
+    }
+
+    /// The OpenAI error `param`.
+    public var param: String? {
+        switch self {
+        case .invalidRequest(_, let param, _): param
+        case .modelNotFound: "model"
+        default: nil
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .invalidRequest(let message, _, _): message
+        case .modelNotFound(let model): "The model `\(model)` does not exist or you do not have access to it."
+        case .notFound(let what, let id): "No \(what) found with id '\(id)'."
+        case .payloadTooLarge(let limit): "The request body is larger than the limit of \(limit) bytes."
+        case .upstreamError(let message, let status):
+            status.map { "The upstream model returned an error (HTTP \($0)): \(message)" } ?? "The upstream model failed: \(message)"
+        case .upstreamTimeout(let phase, let seconds):
+            "The upstream model did not respond in time (\(phase.rawValue.replacingUnderscores) timeout of \(seconds.formattedSeconds) s)."
+        case .modelUnavailable(let model, let reason): "The model `\(model)` is not available right now: \(reason)"
+        case .internalError: "The server had an error while processing your request."
+        }
+    }
+
+    /// The HTTP status code for this error.
+    public var httpStatus: Int {
+        switch self {
+        case .invalidRequest: 400
+        case .modelNotFound, .notFound: 404
+        case .payloadTooLarge: 413
+        case .upstreamError: 502
+        case .upstreamTimeout: 504
+        case .modelUnavailable: 503
+        case .internalError: 500
+        }
+    }
+
+    /// The body sent to clients, also used for SSE error events and stored message metadata.
+    public var body: ErrorBody {
+        ErrorBody(error: .init(message: message, type: type, param: param, code: code))
+    }
+}
+
+/// `{"error":{"message","type","param","code"}}` — OpenAI's `ErrorResponse`.
+public struct ErrorBody: Codable, Sendable, Equatable {
+    public struct Detail: Codable, Sendable, Equatable {
+        public var message: String
+        public var type: String
+        public var param: String?
+        public var code: String?
+
+        public init(message: String, type: String, param: String?, code: String?) {
+            self.message = message
+            self.type = type
+            self.param = param
+            self.code = code
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(message, forKey: .message)
+            try container.encode(type, forKey: .type)
+            try container.encode(param, forKey: .param)  // null, not absent: the schema requires the key
+            try container.encode(code, forKey: .code)
+        }
+    }
+
+    public var error: Detail
+
+    public init(error: Detail) {
+        self.error = error
+    }
+}
+
+extension String {
+    fileprivate var replacingUnderscores: String {
+        split(separator: "_").joined(separator: " ")
+    }
+}
+
+extension Double {
+    fileprivate var formattedSeconds: String {
+        self == rounded() ? String(Int(self)) : String(self)
+    }
+}

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The owner of rows until accounts arrive: every row has an owner column from day one.
+public let localOwnerID = "local"
+
+/// A stored conversation.
+public struct Conversation: Sendable, Equatable, Codable {
+    public var id: String
+    public var ownerID: String
+    public var title: String?
+    public var model: String?
+    /// Milliseconds since 1970.
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(id: String, ownerID: String, title: String?, model: String?, createdAt: Int64, updatedAt: Int64) {
+        self.id = id
+        self.ownerID = ownerID
+        self.title = title
+        self.model = model
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// The life of an assistant message.
+public enum MessageStatus: String, Sendable, Codable, Equatable {
+    /// Finished normally.
+    case complete
+    /// Checkpoint of a stream still running.
+    case streaming
+    /// Interrupted: upstream error, timeout or client disconnect (see metadata).
+    case partial
+}
+
+/// A stored message. `content` is the answer text; `reasoning` the thinking, kept apart.
+public struct StoredMessage: Sendable, Equatable, Codable {
+    public var id: String
+    public var conversationID: String
+    public var ownerID: String
+    public var role: String
+    public var content: String
+    public var reasoning: String?
+    /// The OpenAI content parts, when the message had more than text (images).
+    public var parts: JSONValue?
+    public var model: String?
+    public var status: MessageStatus
+    public var metadata: [String: JSONValue]
+    public var usage: Usage?
+    /// The request (or task) that produced this message; one assistant message per turn.
+    public var turnID: String?
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(
+        id: String, conversationID: String, ownerID: String, role: String, content: String,
+        reasoning: String? = nil, parts: JSONValue? = nil, model: String? = nil,
+        status: MessageStatus = .complete, metadata: [String: JSONValue] = [:], usage: Usage? = nil,
+        turnID: String? = nil, createdAt: Int64, updatedAt: Int64
+    ) {
+        self.id = id
+        self.conversationID = conversationID
+        self.ownerID = ownerID
+        self.role = role
+        self.content = content
+        self.reasoning = reasoning
+        self.parts = parts
+        self.model = model
+        self.status = status
+        self.metadata = metadata
+        self.usage = usage
+        self.turnID = turnID
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Random identifiers with a readable prefix: `conv_…`, `msg_…`, `chatcmpl-…`.
+public enum Identifier {
+    public static func make(_ prefix: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        var bytes = Array(prefix.utf8)
+        bytes.reserveCapacity(bytes.count + 24)
+        for _ in 0..<24 { bytes.append(alphabet[Int(generator.next(upperBound: UInt8(alphabet.count)))]) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Wall-clock milliseconds since 1970, the unit of every stored timestamp.
+public func nowMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,161 @@
+import ChorusCore
+import ChorusRuntime
+import ChorusStore
+import HTTPTypes
+import Hummingbird
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// `POST /v1/chat/completions`: OpenAI's Chat Completions, non-streamed and streamed (SSE).
+struct ChatCompletionsController<Store: ConversationStore>: Sendable {
+    let engine: ChatEngine<Store>
+    let maxBodyBytes: Int
+    let onDisconnect: ChorusConfiguration.DisconnectPolicy
+
+    var endpoints: RouteCollection<ChorusRequestContext> {
+        let routes = RouteCollection(context: ChorusRequestContext.self)
+        routes.post("chat/completions", use: create)
+        return routes
+    }
+
+    @Sendable func create(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let body: ByteBuffer
+        do {
+            // Not `collectBody`: the original body must stay intact for inbound-close detection.
+            body = try await request.body.collect(upTo: maxBodyBytes)
+        } catch {
+            throw ChorusError.payloadTooLarge(limit: maxBodyBytes)
+        }
+        let chat = try ChatRequest(json: try JSONValue.parse(body.readableBytesView))
+        let turn = try await engine.prepare(chat, ownerID: context.ownerID, requestID: context.requestID)
+        let envelope = CompletionEnvelope(
+            id: "chatcmpl-" + context.requestID.dropFirst(4), created: Int(turn.startedAt / 1000),
+            model: chat.model, conversationID: turn.conversation.id)
+        var headers: HTTPFields = [.conversationID: turn.conversation.id]
+
+        guard chat.stream else {
+            let output = try await engine.complete(turn)
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: envelope.completion(output))))
+        }
+
+        // The turn runs in its own task so that the status line can wait for the first event: an
+        // upstream that fails before its first token gets a real 502/504, not a 200 with an error.
+        let (events, continuation) = AsyncThrowingStream<ProviderEvent, any Error>.makeStream()
+        let firstEvent = FirstEvent()
+        let engine = self.engine
+        let generation = Task {
+            do {
+                _ = try await engine.stream(turn) { event in
+                    firstEvent.signal(nil)
+                    continuation.yield(event)
+                }
+                firstEvent.signal(nil)
+                continuation.finish()
+            } catch {
+                firstEvent.signal(error)
+                continuation.finish(throwing: error)
+            }
+        }
+        if let error = await firstEvent.wait() {
+            throw error
+        }
+
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        let cancelOnDisconnect = onDisconnect == .cancel
+        let includeUsage = chat.includeUsage
+        let logger = context.logger
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            do {
+                try await request.body.consumeWithInboundCloseHandler { _ in
+                    try await Self.writeEvents(events, envelope: envelope, includeUsage: includeUsage, to: &writer)
+                } onInboundClosed: {
+                    if cancelOnDisconnect { generation.cancel() }
+                }
+            } catch {
+                // The client is gone (a write failed): stop the upstream unless told to finish detached.
+                if cancelOnDisconnect { generation.cancel() }
+                logger.info("stream client went away", metadata: ["error": "\(error)"])
+                throw error
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    private static func writeEvents(
+        _ events: AsyncThrowingStream<ProviderEvent, any Error>, envelope: CompletionEnvelope, includeUsage: Bool,
+        to writer: inout some ResponseBodyWriter
+    ) async throws {
+        try await writer.write(sse(envelope.chunk(role: true, content: "", includeUsageField: includeUsage)))
+        var usage: Usage?
+        do {
+            for try await event in events {
+                switch event {
+                case .content(let text):
+                    try await writer.write(sse(envelope.chunk(content: text, includeUsageField: includeUsage)))
+                case .reasoning(let text):
+                    try await writer.write(sse(envelope.chunk(reasoning: text, includeUsageField: includeUsage)))
+                case .finish(let reason):
+                    try await writer.write(sse(envelope.chunk(finishReason: reason, includeUsageField: includeUsage)))
+                case .usage(let value):
+                    usage = value
+                }
+            }
+        } catch let error as ChorusError {
+            // Headers are gone already: the error travels as an SSE event (the OpenAI SDKs raise it).
+            let json = (try? JSONEncoder.compact.encode(error.body)).map { Array($0) } ?? []
+            try await writer.write(sse(Array(json)))
+            return
+        }
+        if includeUsage, let usage {
+            try await writer.write(sse(envelope.usageChunk(usage)))
+        }
+        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+    }
+
+    private static func sse(_ json: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(json.count + 8)
+        buffer.writeString("data: ")
+        buffer.writeBytes(json)
+        buffer.writeString("\n\n")
+        return buffer
+    }
+}
+
+/// Resolved once, by the first event or by the error that came instead.
+final class FirstEvent: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<(any Error)?, Never>])
+        case done((any Error)?)
+    }
+    private let state = Mutex(State.waiting([]))
+
+    func signal(_ error: (any Error)?) {
+        let waiters: [CheckedContinuation<(any Error)?, Never>] = state.withLock { state in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .done(error)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: error) }
+    }
+
+    func wait() async -> (any Error)? {
+        await withCheckedContinuation { continuation in
+            let result: (any Error)?? = state.withLock { state in
+                switch state {
+                case .waiting(let waiters):
+                    state = .waiting(waiters + [continuation])
+                    return nil
+                case .done(let error):
+                    return .some(error)
+                }
+            }
+            if let result { continuation.resume(returning: result) }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import AsyncHTTPClient
+import ChorusCore
+import ChorusProviders
+import ChorusRuntime
+import ChorusStore
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Assembles embedded Chorus (`chorus serve`): SQLite, the model table with its local model
+/// servers, and the HTTP API, as one Hummingbird application.
+///
+/// Services start before the HTTP server and stop after it, in reverse order: the server drains,
+/// then the local models stop, then the database closes, then the HTTP client shuts down.
+public func buildServeApplication(
+    configuration: ChorusConfiguration,
+    logger: Logger,
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
+) async throws -> some ApplicationProtocol {
+    try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+    let sqliteFolder = (configuration.storage.sqlitePath as NSString).deletingLastPathComponent
+    if !sqliteFolder.isEmpty {
+        try FileManager.default.createDirectory(atPath: sqliteFolder, withIntermediateDirectories: true)
+    }
+    let backend = try await SQLiteBackend.open(path: configuration.storage.sqlitePath, logger: logger)
+    try await Migrator(backend: backend, logger: logger).migrate()
+    logger.info("database ready", metadata: ["sqlite": "\(configuration.storage.sqlitePath)"])
+
+    let client = makeUpstreamClient(configuration: configuration)
+    let models = ModelRegistry(models: configuration.models, client: client, environment: environment, logger: logger)
+    let store = SQLConversationStore(backend: backend)
+    let engine = ChatEngine(
+        store: store, models: models, historyMessages: configuration.conversations.historyMessages,
+        checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
+
+    let router = buildRouter(engine: engine, models: models, configuration: configuration)
+    var services: [any Service] = [
+        ShutdownService(name: "upstream-http-client") { try await client.shutdown() },
+        ShutdownService(name: "database") { try await backend.close() },
+    ]
+    services += models.supervisors as [any Service]
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus"),
+        services: services,
+        onServerRunning: { channel in
+            await onListening(configuration.http.host, channel.localAddress?.port ?? configuration.http.port)
+        },
+        logger: logger)
+}
+
+/// The routes of the HTTP API, shared by every shape of Chorus.
+func buildRouter<Store: ConversationStore>(engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration) -> Router<ChorusRequestContext> {
+    let router = Router(context: ChorusRequestContext.self)
+    router.middlewares.add(APIMiddleware())
+    router.get("healthz") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+    }
+    router.addRoutes(ModelsController(models: models).endpoints, atPath: "/v1/models")
+    router.addRoutes(
+        ChatCompletionsController(engine: engine, maxBodyBytes: configuration.http.maxBodyBytes, onDisconnect: configuration.conversations.onDisconnect).endpoints,
+        atPath: "/v1")
+    router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
+    return router
+}
+
+/// One long-lived client for every upstream, with connection reuse. Streams hold a connection
+/// each, so the per-host limit is high; the connect timeout is the largest any model allows (each
+/// model's own is enforced per request).
+func makeUpstreamClient(configuration: ChorusConfiguration) -> HTTPClient {
+    var clientConfiguration = HTTPClient.Configuration()
+    clientConfiguration.connectionPool = .init(
+        idleTimeout: .milliseconds(Int64(configuration.upstream.idleConnectionSeconds * 1000)),
+        concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.upstream.maxConnectionsPerHost)
+    let connect = configuration.models.map(\.timeouts.connect).max() ?? 10
+    clientConfiguration.timeout = .init(connect: .milliseconds(Int64(connect * 1000)))
+    clientConfiguration.decompression = .disabled
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+}
+
+/// Runs `onShutdown` when the service group shuts down: for resources that only need closing.
+struct ShutdownService: Service {
+    let name: String
+    let onShutdown: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await onShutdown()
+    }
+}

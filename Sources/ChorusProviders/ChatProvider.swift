@@ -1,0 +1,43 @@
+import ChorusCore
+
+/// One upstream call, in OpenAI terms. `body` is the request as it goes upstream, minus `model`
+/// and `stream`, which the provider sets.
+public struct UpstreamRequest: Sendable {
+    public var body: [String: JSONValue]
+    public var requestID: String
+
+    public init(body: [String: JSONValue], requestID: String) {
+        self.body = body
+        self.requestID = requestID
+    }
+}
+
+/// A language model behind some API. One implementation per provider kind.
+///
+/// Both calls run in the caller's task: cancelling the task cancels the upstream request.
+public protocol ChatProvider: Sendable {
+    /// A whole completion (the upstream is called without streaming).
+    func complete(_ request: UpstreamRequest) async throws -> CompletionOutput
+    /// A streamed completion: `onEvent` sees thinking and answer separated. Throws `ChorusError`
+    /// on upstream failure or timeout; events delivered before the error stand.
+    func stream(_ request: UpstreamRequest, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws
+}
+
+/// Where an OpenAI-compatible server listens. A fixed URL, or a local model server that Chorus
+/// supervises and that may still be starting.
+public protocol UpstreamEndpoint: Sendable {
+    /// The base URL ending in `/v1`; waits (up to `timeout` seconds) for a server that is starting.
+    func baseURL(timeout: Double) async throws -> String
+}
+
+public struct FixedEndpoint: UpstreamEndpoint {
+    let url: String
+
+    public init(_ url: String) {
+        var url = url
+        while url.hasSuffix("/") { url.removeLast() }
+        self.url = url
+    }
+
+    public func baseURL(timeout: Double) async throws -> String { url }
+}

@@ -1,0 +1,230 @@
+import AsyncHTTPClient
+import ChorusCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Any server that speaks OpenAI's Chat Completions API: OpenAI, DashScope compatible mode,
+/// DeepSeek, vLLM, SGLang, Ollama, llama.cpp's server, OpenRouter.
+public struct OpenAICompatibleProvider: ChatProvider {
+    public let endpoint: any UpstreamEndpoint
+    public let upstreamModel: String
+    public let apiKey: String?
+    public let timeouts: ModelTimeouts
+    let client: HTTPClient
+    let logger: Logger
+
+    /// Largest upstream response body accepted for a non-streamed completion or an error.
+    static let maxBodyBytes = 32 * 1024 * 1024
+
+    public init(endpoint: any UpstreamEndpoint, upstreamModel: String, apiKey: String?, timeouts: ModelTimeouts, client: HTTPClient, logger: Logger) {
+        self.endpoint = endpoint
+        self.upstreamModel = upstreamModel
+        self.apiKey = apiKey
+        self.timeouts = timeouts
+        self.client = client
+        self.logger = logger
+    }
+
+    public func complete(_ request: UpstreamRequest) async throws -> CompletionOutput {
+        var body = request.body
+        body["stream"] = .bool(false)
+        body["stream_options"] = nil
+        let httpRequest = try await makeRequest(body: body, requestID: request.requestID)
+        let response = try await execute(httpRequest)
+        let bytes: ByteBuffer
+        do {
+            bytes = try await response.body.collect(upTo: Self.maxBodyBytes)
+        } catch {
+            throw Self.transportError(error, timeouts: timeouts)
+        }
+        guard response.status == .ok else {
+            throw Self.upstreamHTTPError(status: Int(response.status.code), body: bytes)
+        }
+        guard let json = try? JSONValue.parse(bytes.readableBytesView), let choice = json["choices"]?.arrayValue?.first else {
+            throw ChorusError.upstreamError(message: "the upstream answered with a body that is not a chat completion", upstreamStatus: nil)
+        }
+        var output = CompletionOutput()
+        let message = choice["message"]
+        if let reasoning = message?["reasoning_content"]?.stringValue ?? message?["reasoning"]?.stringValue {
+            output.apply(.reasoning(reasoning))
+        }
+        var splitter = ReasoningSplitter()
+        for segment in splitter.feed(message?["content"]?.stringValue ?? "") + splitter.finish() {
+            output.apply(segment.event)
+        }
+        output.finishReason = choice["finish_reason"]?.stringValue ?? "stop"
+        if let usage = json["usage"], let prompt = usage["prompt_tokens"]?.intValue {
+            output.usage = Usage(promptTokens: prompt, completionTokens: usage["completion_tokens"]?.intValue ?? 0)
+        }
+        return output
+    }
+
+    public func stream(_ request: UpstreamRequest, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws {
+        let watchdog = StreamWatchdog(timeouts: timeouts)
+        try await withoutActuallyEscaping(onEvent) { onEvent in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await watchdog.run() }
+                group.addTask { try await self.readStream(request, watchdog: watchdog, onEvent: onEvent) }
+                // Whichever ends first decides: the reader finishing stops the watchdog; a deadline
+                // passing cancels the reader, which cancels the upstream request.
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    private func readStream(_ request: UpstreamRequest, watchdog: StreamWatchdog, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws {
+        var body = request.body
+        body["stream"] = .bool(true)
+        body["stream_options"] = .object(["include_usage": .bool(true)])
+        let httpRequest = try await makeRequest(body: body, requestID: request.requestID)
+        let response = try await execute(httpRequest)
+        watchdog.connected()
+        guard response.status == .ok else {
+            let bytes = (try? await response.body.collect(upTo: 64 * 1024)) ?? ByteBuffer()
+            throw Self.upstreamHTTPError(status: Int(response.status.code), body: bytes)
+        }
+
+        var parser = SSEParser()
+        var splitter = ReasoningSplitter()
+        var decoder = StreamChunkDecoder()
+        var finishReason: String?
+        var sawDone = false
+        var iterator = response.body.makeAsyncIterator()
+        reading: while true {
+            let buffer: ByteBuffer?
+            do {
+                buffer = try await iterator.next()
+            } catch {
+                throw Self.transportError(error, timeouts: timeouts)
+            }
+            guard let buffer else { break }
+            let events: [SSEEvent]
+            do {
+                events = try parser.feed(buffer.readableBytesView)
+            } catch {
+                throw ChorusError.upstreamError(message: "the upstream sent an SSE line longer than the limit", upstreamStatus: nil)
+            }
+            for event in events {
+                if event.data == "[DONE]" {
+                    sawDone = true
+                    break reading
+                }
+                let chunk: StreamChunk
+                do {
+                    chunk = try decoder.decode(event.data)
+                } catch {
+                    logger.warning("skipping a malformed upstream chunk", metadata: ["request_id": "\(request.requestID)", "chunk": "\(event.data.prefix(200))"])
+                    continue
+                }
+                if let error = chunk.error {
+                    throw ChorusError.upstreamError(message: error.message ?? "the upstream reported an error mid-stream", upstreamStatus: nil)
+                }
+                if let choice = chunk.choices?.first {
+                    if let reasoning = choice.delta?.reasoning_content ?? choice.delta?.reasoning, !reasoning.isEmpty {
+                        watchdog.tokenArrived()
+                        try await onEvent(.reasoning(reasoning))
+                    }
+                    if let content = choice.delta?.content, !content.isEmpty {
+                        watchdog.tokenArrived()
+                        for segment in splitter.feed(content) { try await onEvent(segment.event) }
+                    }
+                    if let reason = choice.finish_reason { finishReason = reason }
+                }
+                if let usage = chunk.usage {
+                    try await onEvent(.usage(Usage(promptTokens: usage.prompt_tokens ?? 0, completionTokens: usage.completion_tokens ?? 0)))
+                }
+            }
+        }
+        guard sawDone || finishReason != nil else {
+            throw ChorusError.upstreamError(message: "the upstream closed the stream before it finished", upstreamStatus: nil)
+        }
+        for segment in splitter.finish() { try await onEvent(segment.event) }
+        try await onEvent(.finish(finishReason ?? "stop"))
+    }
+
+    private func makeRequest(body: [String: JSONValue], requestID: String) async throws -> HTTPClientRequest {
+        var body = body
+        body["model"] = .string(upstreamModel)
+        let base = try await endpoint.baseURL(timeout: timeouts.firstToken)
+        var request = HTTPClientRequest(url: base + "/chat/completions")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: body["stream"]?.boolValue == true ? "text/event-stream" : "application/json")
+        request.headers.add(name: "X-Request-Id", value: requestID)
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        request.body = .bytes(ByteBuffer(bytes: try JSONValue.object(body).encoded()))
+        return request
+    }
+
+    private func execute(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+        do {
+            return try await client.execute(request, deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
+        } catch {
+            throw Self.transportError(error, timeouts: timeouts)
+        }
+    }
+
+    static func transportError(_ error: any Error, timeouts: ModelTimeouts) -> any Error {
+        if error is CancellationError || error is ChorusError { return error }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded: return ChorusError.upstreamTimeout(phase: .total, seconds: timeouts.total)
+            case .connectTimeout: return ChorusError.upstreamTimeout(phase: .connect, seconds: timeouts.connect)
+            case .cancelled: return CancellationError()
+            default: break
+            }
+        }
+        return ChorusError.upstreamError(message: "the connection to the upstream failed (\(error))", upstreamStatus: nil)
+    }
+
+    static func upstreamHTTPError(status: Int, body: ByteBuffer) -> ChorusError {
+        let json = try? JSONValue.parse(body.readableBytesView)
+        let message = json?["error"]?["message"]?.stringValue
+            ?? json?["error"]?.stringValue
+            ?? String(String(buffer: body).prefix(300))
+        return .upstreamError(message: message.isEmpty ? "no details" : message, upstreamStatus: status)
+    }
+}
+
+extension OutputSegment {
+    var event: ProviderEvent {
+        switch self {
+        case .reasoning(let text): .reasoning(text)
+        case .answer(let text): .content(text)
+        }
+    }
+}
+
+/// The parts of a `chat.completion.chunk` (or a mid-stream error) Chorus reads.
+struct StreamChunk: Decodable {
+    struct Choice: Decodable {
+        struct Delta: Decodable {
+            var content: String?
+            var reasoning_content: String?
+            var reasoning: String?
+        }
+        var delta: Delta?
+        var finish_reason: String?
+    }
+    struct UsageCounts: Decodable {
+        var prompt_tokens: Int?
+        var completion_tokens: Int?
+    }
+    struct ErrorDetail: Decodable {
+        var message: String?
+    }
+    var choices: [Choice]?
+    var usage: UsageCounts?
+    var error: ErrorDetail?
+}
+
+struct StreamChunkDecoder {
+    private let decoder = JSONDecoder()
+
+    mutating func decode(_ text: String) throws -> StreamChunk {
+        try decoder.decode(StreamChunk.self, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,173 @@
+import ChorusCore
+import ChorusProviders
+import ChorusStore
+import Logging
+import Synchronization
+
+/// Runs one chat turn: commits the user message, rebuilds history from the database, calls the
+/// model, and stores exactly one assistant message — complete, or partial with the reason.
+///
+/// Writes per normal turn: one for the user message (with the conversation), one for the answer.
+/// Long streams add a checkpoint every `checkpointSeconds`.
+public struct ChatEngine<Store: ConversationStore>: Sendable {
+    public let store: Store
+    public let models: ModelRegistry
+    public let historyMessages: Int
+    public let checkpointSeconds: Double
+    let logger: Logger
+
+    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, logger: Logger) {
+        self.store = store
+        self.models = models
+        self.historyMessages = historyMessages
+        self.checkpointSeconds = checkpointSeconds
+        self.logger = logger
+    }
+
+    /// Validates the request against the model table and commits the turn's new messages.
+    /// Throws before writing anything when the model or the conversation does not exist.
+    public func prepare(_ request: ChatRequest, ownerID: String, requestID: String) async throws -> PreparedTurn {
+        guard let entry = models[request.model] else { throw ChorusError.modelNotFound(request.model) }
+        let now = nowMilliseconds()
+        let instructions = request.messages.filter { $0.role == "system" || $0.role == "developer" }
+        // A new conversation keeps every message the client sent; an existing one only what came
+        // after the client's last assistant message (the rest is already stored).
+        var newMessages = request.messages.filter { $0.role != "system" && $0.role != "developer" }
+        if request.conversationID != nil, let lastAssistant = newMessages.lastIndex(where: { $0.role == "assistant" }) {
+            newMessages = Array(newMessages[(lastAssistant + 1)...])
+        }
+        let stored = newMessages.map { message in
+            StoredMessage(
+                id: Identifier.make("msg_"), conversationID: "", ownerID: ownerID, role: message.role,
+                content: message.text, parts: message.hasNonTextParts ? message.content : nil,
+                turnID: requestID, createdAt: now, updatedAt: now)
+        }
+        let title = newMessages.first { $0.role == "user" }.map { String($0.text.prefix(80)) }
+        let conversation = try await store.startTurn(TurnStart(
+            ownerID: ownerID, conversationID: request.conversationID, newConversationID: Identifier.make("conv_"),
+            title: title, model: request.model, messages: stored, now: now))
+
+        let history = try await store.history(conversationID: conversation.id, ownerID: ownerID, limit: historyMessages)
+        var upstreamMessages = instructions.map(\.json)
+        for message in history where !(message.role == "assistant" && message.content.isEmpty) {
+            upstreamMessages.append(.object(["role": .string(message.role), "content": message.parts ?? .string(message.content)]))
+        }
+        var body = request.body
+        body["messages"] = .array(upstreamMessages)
+        return PreparedTurn(
+            requestID: requestID, ownerID: ownerID, model: entry.configuration.name, provider: entry.provider,
+            conversation: conversation, upstream: UpstreamRequest(body: body, requestID: requestID),
+            assistantMessageID: Identifier.make("msg_"), startedAt: now)
+    }
+
+    /// A non-streamed turn.
+    public func complete(_ turn: PreparedTurn) async throws -> CompletionOutput {
+        do {
+            let output = try await turn.provider.complete(turn.upstream)
+            try await save(turn, output, status: .complete, metadata: [:])
+            return output
+        } catch {
+            await savePartial(turn, CompletionOutput(), error: error)
+            throw error
+        }
+    }
+
+    /// A streamed turn. Cancelling the calling task is a client disconnect: the upstream call stops
+    /// and the partial answer is saved with `reason=client_disconnected`.
+    public func stream(_ turn: PreparedTurn, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws -> CompletionOutput {
+        let progress = TurnProgress(checkpointSeconds: checkpointSeconds)
+        do {
+            try await turn.provider.stream(turn.upstream) { event in
+                progress.apply(event)
+                try await onEvent(event)
+                if let snapshot = progress.checkpointDue() {
+                    try await save(turn, snapshot, status: .streaming, metadata: [:])
+                }
+            }
+            let output = progress.output
+            try await save(turn, output, status: .complete, metadata: [:])
+            return output
+        } catch {
+            await savePartial(turn, progress.output, error: error)
+            throw error
+        }
+    }
+
+    private func savePartial(_ turn: PreparedTurn, _ output: CompletionOutput, error: any Error) async {
+        var metadata: [String: JSONValue] = ["partial": .bool(true)]
+        if Task.isCancelled || error is CancellationError {
+            metadata["reason"] = .string("client_disconnected")
+        } else {
+            let chorusError = (error as? ChorusError) ?? .internalError("\(error)")
+            metadata["reason"] = .string(chorusError.code ?? "error")
+            metadata["error"] = .object([
+                "message": .string(chorusError.message), "type": .string(chorusError.type),
+                "code": chorusError.code.map(JSONValue.string) ?? .null,
+            ])
+        }
+        // The caller's task may be cancelled; the save must still happen, so it runs in its own task.
+        let engine = self
+        let partialMetadata = metadata
+        let saved = Task {
+            do {
+                try await engine.save(turn, output, status: .partial, metadata: partialMetadata)
+            } catch {
+                engine.logger.error("could not save the partial answer", metadata: ["request_id": "\(turn.requestID)", "error": "\(error)"])
+            }
+        }
+        await saved.value
+        logger.info("turn ended early", metadata: ["request_id": "\(turn.requestID)", "reason": "\(metadata["reason"]?.stringValue ?? "")", "chars": "\(output.content.count)"])
+    }
+
+    private func save(_ turn: PreparedTurn, _ output: CompletionOutput, status: MessageStatus, metadata: [String: JSONValue]) async throws {
+        var metadata = metadata
+        if let reason = output.finishReason { metadata["finish_reason"] = .string(reason) }
+        try await store.saveAssistantMessage(StoredMessage(
+            id: turn.assistantMessageID, conversationID: turn.conversation.id, ownerID: turn.ownerID, role: "assistant",
+            content: output.content, reasoning: output.reasoning.isEmpty ? nil : output.reasoning, model: turn.model,
+            status: status, metadata: metadata, usage: output.usage, turnID: turn.requestID,
+            createdAt: turn.startedAt, updatedAt: nowMilliseconds()))
+    }
+}
+
+/// A turn whose user message is committed and whose upstream request is built.
+public struct PreparedTurn: Sendable {
+    public let requestID: String
+    public let ownerID: String
+    public let model: String
+    public let provider: any ChatProvider
+    public let conversation: Conversation
+    public let upstream: UpstreamRequest
+    public let assistantMessageID: String
+    public let startedAt: Int64
+}
+
+/// The answer so far, and when it was last checkpointed.
+final class TurnProgress: Sendable {
+    private struct State {
+        var output = CompletionOutput()
+        var lastCheckpoint = ContinuousClock.now
+    }
+    private let state = Mutex(State())
+    private let interval: Duration
+
+    init(checkpointSeconds: Double) {
+        interval = .milliseconds(Int64(checkpointSeconds * 1000))
+    }
+
+    var output: CompletionOutput { state.withLock { $0.output } }
+
+    func apply(_ event: ProviderEvent) {
+        state.withLock { $0.output.apply(event) }
+    }
+
+    /// The output to checkpoint, when the interval has passed since the last one.
+    func checkpointDue() -> CompletionOutput? {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            guard now - state.lastCheckpoint >= interval else { return nil }
+            state.lastCheckpoint = now
+            return state.output
+        }
+    }
+}

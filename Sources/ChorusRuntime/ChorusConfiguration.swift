@@ -1,0 +1,77 @@
+import ChorusCore
+import ChorusProviders
+
+/// Everything `chorus serve` is configured with. Read once at start by `ConfigurationLoader`.
+public struct ChorusConfiguration: Sendable {
+    public struct HTTP: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 8080
+        /// Largest request body accepted (413 above it).
+        public var maxBodyBytes = 8 * 1024 * 1024
+    }
+
+    public struct Storage: Sendable {
+        /// The SQLite database file of embedded mode.
+        public var sqlitePath = "./data/chorus.sqlite"
+    }
+
+    public struct Conversations: Sendable {
+        /// How many stored messages are sent to the model as history.
+        public var historyMessages = 20
+        /// How often a long streamed answer is checkpointed to the database.
+        public var checkpointSeconds = 5.0
+        /// What a client disconnect during a synchronous stream does: `cancel` the upstream call and
+        /// save the partial answer, or `continue` the generation detached and store it when it ends.
+        public var onDisconnect: DisconnectPolicy = .cancel
+    }
+
+    public enum DisconnectPolicy: String, Sendable {
+        case cancel
+        case `continue`
+    }
+
+    public struct Upstream: Sendable {
+        /// Connections kept per upstream host; streams hold one each, so this bounds concurrent streams.
+        public var maxConnectionsPerHost = 10_000
+        public var idleConnectionSeconds = 60.0
+    }
+
+    public struct Logging: Sendable {
+        public var level = "info"
+        /// `text` or `json`.
+        public var format = "text"
+    }
+
+    public var http = HTTP()
+    public var storage = Storage()
+    public var conversations = Conversations()
+    public var upstream = Upstream()
+    public var logging = Logging()
+    /// Folder for the database and logs.
+    public var dataDirectory = "./data"
+    /// The model table, in configuration order.
+    public var models: [ModelConfiguration] = []
+
+    public init() {}
+}
+
+/// One entry of the model table.
+public struct ModelConfiguration: Sendable, Equatable {
+    public enum Provider: String, Sendable, CaseIterable {
+        case openai
+        case local
+    }
+
+    public var name: String
+    public var provider: Provider
+    /// The OpenAI-compatible base URL ending in `/v1` (unused for `local`, which picks a port).
+    public var baseURL: String?
+    /// The environment variable holding the API key; the key itself never sits in the file.
+    public var apiKeyEnv: String?
+    /// The model name sent upstream.
+    public var upstreamModel: String
+    public var timeouts: ModelTimeouts
+    public var ownedBy: String
+    /// For `local`: how to run llama.cpp's server.
+    public var local: LocalModelSettings?
+}

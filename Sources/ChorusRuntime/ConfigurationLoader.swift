@@ -1,0 +1,291 @@
+import ChorusCore
+import ChorusProviders
+import Configuration
+import Foundation
+import Yams
+
+/// A configuration problem, reported at start with the key that is wrong.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public var key: String
+    public var problem: String
+
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+
+    public var description: String { "invalid configuration: `\(key)`: \(problem)" }
+}
+
+/// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
+/// command-line flags, each overriding the one before.
+public enum ConfigurationLoader {
+    static let topLevelKeys: Set<String> = ["http", "storage", "conversations", "upstream", "logging", "data_dir", "models"]
+    static let sectionKeys: [String: Set<String>] = [
+        "http": ["host", "port", "max_body_bytes"],
+        "storage": ["sqlite_path"],
+        "conversations": ["history_messages", "checkpoint_seconds", "on_disconnect"],
+        "upstream": ["max_connections_per_host", "idle_connection_seconds"],
+        "logging": ["level", "format"],
+    ]
+    static let modelKeys: Set<String> = [
+        "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by",
+        "model_path", "server_binary", "context_size", "parallel", "gpu_layers", "extra_args", "startup_timeout",
+    ]
+    static let timeoutKeys: Set<String> = ["connect", "first_token", "between_tokens", "total"]
+
+    /// The configuration used when no file exists and none was asked for: the local SmolLM2 model
+    /// installed by `scripts/setup.sh`.
+    public static let defaultYAML = """
+        models:
+          local:
+            provider: local
+            model_path: models/SmolLM2-135M-Instruct.Q4_1.gguf
+            server_binary: .venv/bin/llama-server
+        """
+
+    /// - Parameters:
+    ///   - path: the YAML file; nil means `chorus.yaml` if it exists, else the built-in default.
+    ///   - environment: the process environment (injected for tests).
+    ///   - overrides: command-line flags as configuration keys (`http.port`).
+    public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String: String] = [:]) async throws -> ChorusConfiguration {
+        let yamlText: String
+        let filePath = path ?? "chorus.yaml"
+        if FileManager.default.fileExists(atPath: filePath) {
+            guard let data = FileManager.default.contents(atPath: filePath) else {
+                throw ConfigurationError(key: filePath, problem: "the file cannot be read")
+            }
+            yamlText = String(decoding: data, as: UTF8.self)
+        } else if path != nil {
+            throw ConfigurationError(key: filePath, problem: "the configuration file does not exist")
+        } else {
+            yamlText = defaultYAML
+        }
+        return try parse(yaml: yamlText, environment: environment, overrides: overrides)
+    }
+
+    public static func parse(yaml: String, environment: [String: String] = [:], overrides: [String: String] = [:]) throws -> ChorusConfiguration {
+        let document: [String: Any]
+        do {
+            let loaded = try Yams.load(yaml: yaml)
+            guard let mapping = (loaded ?? [String: Any]()) as? [String: Any] else {
+                throw ConfigurationError(key: "(root)", problem: "the file must be a YAML mapping")
+            }
+            document = mapping
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "(file)", problem: "not valid YAML: \(error)")
+        }
+        try checkKeys(document)
+
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        flatten(document, prefix: [], into: &values)
+        let envValues = environmentValues(environment)
+        var overrideValues: [AbsoluteConfigKey: ConfigValue] = [:]
+        for (key, value) in overrides { overrideValues[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(.string(value), isSecret: false) }
+        let reader = ConfigReader(providers: [
+            InMemoryProvider(name: "flags", values: overrideValues),
+            InMemoryProvider(name: "environment", values: envValues),
+            InMemoryProvider(name: "file", values: values),
+        ])
+        let values2 = Values(reader: reader)
+
+        var config = ChorusConfiguration()
+        config.http.host = try values2.string("http.host") ?? config.http.host
+        config.http.port = try values2.int("http.port", range: 0...65535) ?? config.http.port
+        config.http.maxBodyBytes = try values2.int("http.max_body_bytes", range: 1024...Int.max) ?? config.http.maxBodyBytes
+        config.dataDirectory = try values2.string("data_dir") ?? config.dataDirectory
+        config.storage.sqlitePath = try values2.string("storage.sqlite_path") ?? (config.dataDirectory + "/chorus.sqlite")
+        config.conversations.historyMessages = try values2.int("conversations.history_messages", range: 1...10_000) ?? config.conversations.historyMessages
+        config.conversations.checkpointSeconds = try values2.double("conversations.checkpoint_seconds", range: 0.1...3600) ?? config.conversations.checkpointSeconds
+        if let policy = try values2.string("conversations.on_disconnect") {
+            guard let value = ChorusConfiguration.DisconnectPolicy(rawValue: policy) else {
+                throw ConfigurationError(key: "conversations.on_disconnect", problem: "expected `cancel` or `continue`, got `\(policy)`")
+            }
+            config.conversations.onDisconnect = value
+        }
+        config.upstream.maxConnectionsPerHost = try values2.int("upstream.max_connections_per_host", range: 1...1_000_000) ?? config.upstream.maxConnectionsPerHost
+        config.upstream.idleConnectionSeconds = try values2.double("upstream.idle_connection_seconds", range: 1...86_400) ?? config.upstream.idleConnectionSeconds
+        config.logging.level = try values2.string("logging.level") ?? config.logging.level
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logging.level) else {
+            throw ConfigurationError(key: "logging.level", problem: "expected one of trace, debug, info, notice, warning, error, critical; got `\(config.logging.level)`")
+        }
+        config.logging.format = try values2.string("logging.format") ?? config.logging.format
+        guard ["text", "json"].contains(config.logging.format) else {
+            throw ConfigurationError(key: "logging.format", problem: "expected `text` or `json`, got `\(config.logging.format)`")
+        }
+
+        let modelNames = (document["models"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []
+        config.models = try modelNames.map { try model(named: $0, values: values2, dataDirectory: config.dataDirectory) }
+        return config
+    }
+
+    private static func model(named name: String, values: Values, dataDirectory: String) throws -> ModelConfiguration {
+        let prefix = "models.\(name)"
+        guard let providerName = try values.string("\(prefix).provider") else {
+            throw ConfigurationError(key: "\(prefix).provider", problem: "missing; expected one of \(ModelConfiguration.Provider.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let provider = ModelConfiguration.Provider(rawValue: providerName) else {
+            throw ConfigurationError(key: "\(prefix).provider", problem: "expected one of \(ModelConfiguration.Provider.allCases.map(\.rawValue).joined(separator: ", ")), got `\(providerName)`")
+        }
+        let defaults = ModelTimeouts()
+        let timeouts = ModelTimeouts(
+            connect: try values.double("\(prefix).timeouts.connect", range: 0.001...86_400) ?? defaults.connect,
+            firstToken: try values.double("\(prefix).timeouts.first_token", range: 0.001...86_400) ?? defaults.firstToken,
+            betweenTokens: try values.double("\(prefix).timeouts.between_tokens", range: 0.001...86_400) ?? defaults.betweenTokens,
+            total: try values.double("\(prefix).timeouts.total", range: 0.001...604_800) ?? defaults.total)
+        var model = ModelConfiguration(
+            name: name, provider: provider, baseURL: nil,
+            apiKeyEnv: try values.string("\(prefix).api_key_env"),
+            upstreamModel: try values.string("\(prefix).upstream_model") ?? name,
+            timeouts: timeouts,
+            ownedBy: try values.string("\(prefix).owned_by") ?? (provider == .local ? "local" : "chorus"),
+            local: nil)
+        switch provider {
+        case .openai:
+            guard let url = try values.string("\(prefix).base_url") else {
+                throw ConfigurationError(key: "\(prefix).base_url", problem: "missing; an `openai` model needs the server's base URL, e.g. https://api.openai.com/v1")
+            }
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw ConfigurationError(key: "\(prefix).base_url", problem: "`\(url)` is not an http(s) URL")
+            }
+            model.baseURL = url
+        case .local:
+            guard let modelPath = try values.string("\(prefix).model_path") else {
+                throw ConfigurationError(key: "\(prefix).model_path", problem: "missing; a `local` model needs a GGUF file")
+            }
+            model.local = LocalModelSettings(
+                name: name,
+                serverBinary: try values.string("\(prefix).server_binary") ?? ".venv/bin/llama-server",
+                modelPath: modelPath,
+                contextSize: try values.int("\(prefix).context_size", range: 128...1_048_576) ?? 4096,
+                parallel: try values.int("\(prefix).parallel", range: 1...256) ?? 4,
+                gpuLayers: try values.int("\(prefix).gpu_layers", range: 0...10_000),
+                extraArguments: try values.stringArray("\(prefix).extra_args") ?? [],
+                logPath: "\(dataDirectory)/logs/local-\(name).log",
+                startupTimeout: try values.double("\(prefix).startup_timeout", range: 1...3600) ?? 120)
+        }
+        return model
+    }
+
+    /// Unknown keys are almost always typos; say which.
+    private static func checkKeys(_ document: [String: Any]) throws {
+        for key in document.keys where !topLevelKeys.contains(key) {
+            throw ConfigurationError(key: key, problem: "unknown key; expected one of \(topLevelKeys.sorted().joined(separator: ", "))")
+        }
+        for (section, allowed) in sectionKeys {
+            guard let value = document[section] else { continue }
+            guard let mapping = value as? [String: Any] else {
+                throw ConfigurationError(key: section, problem: "expected a mapping")
+            }
+            for key in mapping.keys where !allowed.contains(key) {
+                throw ConfigurationError(key: "\(section).\(key)", problem: "unknown key; expected one of \(allowed.sorted().joined(separator: ", "))")
+            }
+        }
+        guard let models = document["models"] else { return }
+        guard let mapping = models as? [String: Any] else {
+            throw ConfigurationError(key: "models", problem: "expected a mapping from model name to settings")
+        }
+        for (name, value) in mapping {
+            guard let model = value as? [String: Any] else {
+                throw ConfigurationError(key: "models.\(name)", problem: "expected a mapping of settings")
+            }
+            for key in model.keys where !modelKeys.contains(key) {
+                throw ConfigurationError(key: "models.\(name).\(key)", problem: "unknown key; expected one of \(modelKeys.sorted().joined(separator: ", "))")
+            }
+            if let timeouts = model["timeouts"] {
+                guard let timeoutMapping = timeouts as? [String: Any] else {
+                    throw ConfigurationError(key: "models.\(name).timeouts", problem: "expected a mapping")
+                }
+                for key in timeoutMapping.keys where !timeoutKeys.contains(key) {
+                    throw ConfigurationError(key: "models.\(name).timeouts.\(key)", problem: "unknown key; expected one of \(timeoutKeys.sorted().joined(separator: ", "))")
+                }
+            }
+        }
+    }
+
+    private static func flatten(_ value: Any, prefix: [String], into values: inout [AbsoluteConfigKey: ConfigValue]) {
+        switch value {
+        case let mapping as [String: Any]:
+            for (key, child) in mapping { flatten(child, prefix: prefix + [key], into: &values) }
+        case let array as [Any]:
+            values[AbsoluteConfigKey(prefix)] = ConfigValue(.stringArray(array.map { "\($0)" }), isSecret: false)
+        case is NSNull:
+            break
+        default:
+            values[AbsoluteConfigKey(prefix)] = ConfigValue(.string("\(value)"), isSecret: false)
+        }
+    }
+
+    /// `CHORUS_HTTP_PORT=9000` → `http.port`. Longest known section wins, so `CHORUS_DATA_DIR` is `data_dir`.
+    private static func environmentValues(_ environment: [String: String]) -> [AbsoluteConfigKey: ConfigValue] {
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for (name, value) in environment where name.hasPrefix("CHORUS_") {
+            let rest = name.dropFirst("CHORUS_".count).lowercased()
+            if rest == "data_dir" {
+                values[AbsoluteConfigKey(["data_dir"])] = ConfigValue(.string(value), isSecret: false)
+                continue
+            }
+            for (section, keys) in sectionKeys {
+                for key in keys where rest == "\(section)_\(key)" {
+                    values[AbsoluteConfigKey([section, key])] = ConfigValue(.string(value), isSecret: false)
+                }
+            }
+        }
+        return values
+    }
+}
+
+/// Typed reads that fail with the key's name instead of silently falling back to a default.
+struct Values {
+    let reader: ConfigReader
+
+    private func key(_ dotted: String) -> ConfigKey {
+        // Model names may contain dots (gpt-4.1): only split the fixed structure.
+        let parts = dotted.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if parts.first == "models", parts.count > 2 {
+            let tail = Array(parts.suffix(parts[parts.count - 2] == "timeouts" ? 2 : 1))
+            let name = parts.dropFirst().dropLast(tail.count).joined(separator: ".")
+            return ConfigKey(["models", name] + tail)
+        }
+        return ConfigKey(parts)
+    }
+
+    func string(_ dotted: String) throws -> String? {
+        if let array = reader.stringArray(forKey: key(dotted)) {
+            throw ConfigurationError(key: dotted, problem: "expected a single value, got a list \(array)")
+        }
+        return reader.string(forKey: key(dotted))
+    }
+
+    func stringArray(_ dotted: String) throws -> [String]? {
+        if let array = reader.stringArray(forKey: key(dotted)) { return array }
+        if let single = reader.string(forKey: key(dotted)) {
+            throw ConfigurationError(key: dotted, problem: "expected a list, got `\(single)`")
+        }
+        return nil
+    }
+
+    func int(_ dotted: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let text = try string(dotted) else { return nil }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(key: dotted, problem: "expected an integer, got `\(text)`")
+        }
+        guard range.contains(value) else {
+            throw ConfigurationError(key: dotted, problem: "\(value) is out of range \(range.lowerBound)…\(range.upperBound)")
+        }
+        return value
+    }
+
+    func double(_ dotted: String, range: ClosedRange<Double>) throws -> Double? {
+        guard let text = try string(dotted) else { return nil }
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(key: dotted, problem: "expected a number, got `\(text)`")
+        }
+        guard range.contains(value) else {
+            throw ConfigurationError(key: dotted, problem: "\(value) is out of range")
+        }
+        return value
+    }
+}

@@ -1,0 +1,212 @@
+import ChorusCore
+import Foundation
+import SQLKit
+
+/// What storage must do for conversations. The chat engine depends on this, not on SQL.
+public protocol ConversationStore: Sendable {
+    /// Commits the turn's new messages before any model is called, creating the conversation when
+    /// `conversationID` is nil. One write. Throws `ChorusError.notFound` for another owner's or an
+    /// unknown conversation, with nothing written.
+    func startTurn(_ turn: TurnStart) async throws -> Conversation
+    /// The last `limit` messages, oldest first.
+    func history(conversationID: String, ownerID: String, limit: Int) async throws -> [StoredMessage]
+    /// Inserts or updates (checkpoint → final) the turn's assistant message: one row per message id.
+    func saveAssistantMessage(_ message: StoredMessage) async throws
+    func conversations(ownerID: String, limit: Int, updatedBefore: Int64?) async throws -> [Conversation]
+    func conversation(id: String, ownerID: String) async throws -> Conversation?
+    func messages(conversationID: String, ownerID: String) async throws -> [StoredMessage]
+    func renameConversation(id: String, ownerID: String, title: String?) async throws -> Conversation?
+    func deleteConversation(id: String, ownerID: String) async throws -> Bool
+}
+
+/// The new messages of a turn.
+public struct TurnStart: Sendable {
+    public var ownerID: String
+    /// An existing conversation, or nil to create `newConversationID`.
+    public var conversationID: String?
+    public var newConversationID: String
+    public var title: String?
+    public var model: String
+    public var messages: [StoredMessage]
+    public var now: Int64
+
+    public init(ownerID: String, conversationID: String?, newConversationID: String, title: String?, model: String, messages: [StoredMessage], now: Int64) {
+        self.ownerID = ownerID
+        self.conversationID = conversationID
+        self.newConversationID = newConversationID
+        self.title = title
+        self.model = model
+        self.messages = messages
+        self.now = now
+    }
+}
+
+/// `ConversationStore` over SQLKit; the same queries serve SQLite and PostgreSQL.
+public struct SQLConversationStore: ConversationStore {
+    let backend: any SQLBackend
+
+    public init(backend: any SQLBackend) {
+        self.backend = backend
+    }
+
+    public func startTurn(_ turn: TurnStart) async throws -> Conversation {
+        try await backend.transaction { db in
+            var conversation: Conversation
+            var seq: Int64
+            if let id = turn.conversationID {
+                guard let existing = try await Self.fetchConversation(db, id: id, ownerID: turn.ownerID) else {
+                    throw ChorusError.notFound(what: "conversation", id: id)
+                }
+                conversation = existing
+                conversation.updatedAt = turn.now
+                seq = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE conversation_id = \(bind: id)")
+                    .first().map { try $0.decode(column: "seq", as: Int64.self) } ?? 0
+                try await db.raw("UPDATE conversations SET updated_at = \(bind: turn.now) WHERE id = \(bind: id)").run()
+            } else {
+                conversation = Conversation(
+                    id: turn.newConversationID, ownerID: turn.ownerID, title: turn.title, model: turn.model,
+                    createdAt: turn.now, updatedAt: turn.now)
+                seq = 0
+                try await db.raw("""
+                    INSERT INTO conversations (id, owner_id, title, model, created_at, updated_at)
+                    VALUES (\(bind: conversation.id), \(bind: conversation.ownerID), \(bind: conversation.title),
+                            \(bind: conversation.model), \(bind: turn.now), \(bind: turn.now))
+                    """).run()
+            }
+            for var message in turn.messages {
+                seq += 1
+                message.conversationID = conversation.id
+                try await Self.insert(db, message, seq: seq)
+            }
+            return conversation
+        }
+    }
+
+    public func saveAssistantMessage(_ message: StoredMessage) async throws {
+        try await backend.transaction { db in
+            // seq orders messages created in the same millisecond; the turn's user message came first.
+            try await db.raw("""
+                INSERT INTO messages (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
+                                      metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
+                VALUES (\(bind: message.id), \(bind: message.conversationID), \(bind: message.ownerID),
+                        (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = \(bind: message.conversationID)),
+                        \(bind: message.role), \(bind: message.content), \(bind: message.reasoning),
+                        \(bind: try Self.encodeJSON(message.parts)), \(bind: message.model), \(bind: message.status.rawValue),
+                        \(bind: try Self.encodeMetadata(message.metadata)), \(bind: message.usage.map { Int64($0.promptTokens) }),
+                        \(bind: message.usage.map { Int64($0.completionTokens) }), \(bind: message.turnID),
+                        \(bind: message.createdAt), \(bind: message.updatedAt))
+                ON CONFLICT (id) DO UPDATE SET
+                    content = excluded.content, reasoning = excluded.reasoning, status = excluded.status,
+                    metadata = excluded.metadata, prompt_tokens = excluded.prompt_tokens,
+                    completion_tokens = excluded.completion_tokens, updated_at = excluded.updated_at
+                """).run()
+        }
+    }
+
+    public func history(conversationID: String, ownerID: String, limit: Int) async throws -> [StoredMessage] {
+        let rows = try await backend.database.raw("""
+            SELECT * FROM messages WHERE conversation_id = \(bind: conversationID) AND owner_id = \(bind: ownerID)
+            ORDER BY created_at DESC, seq DESC LIMIT \(bind: limit)
+            """).all()
+        return try rows.map(Self.decodeMessage).reversed()
+    }
+
+    public func conversations(ownerID: String, limit: Int, updatedBefore: Int64?) async throws -> [Conversation] {
+        let rows = try await backend.database.raw("""
+            SELECT * FROM conversations WHERE owner_id = \(bind: ownerID)
+            AND updated_at < \(bind: updatedBefore ?? Int64.max)
+            ORDER BY updated_at DESC, id DESC LIMIT \(bind: limit)
+            """).all()
+        return try rows.map(Self.decodeConversation)
+    }
+
+    public func conversation(id: String, ownerID: String) async throws -> Conversation? {
+        try await Self.fetchConversation(backend.database, id: id, ownerID: ownerID)
+    }
+
+    public func messages(conversationID: String, ownerID: String) async throws -> [StoredMessage] {
+        try await backend.database.raw("""
+            SELECT * FROM messages WHERE conversation_id = \(bind: conversationID) AND owner_id = \(bind: ownerID)
+            ORDER BY created_at, seq
+            """).all().map(Self.decodeMessage)
+    }
+
+    public func renameConversation(id: String, ownerID: String, title: String?) async throws -> Conversation? {
+        try await backend.transaction { db in
+            try await db.raw("""
+                UPDATE conversations SET title = \(bind: title), updated_at = \(bind: nowMilliseconds())
+                WHERE id = \(bind: id) AND owner_id = \(bind: ownerID)
+                """).run()
+            return try await Self.fetchConversation(db, id: id, ownerID: ownerID)
+        }
+    }
+
+    public func deleteConversation(id: String, ownerID: String) async throws -> Bool {
+        try await backend.transaction { db in
+            guard try await Self.fetchConversation(db, id: id, ownerID: ownerID) != nil else { return false }
+            try await db.raw("DELETE FROM messages WHERE conversation_id = \(bind: id)").run()
+            try await db.raw("DELETE FROM conversations WHERE id = \(bind: id)").run()
+            return true
+        }
+    }
+
+    // MARK: Rows
+
+    private static func fetchConversation(_ db: any SQLDatabase, id: String, ownerID: String) async throws -> Conversation? {
+        try await db.raw("SELECT * FROM conversations WHERE id = \(bind: id) AND owner_id = \(bind: ownerID)")
+            .first().map(decodeConversation)
+    }
+
+    private static func insert(_ db: any SQLDatabase, _ message: StoredMessage, seq: Int64) async throws {
+        try await db.raw("""
+            INSERT INTO messages (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
+                                  metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
+            VALUES (\(bind: message.id), \(bind: message.conversationID), \(bind: message.ownerID), \(bind: seq),
+                    \(bind: message.role), \(bind: message.content), \(bind: message.reasoning),
+                    \(bind: try encodeJSON(message.parts)), \(bind: message.model), \(bind: message.status.rawValue),
+                    \(bind: try encodeMetadata(message.metadata)), \(bind: message.usage.map { Int64($0.promptTokens) }),
+                    \(bind: message.usage.map { Int64($0.completionTokens) }), \(bind: message.turnID),
+                    \(bind: message.createdAt), \(bind: message.updatedAt))
+            """).run()
+    }
+
+    private static func decodeConversation(_ row: any SQLRow) throws -> Conversation {
+        Conversation(
+            id: try row.decode(column: "id", as: String.self),
+            ownerID: try row.decode(column: "owner_id", as: String.self),
+            title: try row.decode(column: "title", as: String?.self),
+            model: try row.decode(column: "model", as: String?.self),
+            createdAt: try row.decode(column: "created_at", as: Int64.self),
+            updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+    }
+
+    private static func decodeMessage(_ row: any SQLRow) throws -> StoredMessage {
+        let prompt = try row.decode(column: "prompt_tokens", as: Int64?.self)
+        let completion = try row.decode(column: "completion_tokens", as: Int64?.self)
+        let partsText = try row.decode(column: "parts", as: String?.self)
+        let metadataText = try row.decode(column: "metadata", as: String.self)
+        return StoredMessage(
+            id: try row.decode(column: "id", as: String.self),
+            conversationID: try row.decode(column: "conversation_id", as: String.self),
+            ownerID: try row.decode(column: "owner_id", as: String.self),
+            role: try row.decode(column: "role", as: String.self),
+            content: try row.decode(column: "content", as: String.self),
+            reasoning: try row.decode(column: "reasoning", as: String?.self),
+            parts: try partsText.map { try JSONValue.parse(Array($0.utf8)) },
+            model: try row.decode(column: "model", as: String?.self),
+            status: MessageStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .complete,
+            metadata: try JSONValue.parse(Array(metadataText.utf8)).objectValue ?? [:],
+            usage: prompt.map { Usage(promptTokens: Int($0), completionTokens: Int(completion ?? 0)) },
+            turnID: try row.decode(column: "turn_id", as: String?.self),
+            createdAt: try row.decode(column: "created_at", as: Int64.self),
+            updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+    }
+
+    private static func encodeJSON(_ value: JSONValue?) throws -> String? {
+        try value.map { String(decoding: try $0.encoded(), as: UTF8.self) }
+    }
+
+    private static func encodeMetadata(_ metadata: [String: JSONValue]) throws -> String {
+        String(decoding: try JSONValue.object(metadata).encoded(), as: UTF8.self)
+    }
+}

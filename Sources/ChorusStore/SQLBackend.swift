@@ -1,0 +1,105 @@
+import Logging
+import NIOPosix
+import SQLKit
+import SQLiteKit
+import Synchronization
+
+/// A SQL database that Chorus's repositories run on: SQLite (embedded) or PostgreSQL (distributed).
+///
+/// Every write goes through `transaction`, so a repository never depends on which dialect it runs on.
+public protocol SQLBackend: Sendable {
+    /// For reads outside a transaction.
+    var database: any SQLDatabase { get }
+    /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
+    func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// The number of write transactions committed since start (for the storage benchmark).
+    var committedWrites: Int { get }
+    func close() async throws
+}
+
+/// SQLite through SQLiteNIO: calls run on NIO's thread pool, never on an event loop.
+///
+/// One connection, WAL journal. SQLite has one writer at a time anyway, and a transaction must not
+/// interleave with another task's statements on the same connection, so writes take an async lock.
+public final class SQLiteBackend: SQLBackend {
+    private let connection: SQLiteConnection
+    public let database: any SQLDatabase
+    private let writeLock = AsyncLock()
+    private let writes = Atomic<Int>(0)
+
+    public var committedWrites: Int { writes.load(ordering: .relaxed) }
+
+    public static func open(path: String, logger: Logger) async throws -> SQLiteBackend {
+        let storage: SQLiteConnection.Storage = path == ":memory:" ? .memory : .file(path: path)
+        let connection = try await SQLiteConnection.open(storage: storage, logger: logger)
+        let backend = SQLiteBackend(connection: connection)
+        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
+            try await backend.database.raw(SQLQueryString(pragma)).run()
+        }
+        return backend
+    }
+
+    private init(connection: SQLiteConnection) {
+        self.connection = connection
+        self.database = connection.sql()
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await writeLock.withLock {
+            try await database.raw("BEGIN IMMEDIATE").run()
+            do {
+                let result = try await body(database)
+                try await database.raw("COMMIT").run()
+                writes.add(1, ordering: .relaxed)
+                return result
+            } catch {
+                try? await database.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    public func close() async throws {
+        try await connection.close()
+    }
+}
+
+/// A FIFO async mutex: waiters suspend instead of blocking a thread.
+final class AsyncLock: Sendable {
+    private struct State {
+        var locked = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await lock()
+        defer { unlock() }
+        return try await body()
+    }
+
+    private func lock() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLock { state -> Bool in
+                if state.locked {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.locked = true
+                return true
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    private func unlock() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.locked = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

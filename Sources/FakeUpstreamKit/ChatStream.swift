@@ -1,0 +1,227 @@
+import Hummingbird
+import NIOCore
+
+/// Writes one streamed chat completion as server-sent events, with the faults its options ask for.
+///
+/// Events are gathered in a pending buffer and written together; the buffer is flushed before
+/// every wait (token pacing, stalls, split events) and at the end, so a stream with no delays
+/// goes out in a single write while a paced stream sends each token as it is "generated".
+struct ChatStream {
+    /// How the server ended the stream.
+    enum Ending: Sendable {
+        /// The body was finished: normally, or after an `error_after` event.
+        case finished
+        /// `disconnect_after` fired: the caller must close the connection without finishing the body.
+        case disconnect
+    }
+
+    let plan: CompletionPlan
+    let options: FakeOptions
+    let includeUsage: Bool
+    private let chunks: ChunkTemplate
+    private var pacer: TokenPacer
+    private var pending = ByteBuffer()
+    private var eventCount = 0
+
+    /// Flush once this much is pending even without a wait.
+    private static let flushThreshold = 16 * 1024
+
+    init(plan: CompletionPlan, options: FakeOptions, tokensPerSecond: Double, includeUsage: Bool) {
+        self.plan = plan
+        self.options = options
+        self.includeUsage = includeUsage
+        self.chunks = ChunkTemplate(plan: plan, includeUsage: includeUsage)
+        self.pacer = TokenPacer(tokensPerSecond: tokensPerSecond)
+    }
+
+    mutating func write(to writer: inout any ResponseBodyWriter) async throws -> Ending {
+        self.pacer.restart()
+        if self.options.comments {
+            self.pending.writeStaticString(": keep-alive\n\n")
+        }
+        try await self.send(self.chunks.event(delta: #""role":"assistant","content":"","refusal":null"#), to: &writer)
+
+        if self.plan.thinkTags {
+            // Split the tags across events so clients must reassemble them.
+            try await self.send(self.chunks.contentEvent("<thi"), to: &writer)
+            try await self.send(self.chunks.contentEvent("nk>"), to: &writer)
+        }
+        for index in 0..<self.plan.reasoningCount {
+            try await self.pace(&writer)
+            let token = CompletionPlan.reasoningToken(index)
+            let event = self.plan.thinkTags ? self.chunks.contentEvent(token) : self.chunks.reasoningEvent(token)
+            try await self.send(event, to: &writer)
+        }
+        if self.plan.thinkTags {
+            try await self.send(self.chunks.contentEvent("</th"), to: &writer)
+            try await self.send(self.chunks.contentEvent("ink>"), to: &writer)
+        }
+
+        let answerCount = self.plan.answer.count
+        for index in 0...answerCount {
+            if let ending = try await self.runFaults(afterTokens: index, isLast: index == answerCount, writer: &writer) {
+                return ending
+            }
+            guard index < answerCount else { break }
+            try await self.pace(&writer)
+            try await self.send(self.chunks.contentEvent(self.plan.answer[index]), to: &writer)
+        }
+
+        try await self.send(self.chunks.finalEvent, to: &writer)
+        if self.includeUsage {
+            try await self.send(self.chunks.usageEvent, to: &writer)
+        }
+        try await self.send("data: [DONE]\n\n", to: &writer)
+        try await self.flush(&writer)
+        try await writer.finish(nil)
+        return .finished
+    }
+
+    /// Faults that fire once `tokens` answer tokens have been sent. A position beyond the
+    /// answer fires after the last token.
+    private mutating func runFaults(
+        afterTokens tokens: Int,
+        isLast: Bool,
+        writer: inout any ResponseBodyWriter
+    ) async throws -> Ending? {
+        func fires(_ position: Int?) -> Bool {
+            guard let position else { return false }
+            return position == tokens || (isLast && position > tokens)
+        }
+        if fires(self.options.stallAfter), self.options.stall > 0 {
+            try await self.stall(seconds: self.options.stall, writer: &writer)
+        }
+        if fires(self.options.malformedAfter) {
+            self.pending.writeStaticString("data: {\"id\": broken\n\n")
+        }
+        if fires(self.options.errorAfter) {
+            let error = OpenAIErrorBody.json(
+                message: "The fake upstream failed after \(tokens) tokens (error_after).",
+                type: "server_error",
+                code: "fake_error_after"
+            )
+            self.pending.writeString("data: " + error + "\n\n")
+            try await self.flush(&writer)
+            try await writer.finish(nil)
+            return .finished
+        }
+        if fires(self.options.disconnectAfter) {
+            try await self.flush(&writer)
+            return .disconnect
+        }
+        return nil
+    }
+
+    /// A mid-stream pause; with `comments=1` a keep-alive comment goes out every second of it.
+    private mutating func stall(seconds: Double, writer: inout any ResponseBodyWriter) async throws {
+        try await self.flush(&writer)
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: .seconds(seconds))
+        if self.options.comments {
+            while clock.now.advanced(by: .seconds(1)) < end {
+                try await Task.sleep(for: .seconds(1))
+                try await writer.write(ByteBuffer(staticString: ": keep-alive\n\n"))
+            }
+        }
+        try await Task.sleep(until: end, clock: clock)
+        self.pacer.restart()
+    }
+
+    /// Waits until the next token is due, when a rate is set.
+    private mutating func pace(_ writer: inout any ResponseBodyWriter) async throws {
+        guard let deadline = self.pacer.nextDeadline() else { return }
+        try await self.flush(&writer)
+        try await Task.sleep(until: deadline, clock: .continuous)
+    }
+
+    /// Queues one event. With `comments=1`, every third event is split across two writes a
+    /// moment apart and a keep-alive comment follows every second event.
+    private mutating func send(_ event: String, to writer: inout any ResponseBodyWriter) async throws {
+        self.eventCount += 1
+        if self.options.comments && self.eventCount % 3 == 0 {
+            let bytes = event.utf8
+            let middle = bytes.index(bytes.startIndex, offsetBy: bytes.count / 2)
+            self.pending.writeBytes(bytes[..<middle])
+            try await self.flush(&writer)
+            try await Task.sleep(for: .milliseconds(2))
+            self.pending.writeBytes(bytes[middle...])
+        } else {
+            self.pending.writeString(event)
+        }
+        if self.options.comments && self.eventCount % 2 == 0 {
+            self.pending.writeStaticString(": keep-alive\n\n")
+        }
+        if self.pending.readableBytes >= Self.flushThreshold {
+            try await self.flush(&writer)
+        }
+    }
+
+    private mutating func flush(_ writer: inout any ResponseBodyWriter) async throws {
+        guard self.pending.readableBytes > 0 else { return }
+        let buffer = self.pending
+        self.pending = ByteBuffer()
+        try await writer.write(buffer)
+    }
+}
+
+/// The fixed text around every `chat.completion.chunk` of one stream, rendered once.
+private struct ChunkTemplate {
+    /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,"delta":{`
+    let prefix: String
+    /// Closes a chunk whose `finish_reason` is null.
+    let suffix: String
+    let finalEvent: String
+    let usageEvent: String
+
+    init(plan: CompletionPlan, includeUsage: Bool) {
+        let head = #"data: {"id":"\#(plan.id)","object":"chat.completion.chunk","created":\#(plan.created),"model":\#(plan.quotedModel),"#
+        self.prefix = head + #""choices":[{"index":0,"delta":{"#
+        // With include_usage, OpenAI sends `"usage":null` on every chunk but the last.
+        let usageNull = includeUsage ? #","usage":null"# : ""
+        self.suffix = #"},"logprobs":null,"finish_reason":null}]"# + usageNull + "}\n\n"
+        self.finalEvent = self.prefix + #"},"logprobs":null,"finish_reason":"stop"}]"# + usageNull + "}\n\n"
+        self.usageEvent = head + #""choices":[],"usage":"# + plan.usageJSON + "}\n\n"
+    }
+
+    func event(delta: String) -> String {
+        self.prefix + delta + self.suffix
+    }
+
+    func contentEvent(_ text: String) -> String {
+        var event = self.prefix
+        event += #""content":"#
+        JSONText.appendString(text, to: &event)
+        return event + self.suffix
+    }
+
+    func reasoningEvent(_ text: String) -> String {
+        var event = self.prefix
+        event += #""reasoning_content":"#
+        JSONText.appendString(text, to: &event)
+        return event + self.suffix
+    }
+}
+
+/// Spaces tokens `1 / rate` seconds apart on a fixed schedule (no drift from write time).
+struct TokenPacer {
+    private let interval: Duration?
+    private var start = ContinuousClock.now
+    private var emitted = 0
+
+    init(tokensPerSecond: Double) {
+        self.interval = tokensPerSecond > 0 ? .seconds(1 / tokensPerSecond) : nil
+    }
+
+    /// Starts the schedule again from now (after a stall).
+    mutating func restart() {
+        self.start = ContinuousClock.now
+        self.emitted = 0
+    }
+
+    /// When the next token is due, or `nil` when tokens are not paced.
+    mutating func nextDeadline() -> ContinuousClock.Instant? {
+        guard let interval = self.interval else { return nil }
+        self.emitted += 1
+        return self.start.advanced(by: interval * self.emitted)
+    }
+}
