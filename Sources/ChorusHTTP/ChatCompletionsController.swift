@@ -21,6 +21,19 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     }
 
     @Sendable func create(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let chat = try await parse(request)
+        let turn = try await engine.prepare(chat, ownerID: context.ownerID, requestID: context.requestID)
+        do {
+            return try await respond(chat, turn: turn, request: request, context: context)
+        } catch let error as ChorusError {
+            // The turn is stored (the user message and the failed answer): say where.
+            var response = APIMiddleware.errorResponse(error)
+            response.headers[.conversationID] = turn.conversation.id
+            return response
+        }
+    }
+
+    private func parse(_ request: Request) async throws -> ChatRequest {
         let body: ByteBuffer
         do {
             // Not `collectBody`: the original body must stay intact for inbound-close detection.
@@ -28,8 +41,10 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         } catch {
             throw ChorusError.payloadTooLarge(limit: maxBodyBytes)
         }
-        let chat = try ChatRequest(json: try JSONValue.parse(body.readableBytesView))
-        let turn = try await engine.prepare(chat, ownerID: context.ownerID, requestID: context.requestID)
+        return try ChatRequest(json: try JSONValue.parse(body.readableBytesView))
+    }
+
+    private func respond(_ chat: ChatRequest, turn: PreparedTurn, request: Request, context: ChorusRequestContext) async throws -> Response {
         let envelope = CompletionEnvelope(
             id: "chatcmpl-" + context.requestID.dropFirst(4), created: Int(turn.startedAt / 1000),
             model: chat.model, conversationID: turn.conversation.id)

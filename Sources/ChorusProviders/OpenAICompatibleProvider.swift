@@ -81,7 +81,6 @@ public struct OpenAICompatibleProvider: ChatProvider {
         body["stream_options"] = .object(["include_usage": .bool(true)])
         let httpRequest = try await makeRequest(body: body, requestID: request.requestID)
         let response = try await execute(httpRequest)
-        watchdog.connected()
         guard response.status == .ok else {
             let bytes = (try? await response.body.collect(upTo: 64 * 1024)) ?? ByteBuffer()
             throw Self.upstreamHTTPError(status: Int(response.status.code), body: bytes)

@@ -1,35 +1,25 @@
 import ChorusCore
 import Synchronization
 
-/// Enforces a stream's deadlines with one timer task per stream, not one per chunk:
-/// connect (until the response head), first token, between tokens and total.
+/// Enforces a stream's deadlines with one timer task per stream, not one per chunk: first token
+/// (counted from the request, so a server slow to send its response head is caught too), between
+/// tokens, and total. The TCP connect timeout is the HTTP client's.
 final class StreamWatchdog: Sendable {
     private struct State {
-        var phase: ChorusError.TimeoutPhase = .connect
+        var phase: ChorusError.TimeoutPhase = .firstToken
         var deadline: ContinuousClock.Instant
         var limit: Double
     }
 
     private let timeouts: ModelTimeouts
-    private let start: ContinuousClock.Instant
     private let totalDeadline: ContinuousClock.Instant
     private let state: Mutex<State>
 
     init(timeouts: ModelTimeouts) {
         let now = ContinuousClock.now
         self.timeouts = timeouts
-        self.start = now
         self.totalDeadline = now + .seconds(timeouts.total)
-        self.state = Mutex(State(deadline: now + .seconds(min(timeouts.connect, timeouts.total)), limit: timeouts.connect))
-    }
-
-    /// The response head arrived: now waiting for the first token.
-    func connected() {
-        state.withLock {
-            $0.phase = .firstToken
-            $0.deadline = start + .seconds(timeouts.firstToken)
-            $0.limit = timeouts.firstToken
-        }
+        self.state = Mutex(State(deadline: now + .seconds(timeouts.firstToken), limit: timeouts.firstToken))
     }
 
     /// A token arrived: the gap timer restarts.

@@ -56,12 +56,16 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         body["messages"] = .array(upstreamMessages)
         return PreparedTurn(
             requestID: requestID, ownerID: ownerID, model: entry.configuration.name, provider: entry.provider,
+            upstreamStreaming: entry.configuration.upstreamStreaming,
             conversation: conversation, upstream: UpstreamRequest(body: body, requestID: requestID),
             assistantMessageID: Identifier.make("msg_"), startedAt: now)
     }
 
     /// A non-streamed turn.
     public func complete(_ turn: PreparedTurn) async throws -> CompletionOutput {
+        if turn.upstreamStreaming {
+            return try await stream(turn) { _ in }
+        }
         do {
             let output = try await turn.provider.complete(turn.upstream)
             try await save(turn, output, status: .complete, metadata: [:])
@@ -136,6 +140,7 @@ public struct PreparedTurn: Sendable {
     public let ownerID: String
     public let model: String
     public let provider: any ChatProvider
+    public let upstreamStreaming: Bool
     public let conversation: Conversation
     public let upstream: UpstreamRequest
     public let assistantMessageID: String

@@ -72,6 +72,21 @@ public struct ModelConfiguration: Sendable, Equatable {
     public var upstreamModel: String
     public var timeouts: ModelTimeouts
     public var ownedBy: String
+    /// Call the upstream with streaming even for non-streamed requests, so the first-token and
+    /// between-token timeouts apply and a partial answer survives a failure. `false` forwards
+    /// non-streamed requests as they are (then only the connect and total timeouts apply).
+    public var upstreamStreaming = true
     /// For `local`: how to run llama.cpp's server.
     public var local: LocalModelSettings?
+
+    public init(name: String, provider: Provider, baseURL: String?, apiKeyEnv: String?, upstreamModel: String, timeouts: ModelTimeouts, ownedBy: String, local: LocalModelSettings?) {
+        self.name = name
+        self.provider = provider
+        self.baseURL = baseURL
+        self.apiKeyEnv = apiKeyEnv
+        self.upstreamModel = upstreamModel
+        self.timeouts = timeouts
+        self.ownedBy = ownedBy
+        self.local = local
+    }
 }

@@ -29,7 +29,7 @@ public enum ConfigurationLoader {
         "logging": ["level", "format"],
     ]
     static let modelKeys: Set<String> = [
-        "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by",
+        "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by", "upstream_streaming",
         "model_path", "server_binary", "context_size", "parallel", "gpu_layers", "extra_args", "startup_timeout",
     ]
     static let timeoutKeys: Set<String> = ["connect", "first_token", "between_tokens", "total"]
@@ -142,6 +142,12 @@ public enum ConfigurationLoader {
             timeouts: timeouts,
             ownedBy: try values.string("\(prefix).owned_by") ?? (provider == .local ? "local" : "chorus"),
             local: nil)
+        if let streaming = try values.string("\(prefix).upstream_streaming") {
+            guard let flag = Bool(streaming) else {
+                throw ConfigurationError(key: "\(prefix).upstream_streaming", problem: "expected true or false, got `\(streaming)`")
+            }
+            model.upstreamStreaming = flag
+        }
         switch provider {
         case .openai:
             guard let url = try values.string("\(prefix).base_url") else {

@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import ChorusCore
+import ChorusProviders
+import ChorusRuntime
+import ChorusStore
+import FakeUpstreamKit
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+@testable import ChorusHTTP
+
+/// The real Chorus router, SQLite store and upstream client, against the in-process fake upstream,
+/// both served on loopback sockets.
+struct Harness {
+    let client: any TestClientProtocol
+    let backend: any SQLBackend
+    let store: SQLConversationStore
+    let stats: FakeUpstreamStats
+
+    static func run(
+        firstToken: Double = 2, betweenTokens: Double = 1, checkpointSeconds: Double = 5,
+        _ body: @Sendable (Harness) async throws -> Void
+    ) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-http-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let logger = Logger(label: "test")
+        let stats = FakeUpstreamStats()
+        let fake = buildFakeUpstream(configuration: FakeUpstreamConfiguration(port: 0, logLevel: .warning), stats: stats)
+        try await fake.test(.live) { fakeClient in
+            let port = try #require(fakeClient.port)
+            var configuration = ChorusConfiguration()
+            configuration.conversations.checkpointSeconds = checkpointSeconds
+            configuration.models = [ModelConfiguration(
+                name: "fake", provider: .openai, baseURL: "http://127.0.0.1:\(port)/v1", apiKeyEnv: nil,
+                upstreamModel: "fake-model",
+                timeouts: ModelTimeouts(connect: 2, firstToken: firstToken, betweenTokens: betweenTokens, total: 30),
+                ownedBy: "chorus", local: nil)]
+            let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("chorus.sqlite").path, logger: logger)
+            try await Migrator(backend: backend, logger: logger).migrate()
+            let httpClient = makeUpstreamClient(configuration: configuration)
+            let store = SQLConversationStore(backend: backend)
+            let models = ModelRegistry(models: configuration.models, client: httpClient, environment: [:], logger: logger)
+            let engine = ChatEngine(store: store, models: models, historyMessages: 20, checkpointSeconds: checkpointSeconds, logger: logger)
+            let app = Application(router: buildRouter(engine: engine, models: models, configuration: configuration), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+            do {
+                try await app.test(.live) { client in
+                    try await body(Harness(client: client, backend: backend, store: store, stats: stats))
+                }
+            } catch {
+                try await httpClient.shutdown()
+                try await backend.close()
+                throw error
+            }
+            try await httpClient.shutdown()
+            try await backend.close()
+        }
+    }
+
+    /// Sends a chat request with `prompt` as the user message.
+    func chat(_ prompt: String, stream: Bool = false, conversationID: String? = nil, model: String = "fake") async throws -> TestResponse {
+        var body: [String: JSONValue] = [
+            "model": .string(model), "stream": .bool(stream),
+            "messages": .array([.object(["role": .string("user"), "content": .string(prompt)])]),
+        ]
+        if stream { body["stream_options"] = .object(["include_usage": .bool(true)]) }
+        if let conversationID { body["conversation_id"] = .string(conversationID) }
+        return try await post("/v1/chat/completions", body: try JSONValue.object(body).encoded())
+    }
+
+    func post(_ path: String, body: some Sequence<UInt8>) async throws -> TestResponse {
+        try await client.execute(uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: Array(body)))
+    }
+
+    func get(_ path: String) async throws -> TestResponse {
+        try await client.execute(uri: path, method: .get)
+    }
+
+    func json(_ response: TestResponse) throws -> JSONValue {
+        try JSONValue.parse(response.body.readableBytesView)
+    }
+
+    /// Every `data:` payload of an SSE body.
+    func events(_ response: TestResponse) throws -> [String] {
+        var parser = SSEParser()
+        return try parser.feed(response.body.readableBytesView).map(\.data)
+    }
+
+    func messageCount() async throws -> Int {
+        try await store.conversations(ownerID: localOwnerID, limit: 1000, updatedBefore: nil).asyncReduce(0) { total, conversation in
+            total + (try await store.messages(conversationID: conversation.id, ownerID: localOwnerID).count)
+        }
+    }
+
+    func assistantMessages(_ conversationID: String) async throws -> [StoredMessage] {
+        try await store.messages(conversationID: conversationID, ownerID: localOwnerID).filter { $0.role == "assistant" }
+    }
+}
+
+extension Sequence {
+    func asyncReduce<Result>(_ initial: Result, _ next: (Result, Element) async throws -> Result) async rethrows -> Result {
+        var result = initial
+        for element in self { result = try await next(result, element) }
+        return result
+    }
+}
