@@ -127,6 +127,11 @@ let package = Package(
             swiftSettings: chorusSwiftSettings()
         ),
         .testTarget(
+            name: "ChorusRuntimeTests",
+            dependencies: ["ChorusCore", "ChorusProviders", "ChorusRuntime"],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        .testTarget(
             name: "ChorusHTTPTests",
             dependencies: [
                 "ChorusCore", "ChorusRuntime", "ChorusHTTP", "ChorusStore", "ChorusProviders", "FakeUpstreamKit",

@@ -61,10 +61,16 @@ public enum ConfigurationLoader {
         } else {
             yamlText = defaultYAML
         }
-        return try parse(yaml: yamlText, environment: environment, overrides: overrides)
+        let folder = (filePath as NSString).deletingLastPathComponent
+        return try parse(yaml: yamlText, environment: environment, overrides: overrides, baseDirectory: folder.isEmpty ? "." : folder)
     }
 
-    public static func parse(yaml: String, environment: [String: String] = [:], overrides: [String: String] = [:]) throws -> ChorusConfiguration {
+    /// - Parameter baseDirectory: relative paths in the file (data_dir, model_path, server_binary)
+    ///   are relative to it: the folder of the configuration file.
+    public static func parse(yaml: String, environment: [String: String] = [:], overrides: [String: String] = [:], baseDirectory: String = ".") throws -> ChorusConfiguration {
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") || baseDirectory == "." ? path : baseDirectory + "/" + path
+        }
         let document: [String: Any]
         do {
             let loaded = try Yams.load(yaml: yaml)
@@ -95,8 +101,8 @@ public enum ConfigurationLoader {
         config.http.host = try values2.string("http.host") ?? config.http.host
         config.http.port = try values2.int("http.port", range: 0...65535) ?? config.http.port
         config.http.maxBodyBytes = try values2.int("http.max_body_bytes", range: 1024...Int.max) ?? config.http.maxBodyBytes
-        config.dataDirectory = try values2.string("data_dir") ?? config.dataDirectory
-        config.storage.sqlitePath = try values2.string("storage.sqlite_path") ?? (config.dataDirectory + "/chorus.sqlite")
+        config.dataDirectory = resolve(try values2.string("data_dir") ?? config.dataDirectory)
+        config.storage.sqlitePath = try values2.string("storage.sqlite_path").map(resolve) ?? (config.dataDirectory + "/chorus.sqlite")
         config.conversations.historyMessages = try values2.int("conversations.history_messages", range: 1...10_000) ?? config.conversations.historyMessages
         config.conversations.checkpointSeconds = try values2.double("conversations.checkpoint_seconds", range: 0.1...3600) ?? config.conversations.checkpointSeconds
         if let policy = try values2.string("conversations.on_disconnect") {
@@ -117,11 +123,11 @@ public enum ConfigurationLoader {
         }
 
         let modelNames = (document["models"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []
-        config.models = try modelNames.map { try model(named: $0, values: values2, dataDirectory: config.dataDirectory) }
+        config.models = try modelNames.map { try model(named: $0, values: values2, dataDirectory: config.dataDirectory, resolve: resolve) }
         return config
     }
 
-    private static func model(named name: String, values: Values, dataDirectory: String) throws -> ModelConfiguration {
+    private static func model(named name: String, values: Values, dataDirectory: String, resolve: (String) -> String) throws -> ModelConfiguration {
         let prefix = "models.\(name)"
         guard let providerName = try values.string("\(prefix).provider") else {
             throw ConfigurationError(key: "\(prefix).provider", problem: "missing; expected one of \(ModelConfiguration.Provider.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -163,8 +169,8 @@ public enum ConfigurationLoader {
             }
             model.local = LocalModelSettings(
                 name: name,
-                serverBinary: try values.string("\(prefix).server_binary") ?? ".venv/bin/llama-server",
-                modelPath: modelPath,
+                serverBinary: resolve(try values.string("\(prefix).server_binary") ?? ".venv/bin/llama-server"),
+                modelPath: resolve(modelPath),
                 contextSize: try values.int("\(prefix).context_size", range: 128...1_048_576) ?? 4096,
                 parallel: try values.int("\(prefix).parallel", range: 1...256) ?? 4,
                 gpuLayers: try values.int("\(prefix).gpu_layers", range: 0...10_000),

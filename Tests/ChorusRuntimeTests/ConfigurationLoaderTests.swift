@@ -1,0 +1,77 @@
+import ChorusCore
+import ChorusProviders
+import ChorusRuntime
+import Testing
+
+@Suite struct ConfigurationLoaderTests {
+    private let valid = """
+        http:
+          port: 9000
+        data_dir: /var/lib/chorus
+        models:
+          gpt-4.1:
+            provider: openai
+            base_url: https://api.openai.com/v1
+            api_key_env: OPENAI_API_KEY
+            timeouts: {first_token: 300, total: 1800}
+          local:
+            provider: local
+            model_path: models/m.gguf
+            extra_args: [--flash-attn, "on"]
+        """
+
+    @Test func readsModelsTimeoutsAndDefaults() throws {
+        let config = try ConfigurationLoader.parse(yaml: valid, baseDirectory: "/etc/chorus")
+        #expect(config.http.port == 9000)
+        #expect(config.storage.sqlitePath == "/var/lib/chorus/chorus.sqlite")
+        #expect(config.models.map(\.name) == ["gpt-4.1", "local"])
+        let gpt = config.models[0]
+        #expect(gpt.upstreamModel == "gpt-4.1")
+        #expect(gpt.timeouts.firstToken == 300)
+        #expect(gpt.timeouts.total == 1800)
+        #expect(gpt.timeouts.betweenTokens == ModelTimeouts().betweenTokens)
+        let local = try #require(config.models[1].local)
+        #expect(local.modelPath == "/etc/chorus/models/m.gguf", "relative to the configuration file")
+        #expect(local.extraArguments == ["--flash-attn", "on"])
+        #expect(local.logPath == "/var/lib/chorus/logs/local-local.log")
+    }
+
+    @Test func environmentAndFlagsOverrideTheFile() throws {
+        let fromEnvironment = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_PORT": "7000", "CHORUS_LOGGING_LEVEL": "debug"])
+        #expect(fromEnvironment.http.port == 7000)
+        #expect(fromEnvironment.logging.level == "debug")
+        let fromFlags = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_PORT": "7000"], overrides: ["http.port": "6000"])
+        #expect(fromFlags.http.port == 6000)
+    }
+
+    @Test(arguments: [
+        ("models:\n  m:\n    provider: bogus\n    base_url: http://x", "models.m.provider"),
+        ("models:\n  m:\n    provider: openai", "models.m.base_url"),
+        ("models:\n  m:\n    provider: openai\n    base_url: not a url", "models.m.base_url"),
+        ("models:\n  m:\n    provider: local", "models.m.model_path"),
+        ("models:\n  m:\n    provider: openai\n    base_url: http://x\n    timeouts: {first_tokn: 3}", "models.m.timeouts.first_tokn"),
+        ("models:\n  m:\n    provider: openai\n    base_url: http://x\n    timeouts: {total: soon}", "models.m.timeouts.total"),
+        ("http:\n  port: eighty", "http.port"),
+        ("http:\n  prot: 80", "http.prot"),
+        ("htp:\n  port: 80", "htp"),
+        ("conversations:\n  on_disconnect: shrug", "conversations.on_disconnect"),
+        ("logging:\n  level: loud", "logging.level"),
+    ])
+    func aBadConfigurationNamesTheKey(yaml: String, key: String) {
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.parse(yaml: yaml) }
+        do {
+            _ = try ConfigurationLoader.parse(yaml: yaml)
+        } catch let error as ConfigurationError {
+            #expect(error.key == key)
+            #expect(error.description.contains(key))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func aBadEnvironmentValueNamesTheKey() {
+        #expect(throws: ConfigurationError(key: "http.port", problem: "expected an integer, got `x`")) {
+            try ConfigurationLoader.parse(yaml: "", environment: ["CHORUS_HTTP_PORT": "x"])
+        }
+    }
+}
