@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
@@ -58,8 +60,22 @@ let package = Package(
                 "ChorusCore",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        // A small RESP2/RESP3 Redis client on SwiftNIO: exactly what Chorus uses (no Swift Redis package is available here).
+        .target(
+            name: "ChorusRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: chorusSwiftSettings()
         ),
@@ -124,6 +140,11 @@ let package = Package(
         .testTarget(
             name: "ChorusStoreTests",
             dependencies: ["ChorusCore", "ChorusStore"],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        .testTarget(
+            name: "ChorusRedisTests",
+            dependencies: ["ChorusRedis"],
             swiftSettings: chorusSwiftSettings()
         ),
         .testTarget(

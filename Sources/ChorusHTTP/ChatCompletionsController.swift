@@ -13,6 +13,12 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     let engine: ChatEngine<Store>
     let maxBodyBytes: Int
     let onDisconnect: ChorusConfiguration.DisconnectPolicy
+    var keepAliveInterval: Duration = .seconds(5)
+
+    enum StreamItem: Sendable {
+        case event(ProviderEvent)
+        case keepAlive
+    }
 
     var endpoints: RouteCollection<ChorusRequestContext> {
         let routes = RouteCollection(context: ChorusRequestContext.self)
@@ -58,14 +64,14 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
 
         // The turn runs in its own task so that the status line can wait for the first event: an
         // upstream that fails before its first token gets a real 502/504, not a 200 with an error.
-        let (events, continuation) = AsyncThrowingStream<ProviderEvent, any Error>.makeStream()
+        let (events, continuation) = AsyncThrowingStream<StreamItem, any Error>.makeStream()
         let firstEvent = FirstEvent()
         let engine = self.engine
         let generation = Task {
             do {
                 _ = try await engine.stream(turn) { event in
                     firstEvent.signal(nil)
-                    continuation.yield(event)
+                    continuation.yield(.event(event))
                 }
                 firstEvent.signal(nil)
                 continuation.finish()
@@ -74,6 +80,15 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
                 continuation.finish(throwing: error)
             }
         }
+        // While the upstream is silent, a comment line every few seconds keeps proxies from timing
+        // out and, when its write fails, tells us the client is gone.
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: keepAliveInterval)
+                continuation.yield(.keepAlive)
+            }
+        }
+        continuation.onTermination = { _ in keepAlive.cancel() }
         if let error = await firstEvent.wait() {
             throw error
         }
@@ -85,12 +100,10 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         let includeUsage = chat.includeUsage
         let logger = context.logger
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            // A client that leaves makes a write fail (a token or a keep-alive). Hummingbird's
+            // inbound-close handler is not used: after the body was read it can trap on a clean close.
             do {
-                try await request.body.consumeWithInboundCloseHandler { _ in
-                    try await Self.writeEvents(events, envelope: envelope, includeUsage: includeUsage, to: &writer)
-                } onInboundClosed: {
-                    if cancelOnDisconnect { generation.cancel() }
-                }
+                try await Self.writeEvents(events, envelope: envelope, includeUsage: includeUsage, to: &writer)
             } catch {
                 // The client is gone (a write failed): stop the upstream unless told to finish detached.
                 if cancelOnDisconnect { generation.cancel() }
@@ -102,13 +115,17 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     }
 
     private static func writeEvents(
-        _ events: AsyncThrowingStream<ProviderEvent, any Error>, envelope: CompletionEnvelope, includeUsage: Bool,
+        _ events: AsyncThrowingStream<StreamItem, any Error>, envelope: CompletionEnvelope, includeUsage: Bool,
         to writer: inout some ResponseBodyWriter
     ) async throws {
         try await writer.write(sse(envelope.chunk(role: true, content: "", includeUsageField: includeUsage)))
         var usage: Usage?
         do {
-            for try await event in events {
+            for try await item in events {
+                guard case .event(let event) = item else {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    continue
+                }
                 switch event {
                 case .content(let text):
                     try await writer.write(sse(envelope.chunk(content: text, includeUsageField: includeUsage)))

@@ -14,14 +14,40 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     public let models: ModelRegistry
     public let historyMessages: Int
     public let checkpointSeconds: Double
+    /// Retries of an upstream call that failed before its first token (5xx, 429, connection
+    /// errors, first-token timeouts), with exponential backoff and jitter.
+    public let retries: Int
+    public let retryBaseDelay: Double
     let logger: Logger
 
-    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, logger: Logger) {
+    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, retries: Int = 2, retryBaseDelay: Double = 0.25, logger: Logger) {
         self.store = store
         self.models = models
         self.historyMessages = historyMessages
         self.checkpointSeconds = checkpointSeconds
+        self.retries = retries
+        self.retryBaseDelay = retryBaseDelay
         self.logger = logger
+    }
+
+    /// The turn of a queued chat task: its user message was committed at submission; the history
+    /// is rebuilt here, on the worker. The assistant message id derives from the task id, so a
+    /// task taken over by another worker still ends with exactly one assistant row.
+    public func prepareTask(_ task: TaskRecord, conversationID: String) async throws -> PreparedTurn {
+        guard let entry = models[task.model] else { throw ChorusError.modelNotFound(task.model) }
+        let history = try await store.history(conversationID: conversationID, ownerID: task.ownerID, limit: historyMessages)
+        var messages: [JSONValue] = task.params["instructions"]?.arrayValue ?? []
+        // In a fan-out, each model sees the user's messages and its own earlier answers.
+        for message in history where message.role != "assistant" || (message.model == task.model && !message.content.isEmpty) {
+            messages.append(.object(["role": .string(message.role), "content": message.parts ?? .string(message.content)]))
+        }
+        var body = task.params["body"]?.objectValue ?? [:]
+        body["messages"] = .array(messages)
+        let conversation = Conversation(id: conversationID, ownerID: task.ownerID, title: nil, model: task.model, createdAt: task.createdAt, updatedAt: task.createdAt)
+        return PreparedTurn(
+            requestID: task.id, ownerID: task.ownerID, model: task.model, provider: entry.provider,
+            upstreamStreaming: true, conversation: conversation, upstream: UpstreamRequest(body: body, requestID: task.id),
+            assistantMessageID: "msg_" + task.id, startedAt: task.createdAt)
     }
 
     /// Validates the request against the model table and commits the turn's new messages.
@@ -81,11 +107,22 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     public func stream(_ turn: PreparedTurn, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws -> CompletionOutput {
         let progress = TurnProgress(checkpointSeconds: checkpointSeconds)
         do {
-            try await turn.provider.stream(turn.upstream) { event in
-                progress.apply(event)
-                try await onEvent(event)
-                if let snapshot = progress.checkpointDue() {
-                    try await save(turn, snapshot, status: .streaming, metadata: [:])
+            var attempt = 0
+            while true {
+                do {
+                    try await turn.provider.stream(turn.upstream) { event in
+                        progress.apply(event)
+                        try await onEvent(event)
+                        if let snapshot = progress.checkpointDue() {
+                            try await save(turn, snapshot, status: .streaming, metadata: [:])
+                        }
+                    }
+                    break
+                } catch let error as ChorusError where attempt < retries && !progress.started && Self.isRetryable(error) {
+                    attempt += 1
+                    let delay = retryBaseDelay * Double(1 << (attempt - 1)) * Double.random(in: 0.5...1.5)
+                    logger.warning("retrying the upstream call", metadata: ["request_id": "\(turn.requestID)", "attempt": "\(attempt)", "error": "\(error.message)", "delay_s": "\(delay)"])
+                    try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
                 }
             }
             let output = progress.output
@@ -100,7 +137,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     private func savePartial(_ turn: PreparedTurn, _ output: CompletionOutput, error: any Error) async {
         var metadata: [String: JSONValue] = ["partial": .bool(true)]
         if Task.isCancelled || error is CancellationError {
-            metadata["reason"] = .string("client_disconnected")
+            metadata["reason"] = .string(CancellationNote.current?.reason ?? "client_disconnected")
         } else {
             let chorusError = (error as? ChorusError) ?? .internalError("\(error)")
             metadata["reason"] = .string(chorusError.code ?? "error")
@@ -134,6 +171,31 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     }
 }
 
+extension ChatEngine {
+    /// Worth another try before any token arrived: the upstream's 5xx or 429, a lost connection,
+    /// or no first token in time. A 4xx is the request's fault and would fail again.
+    static func isRetryable(_ error: ChorusError) -> Bool {
+        switch error {
+        case .upstreamError(_, let status): status == nil || status! >= 500 || status == 429
+        case .upstreamTimeout(let phase, _): phase == .firstToken || phase == .connect
+        default: false
+        }
+    }
+}
+
+/// Why a turn's task was cancelled, set by whoever cancels it; read when the partial is saved.
+public final class CancellationNote: Sendable {
+    @TaskLocal public static var current: CancellationNote?
+    private let value = Mutex<String?>(nil)
+
+    public init() {}
+
+    public var reason: String? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
+}
+
 /// A turn whose user message is committed and whose upstream request is built.
 public struct PreparedTurn: Sendable {
     public let requestID: String
@@ -161,6 +223,9 @@ final class TurnProgress: Sendable {
     }
 
     var output: CompletionOutput { state.withLock { $0.output } }
+
+    /// Whether any text arrived (after which a failure can no longer be retried).
+    var started: Bool { state.withLock { !$0.output.content.isEmpty || !$0.output.reasoning.isEmpty } }
 
     func apply(_ event: ProviderEvent) {
         state.withLock { $0.output.apply(event) }

@@ -171,7 +171,7 @@ public enum ConfigurationLoader {
                 name: name,
                 serverBinary: resolve(try values.string("\(prefix).server_binary") ?? ".venv/bin/llama-server"),
                 modelPath: resolve(modelPath),
-                contextSize: try values.int("\(prefix).context_size", range: 128...1_048_576) ?? 4096,
+                contextSize: try values.int("\(prefix).context_size", range: 128...1_048_576) ?? 8192,
                 parallel: try values.int("\(prefix).parallel", range: 1...256) ?? 4,
                 gpuLayers: try values.int("\(prefix).gpu_layers", range: 0...10_000),
                 extraArguments: try values.stringArray("\(prefix).extra_args") ?? [],

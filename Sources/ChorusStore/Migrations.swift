@@ -44,5 +44,6 @@ public enum Migrations {
             // Exactly one assistant message per turn, whatever is retried or recovered.
             "CREATE UNIQUE INDEX messages_one_assistant_per_turn ON messages (turn_id) WHERE role = 'assistant'",
         ]),
+        tasks,
     ]
 }

@@ -4,21 +4,45 @@ import Foundation
 import Logging
 import Testing
 
-/// The store suite runs against a real SQLite file (and, with the distributed shape, PostgreSQL).
-@Suite struct ConversationStoreTests {
-    private func withStore(_ body: (SQLConversationStore, any SQLBackend) async throws -> Void) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("test.sqlite").path, logger: Logger(label: "test"))
-        try await Migrator(backend: backend, logger: Logger(label: "test")).migrate()
-        do {
-            try await body(SQLConversationStore(backend: backend), backend)
-        } catch {
+/// The store's dialects: every test runs on each.
+enum Dialect: String, CaseIterable, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// The store suite runs against a real SQLite file and a real PostgreSQL server (a fresh database per test).
+@Suite(.postgresServer, .timeLimit(.minutes(3)))
+struct ConversationStoreTests {
+    private let logger = Logger(label: "test")
+
+    /// A migrated store on `dialect`. `maximumConnections` bounds the PostgreSQL pool.
+    private func withStore(
+        _ dialect: Dialect, maximumConnections: Int = 4, _ body: (SQLConversationStore, any SQLBackend) async throws -> Void
+    ) async throws {
+        switch dialect {
+        case .sqlite:
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-store-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("test.sqlite").path, logger: logger)
+            try await Migrator(backend: backend, logger: logger).migrate()
+            do {
+                try await body(SQLConversationStore(backend: backend), backend)
+            } catch {
+                try await backend.close()
+                throw error
+            }
             try await backend.close()
-            throw error
+        case .postgres:
+            try await PostgresTestServer.required().withFreshDatabase { configuration in
+                var configuration = configuration
+                configuration.maximumConnections = maximumConnections
+                try await PostgresBackend.withRunning(configuration, logger: logger) { backend in
+                    try await Migrator(backend: backend, logger: logger).migrate()
+                    try await body(SQLConversationStore(backend: backend), backend)
+                }
+            }
         }
-        try await backend.close()
     }
 
     private func userMessage(_ text: String, turn: String, owner: String = localOwnerID, at time: Int64 = nowMilliseconds()) -> StoredMessage {
@@ -29,15 +53,17 @@ import Testing
         StoredMessage(id: id, conversationID: conversation, ownerID: localOwnerID, role: "assistant", content: content, reasoning: "thought", status: status, turnID: turn, createdAt: time, updatedAt: time)
     }
 
-    @Test func migrationsAreIdempotent() async throws {
-        try await withStore { _, backend in
+    @Test(arguments: Dialect.allCases)
+    func migrationsAreIdempotent(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { _, backend in
             let applied = try await Migrator(backend: backend, logger: Logger(label: "test")).migrate()
             #expect(applied.isEmpty)
         }
     }
 
-    @Test func aTurnCreatesTheConversationAndItsMessagesInOneWrite() async throws {
-        try await withStore { store, backend in
+    @Test(arguments: Dialect.allCases)
+    func aTurnCreatesTheConversationAndItsMessagesInOneWrite(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, backend in
             let before = backend.committedWrites
             let conversation = try await store.startTurn(TurnStart(
                 ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_a", title: "hello", model: "m",
@@ -50,8 +76,9 @@ import Testing
         }
     }
 
-    @Test func checkpointThenFinalIsOneAssistantRow() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Dialect.allCases)
+    func checkpointThenFinalIsOneAssistantRow(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, _ in
             _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_b", title: nil, model: "m", messages: [userMessage("q", turn: "t1", at: 1000)], now: 1000))
             try await store.saveAssistantMessage(assistant("msg_x", in: "conv_b", turn: "t1", content: "par", status: .streaming, at: 1000))
             try await store.saveAssistantMessage(assistant("msg_x", in: "conv_b", turn: "t1", content: "partial answer", status: .complete, at: 1000))
@@ -63,8 +90,9 @@ import Testing
         }
     }
 
-    @Test func aSecondAssistantRowForTheSameTurnIsRefused() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Dialect.allCases)
+    func aSecondAssistantRowForTheSameTurnIsRefused(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, _ in
             _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_c", title: nil, model: "m", messages: [userMessage("q", turn: "t1")], now: 1000))
             try await store.saveAssistantMessage(assistant("msg_1", in: "conv_c", turn: "t1", content: "a", status: .complete, at: 1000))
             await #expect(throws: (any Error).self) {
@@ -73,8 +101,9 @@ import Testing
         }
     }
 
-    @Test func historyIsTheLastNInOrder() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Dialect.allCases)
+    func historyIsTheLastNInOrder(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, _ in
             _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_d", title: nil, model: "m", messages: [userMessage("one", turn: "t1", at: 1000)], now: 1000))
             try await store.saveAssistantMessage(assistant("msg_a1", in: "conv_d", turn: "t1", content: "two", status: .complete, at: 1000))
             _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: "conv_d", newConversationID: "unused", title: nil, model: "m", messages: [userMessage("three", turn: "t2", at: 2000)], now: 2000))
@@ -84,8 +113,9 @@ import Testing
         }
     }
 
-    @Test func anotherOwnersConversationIsNotFoundAndNothingIsWritten() async throws {
-        try await withStore { store, backend in
+    @Test(arguments: Dialect.allCases)
+    func anotherOwnersConversationIsNotFoundAndNothingIsWritten(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, backend in
             _ = try await store.startTurn(TurnStart(ownerID: "alice", conversationID: nil, newConversationID: "conv_e", title: nil, model: "m", messages: [userMessage("mine", turn: "t1", owner: "alice")], now: 1000))
             let writes = backend.committedWrites
             await #expect(throws: ChorusError.notFound(what: "conversation", id: "conv_e")) {
@@ -98,8 +128,9 @@ import Testing
         }
     }
 
-    @Test func renameListAndDelete() async throws {
-        try await withStore { store, _ in
+    @Test(arguments: Dialect.allCases)
+    func renameListAndDelete(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, _ in
             for (index, id) in ["conv_1", "conv_2", "conv_3"].enumerated() {
                 _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: nil, newConversationID: id, title: id, model: "m", messages: [userMessage("hi", turn: "t\(index)")], now: Int64(1000 * (index + 1))))
             }
@@ -110,6 +141,81 @@ import Testing
             #expect(try await store.deleteConversation(id: "conv_2", ownerID: localOwnerID))
             #expect(try await store.conversation(id: "conv_2", ownerID: localOwnerID) == nil)
             #expect(try await store.messages(conversationID: "conv_2", ownerID: localOwnerID).isEmpty)
+        }
+    }
+
+    @Test(arguments: Dialect.allCases)
+    func aFailedTurnWritesNothingAndTheConnectionIsReused(_ dialect: Dialect) async throws {
+        // One connection: after the rollback, the same connection must serve the next statements.
+        try await withStore(dialect, maximumConnections: 1) { store, backend in
+            let writes = backend.committedWrites
+            var duplicate = userMessage("second", turn: "t1")
+            let first = userMessage("first", turn: "t1")
+            duplicate.id = first.id
+            await #expect(throws: (any Error).self) {
+                _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_f", title: nil, model: "m", messages: [first, duplicate], now: 1000))
+            }
+            #expect(backend.committedWrites == writes)
+            #expect(try await store.conversation(id: "conv_f", ownerID: localOwnerID) == nil)
+            _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_f", title: nil, model: "m", messages: [first], now: 1000))
+            #expect(try await store.messages(conversationID: "conv_f", ownerID: localOwnerID).map(\.content) == ["first"])
+        }
+    }
+
+    @Test(arguments: Dialect.allCases)
+    func concurrentTurnsEachCommitOnceThroughABoundedPool(_ dialect: Dialect) async throws {
+        // 24 transactions and 24 reads at once through 3 connections: each transaction keeps its own.
+        try await withStore(dialect, maximumConnections: 3) { store, backend in
+            let before = backend.committedWrites
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<24 {
+                    let message = userMessage("hello \(index)", turn: "t\(index)", at: Int64(1000 + index))
+                    group.addTask {
+                        let conversation = try await store.startTurn(TurnStart(
+                            ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_p\(index)", title: nil, model: "m",
+                            messages: [message], now: Int64(1000 + index)))
+                        try await store.saveAssistantMessage(StoredMessage(
+                            id: "msg_p\(index)", conversationID: conversation.id, ownerID: localOwnerID, role: "assistant",
+                            content: "answer \(index)", parts: .array([.string("part")]), metadata: ["index": .int(index)],
+                            usage: Usage(promptTokens: 10, completionTokens: index), turnID: "t\(index)",
+                            createdAt: Int64(1000 + index), updatedAt: Int64(1000 + index)))
+                    }
+                    group.addTask { _ = try await store.conversations(ownerID: localOwnerID, limit: 50, updatedBefore: nil) }
+                }
+                try await group.waitForAll()
+            }
+            #expect(backend.committedWrites - before == 48)
+            let conversations = try await store.conversations(ownerID: localOwnerID, limit: 50, updatedBefore: nil)
+            #expect(conversations.count == 24)
+            for index in [0, 11, 23] {
+                let messages = try await store.messages(conversationID: "conv_p\(index)", ownerID: localOwnerID)
+                #expect(messages.map(\.content) == ["hello \(index)", "answer \(index)"])
+                #expect(messages.last?.usage == Usage(promptTokens: 10, completionTokens: index))
+                #expect(messages.last?.metadata == ["index": .int(index)])
+                #expect(messages.last?.parts == .array([.string("part")]))
+            }
+        }
+    }
+
+    @Test(arguments: Dialect.allCases)
+    func concurrentTurnsOfOneConversationKeepTheirMessagesInOrder(_ dialect: Dialect) async throws {
+        // All in the same millisecond, so only seq orders them: each turn's two messages must stay adjacent.
+        try await withStore(dialect) { store, _ in
+            _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: nil, newConversationID: "conv_s", title: nil, model: "m", messages: [userMessage("start", turn: "t0", at: 5000)], now: 5000))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 1...8 {
+                    let messages = [userMessage("\(index)a", turn: "t\(index)", at: 5000), userMessage("\(index)b", turn: "t\(index)", at: 5000)]
+                    group.addTask {
+                        _ = try await store.startTurn(TurnStart(ownerID: localOwnerID, conversationID: "conv_s", newConversationID: "unused", title: nil, model: "m", messages: messages, now: 5000))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let contents = try await store.messages(conversationID: "conv_s", ownerID: localOwnerID).map(\.content)
+            #expect(contents.count == 17)
+            #expect(contents.first == "start")
+            let pairs = stride(from: 1, to: contents.count - 1, by: 2).map { [contents[$0], contents[$0 + 1]] }
+            #expect(pairs.allSatisfy { $0[0].hasSuffix("a") && $0[1] == $0[0].dropLast() + "b" })
         }
     }
 }

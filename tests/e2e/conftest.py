@@ -42,6 +42,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The model configuration every fake-backed Chorus uses (see the test brief): a 3 s first-token
 # timeout and a 2 s between-token timeout, so `stall_first=5` and `stall_after=K stall=5` fail.
 FAKE_TIMEOUTS = "{connect: 5, first_token: 3, between_tokens: 2, total: 60}"
+# A second model on the same fake upstream with a 1 s first-token timeout, for the tests that
+# only need *a* first-token timeout: Chorus retries such a failure before answering 504, so each
+# one costs several timeouts.
+QUICK_TIMEOUTS = "{connect: 5, first_token: 1, between_tokens: 2, total: 60}"
 
 LISTEN_TIMEOUT_S = 30.0
 
@@ -149,10 +153,20 @@ class ManagedProcess:
 
     def describe(self) -> str:
         stderr = self.stderr_text()
+        lines = stderr.splitlines()
+        # A Swift crash report is long: show where it starts (the fatal error and the crashed
+        # thread's first frames) before the tail.
+        crash = next((i for i, line in enumerate(lines) if "Fatal error" in line or "Program crashed" in line), None)
+        crash_excerpt = ""
+        if crash is not None:
+            thread = next((i for i in range(crash, len(lines)) if " crashed:" in lines[i]), crash)
+            crash_excerpt = "crash:\n" + "\n".join(lines[crash:crash + 3] + lines[thread:thread + 16]) + "\n"
+            lines = lines[:crash]
         return (
             f"command: {' '.join(self.args)}\n"
-            f"stdout:\n" + "\n".join(self.stdout_lines[-40:]) + "\n"
-            f"stderr (last 4000 chars):\n{stderr[-4000:]}"
+            f"stdout:\n" + "\n".join(self.stdout_lines[-20:]) + "\n"
+            + crash_excerpt
+            + "stderr (last 40 lines before any crash):\n" + "\n".join(line[:400] for line in lines[-40:])
         )
 
     def stop(self, timeout: float = 15.0) -> int | None:
@@ -223,13 +237,13 @@ def fake_upstream(fake_upstream_bin: str, tmp_path_factory: pytest.TempPathFacto
 # Chorus
 
 
-def fake_model_yaml(fake_base_url: str, name: str = "fake") -> str:
+def fake_model_yaml(fake_base_url: str, name: str = "fake", timeouts: str = FAKE_TIMEOUTS) -> str:
     return (
         f"  {name}:\n"
         f"    provider: openai\n"
         f"    base_url: {fake_base_url}\n"
         f"    upstream_model: fake-model\n"
-        f"    timeouts: {FAKE_TIMEOUTS}\n"
+        f"    timeouts: {timeouts}\n"
     )
 
 
@@ -328,14 +342,27 @@ def start_chorus(chorus_bin: str, workdir: Path, models_yaml: str, *, checkpoint
 @pytest.fixture(scope="session")
 def chorus(chorus_bin: str, fake_upstream: FakeUpstream,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chorus]:
-    """One Chorus for the session, serving the model `fake` backed by the fake upstream."""
+    """One Chorus for the session, serving the models `fake` and `fake-quick` (a 1 s first-token
+    timeout) backed by the fake upstream."""
     workdir = tmp_path_factory.mktemp("chorus")
-    instance = start_chorus(chorus_bin, workdir, fake_model_yaml(fake_upstream.base_url))
+    instance = start_chorus(chorus_bin, workdir, fake_model_yaml(fake_upstream.base_url)
+                            + fake_model_yaml(fake_upstream.base_url, "fake-quick", QUICK_TIMEOUTS))
     try:
         yield instance
     finally:
         instance.close()
         instance.process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _chorus_must_survive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Blames a crash of the shared Chorus on the test during which it happened."""
+    yield
+    if "chorus" in request.fixturenames:
+        instance: Chorus = request.getfixturevalue("chorus")
+        if instance.process.proc.poll() is not None:
+            pytest.fail(f"chorus died during this test (exit status {instance.process.proc.returncode})\n"
+                        + instance.process.describe(), pytrace=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,6 +375,7 @@ class SSEResult:
     status_code: int
     headers: httpx.Headers
     events: list[str]            # every `data:` payload, in order, `[DONE]` included
+    body: bytes = b""            # the body of a non-200 answer
 
     @property
     def done(self) -> bool:
@@ -383,16 +411,22 @@ def sse_data_lines(response: httpx.Response) -> Iterator[str]:
             yield line[5:].lstrip(" ")
 
 
-def stream_chat(client: httpx.Client, body: dict[str, Any], headers: dict[str, str] | None = None) -> SSEResult:
-    """POSTs a streamed chat completion and reads it to the end."""
+def stream_chat(chorus: "Chorus", body: dict[str, Any], headers: dict[str, str] | None = None) -> SSEResult:
+    """POSTs a streamed chat completion and reads it to the end.
+
+    Each stream uses its own connection: Chorus closes the connection after a streamed response
+    (see test_schemas.py::test_streamed_response_connection_reuse), and a pooled connection that
+    is being closed would make the NEXT, unrelated request of a test fail.
+    """
     body = {**body, "stream": True}
-    with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
-        if response.status_code != 200:
-            response.read()
-            return SSEResult(response.status_code, response.headers, [])
-        content_type = response.headers.get("content-type", "")
-        assert content_type.startswith("text/event-stream"), f"streamed response has content-type {content_type!r}"
-        events = list(sse_data_lines(response))
+    with httpx.Client(base_url=chorus.url, timeout=httpx.Timeout(30.0)) as client:
+        with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+            if response.status_code != 200:
+                response.read()
+                return SSEResult(response.status_code, response.headers, [], response.content)
+            content_type = response.headers.get("content-type", "")
+            assert content_type.startswith("text/event-stream"), f"streamed response has content-type {content_type!r}"
+            events = list(sse_data_lines(response))
     return SSEResult(response.status_code, response.headers, events)
 
 

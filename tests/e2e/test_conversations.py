@@ -35,7 +35,7 @@ def test_second_turn_carries_the_first_as_history(chorus: Chorus, fake_upstream:
     assert "conversation_id" not in upstream_body, "the Chorus extension must not leak upstream"
 
     # A streamed third turn also rebuilds history from the database.
-    third = stream_chat(chorus.http, user_body(f"third {tag} [[fake echo=1]]", conversation_id=conversation_id))
+    third = stream_chat(chorus, user_body(f"third {tag} [[fake echo=1]]", conversation_id=conversation_id))
     assert third.done
     assert third.content.strip() == f"echo: 5 | third {tag}"
 
@@ -79,7 +79,7 @@ def test_history_endpoint_and_separate_reasoning(chorus: Chorus):
     r = chorus.chat(f"think {tag} [[fake tokens=3 reasoning=2]]")
     assert r.status_code == 200, r.text
     conversation_id = r.headers["x-conversation-id"]
-    streamed = stream_chat(chorus.http, user_body(f"tags {tag} [[fake tokens=2 reasoning=3 think_tags=1]]",
+    streamed = stream_chat(chorus, user_body(f"tags {tag} [[fake tokens=2 reasoning=3 think_tags=1]]",
                                                   conversation_id=conversation_id))
     assert streamed.done
 
@@ -177,3 +177,28 @@ def test_bad_requests_store_nothing(chorus: Chorus, fake_upstream: FakeUpstream,
         assert error["code"] == "model_not_found"
     assert chorus.counts() == before, "a rejected request must not store anything"
     assert fake_upstream.stats()["requests"] == requests_before, "a rejected request must not reach the model"
+
+
+def test_history_is_limited_to_the_last_n_messages(chorus_bin: str, fake_upstream: FakeUpstream, tmp_path):
+    """`conversations.history_messages: 3`: the model sees only the last three stored messages."""
+    from conftest import fake_model_yaml, start_chorus
+    small = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url), history_messages=3)
+    try:
+        tag = unique_tag()
+        first = small.chat(f"one {tag} [[fake tokens=1]]")
+        conversation_id = first.headers["x-conversation-id"]
+        assert small.chat(f"two {tag} [[fake tokens=2]]", conversation_id=conversation_id).status_code == 200
+        third = small.chat(f"three {tag} [[fake echo=1]]", conversation_id=conversation_id)
+        assert third.status_code == 200, third.text
+        assert third.json()["choices"][0]["message"]["content"] == f"echo: 3 | three {tag}"
+        sent = fake_upstream.requests(1)[-1]["messages"]
+        assert [(m["role"], m["content"]) for m in sent] == [
+            ("user", f"two {tag} [[fake tokens=2]]"),
+            ("assistant", answer(2)),
+            ("user", f"three {tag} [[fake echo=1]]"),
+        ]
+        # Everything is still stored; only what is sent is limited.
+        assert len(small.query("SELECT id FROM messages WHERE conversation_id = ?", (conversation_id,))) == 6
+    finally:
+        small.close()
+        small.process.stop()

@@ -44,7 +44,7 @@ def assert_stream_ended_with_error(result: SSEResult, content: str) -> dict:
 
 @pytest.mark.parametrize("fault", ["error_after=3", "disconnect_after=3"])
 def test_mid_stream_failure_saves_one_partial(chorus: Chorus, fault: str):
-    result = stream_chat(chorus.http, user_body(f"{unique_tag()} [[fake tokens=8 {fault}]]"))
+    result = stream_chat(chorus, user_body(f"{unique_tag()} [[fake tokens=8 {fault}]]"))
     conversation_id = result.headers["x-conversation-id"]
     error = assert_stream_ended_with_error(result, answer(3))
     metadata = assert_single_partial(chorus, conversation_id, answer(3))
@@ -66,8 +66,19 @@ def test_upstream_http_error_before_tokens_saves_an_empty_partial(chorus: Chorus
     assert_single_partial(chorus, rows[0]["conversation_id"], "")
 
 
+def test_first_token_timeout_saves_an_empty_partial(chorus: Chorus):
+    # fake-quick's first_token is 1 s; the fake sends nothing for 2 s (Chorus may retry first).
+    prompt = f"{unique_tag()} [[fake stall_first=2 tokens=2]]"
+    r = chorus.chat(prompt, stream=True, model="fake-quick")
+    assert r.status_code == 504, r.text
+    assert r.json()["error"]["code"] == "upstream_timeout_first_token"
+    rows = chorus.query("SELECT conversation_id FROM messages WHERE role = 'user' AND content = ?", (prompt,))
+    assert len(rows) == 1
+    assert_single_partial(chorus, rows[0]["conversation_id"], "", reason="upstream_timeout_first_token")
+
+
 def test_malformed_chunk_is_skipped_and_the_answer_completes(chorus: Chorus):
-    result = stream_chat(chorus.http, user_body(f"{unique_tag()} [[fake tokens=5 malformed_after=2]]"))
+    result = stream_chat(chorus, user_body(f"{unique_tag()} [[fake tokens=5 malformed_after=2]]"))
     assert result.status_code == 200
     assert result.done, f"the stream should survive a malformed upstream chunk: {result.events[-2:]}"
     assert result.errors == []
@@ -85,7 +96,7 @@ def test_malformed_chunk_is_skipped_and_the_answer_completes(chorus: Chorus):
 
 def test_between_token_stall_times_out(chorus: Chorus):
     # between_tokens is 2 s; the fake stops for 5 s after two tokens.
-    result = stream_chat(chorus.http, user_body(f"{unique_tag()} [[fake tokens=6 stall_after=2 stall=5]]"))
+    result = stream_chat(chorus, user_body(f"{unique_tag()} [[fake tokens=6 stall_after=2 stall=5]]"))
     conversation_id = result.headers["x-conversation-id"]
     error = assert_stream_ended_with_error(result, answer(2))
     assert error.get("code") == "upstream_timeout_between_tokens", error
@@ -99,7 +110,7 @@ def test_long_stream_is_checkpointed_then_completed(chorus: Chorus):
 
     def run() -> None:
         try:
-            box["result"] = stream_chat(chorus.http, user_body(prompt))
+            box["result"] = stream_chat(chorus, user_body(prompt))
         except BaseException as error:  # surfaced below
             box["error"] = error
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import openai
 import pytest
 from openai import OpenAI
@@ -9,9 +11,11 @@ from openai import OpenAI
 from conftest import Chorus, answer, reasoning_text, unique_tag
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(chorus: Chorus) -> OpenAI:
-    # No retries: the SDK retries 5xx answers by itself, which would hide nothing but cost time.
+    # No retries: the SDK would retry 5xx answers and dropped connections by itself, hiding
+    # failures. A fresh client (and connection pool) per test: Chorus closes the connection after
+    # a streamed response (test_schemas.py::test_streamed_response_connection_reuse).
     sdk = OpenAI(base_url=chorus.base_url, api_key="unused", max_retries=0, timeout=30)
     yield sdk
     sdk.close()
@@ -131,13 +135,26 @@ def test_upstream_http_error_is_502(client: OpenAI, stream: bool):
     assert raised.value.status_code == 502
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-def test_upstream_first_token_timeout_is_504(client: OpenAI, stream: bool):
-    # first_token timeout is 3 s; the fake answers nothing for 5 s.
-    with pytest.raises(openai.APIStatusError) as raised:
-        result = client.chat.completions.create(
-            model="fake", messages=user(f"{unique_tag()} [[fake stall_first=5 tokens=2]]"), stream=stream
-        )
-        if stream:
-            list(result)
-    assert raised.value.status_code == 504
+def test_upstream_first_token_timeout_is_504(chorus: Chorus):
+    """first_token timeout is 3 s; the fake answers nothing for 5 s. Both modes run at once (each
+    takes several timeouts, as Chorus retries before the first token)."""
+    def call(stream: bool):
+        sdk = OpenAI(base_url=chorus.base_url, api_key="unused", max_retries=0, timeout=60)
+        try:
+            result = sdk.chat.completions.create(
+                model="fake", messages=user(f"{unique_tag()} [[fake stall_first=5 tokens=2]]"), stream=stream
+            )
+            if stream:
+                list(result)
+        except openai.APIStatusError as error:
+            return error
+        finally:
+            sdk.close()
+        return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        plain, streamed = pool.map(call, [False, True])
+    for mode, error in (("plain", plain), ("streamed", streamed)):
+        assert error is not None, f"{mode}: no error raised"
+        assert error.status_code == 504, f"{mode}: {error}"
+        assert error.code == "upstream_timeout_first_token", f"{mode}: {error}"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
+import socket
+import time
 
 import httpx
 import pytest
@@ -46,7 +49,7 @@ def test_non_streamed_response_matches_schema(chorus: Chorus, openai_schemas: Op
                                        "tokens=4 comments=1"])
 def test_every_stream_chunk_matches_schema(chorus: Chorus, openai_schemas: OpenAISchemas, directive: str):
     result = stream_chat(
-        chorus.http,
+        chorus,
         user_body(f"{unique_tag()} [[fake {directive}]]", stream_options={"include_usage": True}),
     )
     assert result.status_code == 200
@@ -65,7 +68,7 @@ def test_models_list_matches_schema(chorus: Chorus, openai_schemas: OpenAISchema
     assert r.headers.get("x-request-id")
     body = r.json()
     openai_schemas.assert_valid("ListModelsResponse", body)
-    assert [m["id"] for m in body["data"]] == ["fake"]
+    assert sorted(m["id"] for m in body["data"]) == ["fake", "fake-quick"]
     one = chorus.http.get("/v1/models/fake")
     assert one.status_code == 200
     openai_schemas.assert_valid("Model", one.json())
@@ -84,8 +87,9 @@ ERROR_CASES = {
                                                  json=user_body(f"{unique_tag()} [[fake status=500]]"))),
     "upstream_500_streamed": (502, lambda c: c.http.post("/v1/chat/completions",
                                                           json=user_body(f"{unique_tag()} [[fake status=500]]", stream=True))),
-    "upstream_stall_streamed": (504, lambda c: c.http.post("/v1/chat/completions",
-                                                            json=user_body(f"{unique_tag()} [[fake stall_first=5]]", stream=True))),
+    # fake-quick: first_token 1 s.
+    "upstream_stall_streamed": (504, lambda c: c.http.post("/v1/chat/completions", json=user_body(
+        f"{unique_tag()} [[fake stall_first=2]]", model="fake-quick", stream=True))),
 }
 
 
@@ -116,3 +120,60 @@ def test_incoming_request_id_is_echoed(chorus: Chorus):
 def test_generated_request_ids_are_unique(chorus: Chorus):
     ids = {chorus.http.get("/healthz").headers.get("x-request-id") for _ in range(5)}
     assert None not in ids and len(ids) == 5
+
+
+def read_http_response(sock: socket.socket, timeout: float = 20) -> tuple[str, bytes]:
+    """Reads one HTTP/1.1 response (Content-Length or chunked) from a raw socket."""
+    deadline = time.monotonic() + timeout
+    data = b""
+
+    def more() -> None:
+        nonlocal data
+        assert time.monotonic() < deadline, f"incomplete response: {data[:300]!r}"
+        piece = sock.recv(65536)
+        assert piece, f"connection closed in the middle of a response: {data[:300]!r}"
+        data += piece
+
+    while b"\r\n\r\n" not in data:
+        more()
+    head, rest = data.split(b"\r\n\r\n", 1)
+    head_text = head.decode()
+    fields = {line.split(":", 1)[0].strip().lower(): line.split(":", 1)[1].strip()
+              for line in head_text.split("\r\n")[1:]}
+    if "content-length" in fields:
+        data = rest
+        while len(data) < int(fields["content-length"]):
+            more()
+        return head_text, data
+    assert fields.get("transfer-encoding", "").lower() == "chunked", head_text
+    data = rest
+    while not (data.endswith(b"\r\n0\r\n\r\n") or data == b"0\r\n\r\n"):
+        more()
+    return head_text, data
+
+
+def test_streamed_response_connection_reuse(chorus: Chorus):
+    """HTTP/1.1 keep-alive after a streamed answer: the connection either stays usable for the
+    next request, or the response says `Connection: close`. A server that closes silently makes
+    keep-alive clients (httpx, the openai SDK with max_retries=0) fail their NEXT request with
+    "Server disconnected without sending a response"."""
+    from urllib.parse import urlparse
+    url = urlparse(chorus.url)
+    body = json.dumps(user_body(f"{unique_tag()} [[fake tokens=3]]", stream=True)).encode()
+    with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: chorus\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head, payload = read_http_response(sock)
+        assert head.startswith("HTTP/1.1 200"), head
+        assert b"[DONE]" in payload
+        if "connection: close" in head.lower():
+            return  # announced: a client will not reuse the connection
+        time.sleep(0.2)  # give a silent close time to happen, as it would between two requests
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: chorus\r\n\r\n")
+        try:
+            second_head, _ = read_http_response(sock)
+        except (AssertionError, ConnectionError) as error:
+            raise AssertionError(
+                "chorus closed the keep-alive connection after a streamed response without sending "
+                f"`Connection: close` (the next request on it got no answer: {error})") from None
+        assert second_head.startswith("HTTP/1.1 200"), second_head

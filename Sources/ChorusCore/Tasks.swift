@@ -1,0 +1,133 @@
+/// A task's state, with Celery's names (what `GET /v1/tasks/{id}` reports).
+public enum TaskState: String, Sendable, Codable, CaseIterable {
+    case pending = "PENDING"
+    case started = "STARTED"
+    case progress = "PROGRESS"
+    case success = "SUCCESS"
+    case failure = "FAILURE"
+    case cancelled = "CANCELLED"
+
+    public var isTerminal: Bool { self == .success || self == .failure || self == .cancelled }
+}
+
+/// A unit of asynchronous work. The tasks table is the source of truth; queues only name tasks.
+public struct TaskRecord: Sendable, Equatable {
+    public var id: String
+    public var ownerID: String
+    public var batchID: String?
+    /// `chat`, or the name of a generic task handler.
+    public var type: String
+    /// The model that serves it; its queue.
+    public var model: String
+    public var state: TaskState
+    public var params: JSONValue
+    public var result: JSONValue?
+    public var error: JSONValue?
+    public var progressCurrent: Int?
+    public var progressTotal: Int?
+    public var conversationID: String?
+    public var attempts: Int
+    public var workerID: String?
+    /// Milliseconds; a running task whose lease passed belongs to a dead worker.
+    public var leaseUntil: Int64?
+    public var cancelRequested: Bool
+    public var createdAt: Int64
+    public var startedAt: Int64?
+    public var finishedAt: Int64?
+    public var updatedAt: Int64
+
+    public init(
+        id: String, ownerID: String, batchID: String? = nil, type: String, model: String, state: TaskState = .pending,
+        params: JSONValue, result: JSONValue? = nil, error: JSONValue? = nil, progressCurrent: Int? = nil,
+        progressTotal: Int? = nil, conversationID: String? = nil, attempts: Int = 0, workerID: String? = nil,
+        leaseUntil: Int64? = nil, cancelRequested: Bool = false, createdAt: Int64, startedAt: Int64? = nil,
+        finishedAt: Int64? = nil, updatedAt: Int64
+    ) {
+        self.id = id
+        self.ownerID = ownerID
+        self.batchID = batchID
+        self.type = type
+        self.model = model
+        self.state = state
+        self.params = params
+        self.result = result
+        self.error = error
+        self.progressCurrent = progressCurrent
+        self.progressTotal = progressTotal
+        self.conversationID = conversationID
+        self.attempts = attempts
+        self.workerID = workerID
+        self.leaseUntil = leaseUntil
+        self.cancelRequested = cancelRequested
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One prompt fanned out to several models in one conversation.
+public struct BatchRecord: Sendable, Equatable {
+    public var id: String
+    public var ownerID: String
+    public var conversationID: String
+    public var models: [String]
+    public var createdAt: Int64
+
+    public init(id: String, ownerID: String, conversationID: String, models: [String], createdAt: Int64) {
+        self.id = id
+        self.ownerID = ownerID
+        self.conversationID = conversationID
+        self.models = models
+        self.createdAt = createdAt
+    }
+}
+
+/// What a task tells its followers, in order. `seq` starts at 1 and has no gaps.
+public struct TaskEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// Thinking text.
+        case thinking
+        /// Answer text.
+        case answer
+        /// `data` carries `current`/`total` (and, after a worker took over a task, `restarted: true`:
+        /// the answer starts again).
+        case progress
+        /// The end: `data` carries the result (for chat: the whole answer and reasoning).
+        case finish
+        /// The end, failed or cancelled: `data` carries the error.
+        case error
+    }
+
+    public var seq: Int
+    public var taskID: String
+    public var kind: Kind
+    public var token: String
+    public var data: JSONValue?
+
+    public init(seq: Int, taskID: String, kind: Kind, token: String = "", data: JSONValue? = nil) {
+        self.seq = seq
+        self.taskID = taskID
+        self.kind = kind
+        self.token = token
+        self.data = data
+    }
+
+    public var isTerminal: Bool { kind == .finish || kind == .error }
+
+    /// `{"seq","type","token","task_id","data"?}` — the SSE `data:` and WebSocket message.
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "seq": .int(seq), "type": .string(kind.rawValue), "token": .string(token), "task_id": .string(taskID),
+        ]
+        if let data { object["data"] = data }
+        return .object(object)
+    }
+
+    public init(json: JSONValue) throws {
+        guard let seq = json["seq"]?.intValue, let taskID = json["task_id"]?.stringValue,
+              let kind = json["type"]?.stringValue.flatMap(Kind.init(rawValue:))
+        else { throw ChorusError.internalError("malformed task event") }
+        self.init(seq: seq, taskID: taskID, kind: kind, token: json["token"]?.stringValue ?? "", data: json["data"])
+    }
+}

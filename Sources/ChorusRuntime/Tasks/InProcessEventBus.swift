@@ -1,0 +1,64 @@
+import ChorusCore
+
+/// The embedded event bus: each task's events in memory, replayed to late followers and pushed to
+/// live ones; an ended task's events are dropped after their expiry.
+public actor InProcessEventBus: TaskEventBus {
+    private var events: [String: [TaskEvent]] = [:]
+    private var followers: [String: [String: AsyncThrowingStream<TaskEvent, any Error>.Continuation]] = [:]
+
+    public init() {}
+
+    public func publish(_ event: TaskEvent) throws {
+        let last = events[event.taskID]?.last?.seq ?? 0
+        guard event.seq == last + 1 else {
+            throw ChorusError.internalError("event \(event.seq) of task \(event.taskID) follows \(last): the task was taken over")
+        }
+        events[event.taskID, default: []].append(event)
+        for continuation in (followers[event.taskID] ?? [:]).values {
+            continuation.yield(event)
+            if event.isTerminal { continuation.finish() }
+        }
+        if event.isTerminal { followers[event.taskID] = nil }
+    }
+
+    public func lastSequence(taskID: String) -> Int {
+        events[taskID]?.last?.seq ?? 0
+    }
+
+    public nonisolated func follow(taskID: String, after seq: Int) -> AsyncThrowingStream<TaskEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<TaskEvent, any Error>.makeStream()
+        let followerID = Identifier.make("follower_")
+        Task { await self.register(taskID: taskID, followerID: followerID, after: seq, continuation: continuation) }
+        continuation.onTermination = { _ in
+            Task { await self.unregister(taskID: taskID, followerID: followerID) }
+        }
+        return stream
+    }
+
+    private func register(taskID: String, followerID: String, after seq: Int, continuation: AsyncThrowingStream<TaskEvent, any Error>.Continuation) {
+        for event in events[taskID] ?? [] where event.seq > seq {
+            continuation.yield(event)
+            if event.isTerminal {
+                continuation.finish()
+                return
+            }
+        }
+        followers[taskID, default: [:]][followerID] = continuation
+    }
+
+    private func unregister(taskID: String, followerID: String) {
+        followers[taskID]?[followerID] = nil
+        if followers[taskID]?.isEmpty == true { followers[taskID] = nil }
+    }
+
+    public func expire(taskID: String, afterSeconds seconds: Int) {
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            self.drop(taskID)
+        }
+    }
+
+    private func drop(_ taskID: String) {
+        events[taskID] = nil
+    }
+}

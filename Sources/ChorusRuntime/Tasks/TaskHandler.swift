@@ -1,0 +1,118 @@
+import ChorusCore
+import ChorusStore
+
+/// What a running task can tell the world.
+public struct TaskRunContext: Sendable {
+    public let task: TaskRecord
+    let emitEvent: @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void
+    let reportProgress: @Sendable (Int, Int?) async throws -> Void
+
+    public init(task: TaskRecord, emit: @escaping @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void, progress: @escaping @Sendable (Int, Int?) async throws -> Void) {
+        self.task = task
+        self.emitEvent = emit
+        self.reportProgress = progress
+    }
+
+    /// A thinking or answer token, or any other event, to every follower of the task.
+    public func emit(_ kind: TaskEvent.Kind, token: String = "", data: JSONValue? = nil) async throws {
+        try await emitEvent(kind, token, data)
+    }
+
+    /// Celery-style progress: stored on the task and sent as a `progress` event.
+    public func progress(current: Int, total: Int?) async throws {
+        try await reportProgress(current, total)
+    }
+}
+
+/// A kind of task: a Swift handler with progress and a result. Cancellation arrives as task
+/// cancellation; a handler saves what it must before returning.
+public protocol TaskHandler: Sendable {
+    var type: String { get }
+    /// Checks `params` at submission (throw `ChorusError.invalidRequest` for a 400).
+    func validate(params: JSONValue) throws
+    func run(_ context: TaskRunContext) async throws -> JSONValue
+}
+
+/// `chat`: one model's answer in a conversation (a batch is one of these per model).
+public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
+    public let type = "chat"
+    let engine: ChatEngine<Store>
+
+    public init(engine: ChatEngine<Store>) {
+        self.engine = engine
+    }
+
+    public func validate(params: JSONValue) throws {}
+
+    public func run(_ context: TaskRunContext) async throws -> JSONValue {
+        let task = context.task
+        guard let conversationID = task.conversationID else {
+            throw ChorusError.invalidRequest(message: "a chat task needs a conversation", param: "conversation_id", code: nil)
+        }
+        let turn = try await engine.prepareTask(task, conversationID: conversationID)
+        let output = try await engine.stream(turn) { event in
+            switch event {
+            case .reasoning(let text): try await context.emit(.thinking, token: text)
+            case .content(let text): try await context.emit(.answer, token: text)
+            case .finish, .usage: break
+            }
+        }
+        var result: [String: JSONValue] = [
+            "content": .string(output.content),
+            "reasoning_content": output.reasoning.isEmpty ? .null : .string(output.reasoning),
+            "finish_reason": .string(CompletionEnvelope.openAIFinishReason(output.finishReason)),
+            "conversation_id": .string(conversationID),
+            "model": .string(task.model),
+        ]
+        if let usage = output.usage {
+            result["usage"] = .object(["prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens), "total_tokens": .int(usage.totalTokens)])
+        }
+        return .object(result)
+    }
+}
+
+/// `conversation.export`: a conversation as Markdown or JSON.
+public struct ConversationExportHandler<Store: ConversationStore>: TaskHandler {
+    public let type = "conversation.export"
+    let store: Store
+
+    public init(store: Store) {
+        self.store = store
+    }
+
+    public func validate(params: JSONValue) throws {
+        guard params["conversation_id"]?.stringValue != nil else {
+            throw ChorusError.invalidRequest(message: "Missing required parameter: 'params.conversation_id'.", param: "params.conversation_id", code: "missing_required_parameter")
+        }
+        if let format = params["format"], !["markdown", "json"].contains(format.stringValue ?? "") {
+            throw ChorusError.invalidRequest(message: "'params.format' must be 'markdown' or 'json'.", param: "params.format", code: "invalid_value")
+        }
+    }
+
+    public func run(_ context: TaskRunContext) async throws -> JSONValue {
+        let id = context.task.params["conversation_id"]?.stringValue ?? ""
+        guard let conversation = try await store.conversation(id: id, ownerID: context.task.ownerID) else {
+            throw ChorusError.notFound(what: "conversation", id: id)
+        }
+        let messages = try await store.messages(conversationID: id, ownerID: context.task.ownerID)
+        try await context.progress(current: 0, total: messages.count)
+        let format = context.task.params["format"]?.stringValue ?? "markdown"
+        if format == "json" {
+            let items: [JSONValue] = messages.map {
+                .object(["role": .string($0.role), "content": .string($0.content), "reasoning_content": $0.reasoning.map(JSONValue.string) ?? .null, "model": $0.model.map(JSONValue.string) ?? .null])
+            }
+            try await context.progress(current: messages.count, total: messages.count)
+            return .object(["format": .string("json"), "conversation_id": .string(id), "messages": .array(items)])
+        }
+        var markdown = "# \(conversation.title ?? "Conversation \(id)")\n"
+        for (index, message) in messages.enumerated() {
+            markdown += "\n## \(message.role)\(message.model.map { " (\($0))" } ?? "")\n\n"
+            if let reasoning = message.reasoning, !reasoning.isEmpty {
+                markdown += "<details><summary>Thinking</summary>\n\n\(reasoning)\n\n</details>\n\n"
+            }
+            markdown += message.content + "\n"
+            try await context.progress(current: index + 1, total: messages.count)
+        }
+        return .object(["format": .string("markdown"), "conversation_id": .string(id), "content": .string(markdown)])
+    }
+}

@@ -1,0 +1,71 @@
+import ChorusCore
+
+/// One delivery of a queue entry to a worker. The entry only names the task; its state is in the database.
+public struct QueueDelivery: Sendable, Equatable {
+    /// The model whose queue it came from.
+    public var model: String
+    /// The entry's id in its queue (a Redis stream id, or a counter in process).
+    public var entryID: String
+    /// nil for a malformed entry.
+    public var taskID: String?
+    /// How many times the entry was delivered, this time included.
+    public var deliveries: Int
+    /// The entry as it was, for dead letters.
+    public var payload: String
+
+    public init(model: String, entryID: String, taskID: String?, deliveries: Int, payload: String) {
+        self.model = model
+        self.entryID = entryID
+        self.taskID = taskID
+        self.deliveries = deliveries
+        self.payload = payload
+    }
+}
+
+/// Per-model queue figures: what an autoscaler reads.
+public struct QueueStats: Sendable, Equatable {
+    public var model: String
+    /// Entries in the queue (delivered or not).
+    public var depth: Int
+    /// Delivered to a worker and not yet acknowledged.
+    public var pending: Int
+    /// Entries not yet delivered to any worker.
+    public var lag: Int
+
+    public init(model: String, depth: Int, pending: Int, lag: Int) {
+        self.model = model
+        self.depth = depth
+        self.pending = pending
+        self.lag = lag
+    }
+}
+
+/// One queue per model, one consumer group of workers per queue (Redis Streams, or in process).
+/// Delivery is at least once: a worker acknowledges an entry when its task is done.
+public protocol TaskQueue: Sendable {
+    func enqueue(taskID: String, model: String) async throws
+    /// New entries for these models, waiting up to about a second when there are none.
+    func receive(models: [String], consumer: String, count: Int) async throws -> [QueueDelivery]
+    /// Entries delivered to some consumer and not acknowledged for `minIdleMilliseconds`: taken
+    /// over by `consumer` (whether their task is really abandoned is for the task's lease to say).
+    func reclaim(models: [String], consumer: String, minIdleMilliseconds: Int64, count: Int) async throws -> [QueueDelivery]
+    func acknowledge(_ delivery: QueueDelivery) async throws
+    /// Moves the entry to the dead-letter queue and acknowledges it.
+    func deadLetter(_ delivery: QueueDelivery, reason: String) async throws
+    func stats(models: [String]) async throws -> [QueueStats]
+    /// Checks the queue is reachable (for `/readyz`).
+    func ping() async throws
+}
+
+/// The events of each task, kept so that any gateway can replay and follow them.
+public protocol TaskEventBus: Sendable {
+    /// Appends an event. Throws if an event with that `seq` or a later one exists (another worker
+    /// has taken the task over).
+    func publish(_ event: TaskEvent) async throws
+    /// The last `seq` of a task, 0 when it has none.
+    func lastSequence(taskID: String) async throws -> Int
+    /// Events after `seq`, then new ones as they come, until a terminal event.
+    func follow(taskID: String, after seq: Int) -> AsyncThrowingStream<TaskEvent, any Error>
+    /// Keeps the events of an ended task for `seconds` more.
+    func expire(taskID: String, afterSeconds seconds: Int) async throws
+}

@@ -1,0 +1,153 @@
+import ChorusCore
+import ChorusStore
+import Foundation
+import Logging
+
+/// Accepts asynchronous work: writes it to the database (the source of truth) first, then names
+/// it on its queue. If the queue is down the task still counts as accepted: the reconciler
+/// queues it once the queue is back.
+public struct TaskService<Store: ConversationStore>: Sendable {
+    public static var genericQueue: String { "_tasks" }
+
+    public let tasks: SQLTaskStore
+    public let conversations: Store
+    public let queue: any TaskQueue
+    public let bus: any TaskEventBus
+    public let models: ModelRegistry
+    public let handlers: [String: any TaskHandler]
+    let logger: Logger
+
+    public init(tasks: SQLTaskStore, conversations: Store, queue: any TaskQueue, bus: any TaskEventBus, models: ModelRegistry, handlers: [any TaskHandler], logger: Logger) {
+        self.tasks = tasks
+        self.conversations = conversations
+        self.queue = queue
+        self.bus = bus
+        self.models = models
+        self.handlers = Dictionary(handlers.map { ($0.type, $0) }, uniquingKeysWith: { first, _ in first })
+        self.logger = logger
+    }
+
+    /// A prompt to answer by several models in one conversation: the user message is stored once,
+    /// then one `chat` task per model.
+    public struct BatchSubmission: Sendable {
+        public var ownerID: String
+        public var models: [String]
+        /// The new user message(s) and any system instructions.
+        public var messages: [ChatMessage]
+        public var conversationID: String?
+        /// Sampling parameters and other upstream fields, forwarded as they are.
+        public var body: [String: JSONValue]
+
+        public init(ownerID: String, models: [String], messages: [ChatMessage], conversationID: String?, body: [String: JSONValue]) {
+            self.ownerID = ownerID
+            self.models = models
+            self.messages = messages
+            self.conversationID = conversationID
+            self.body = body
+        }
+    }
+
+    public func submit(_ submission: BatchSubmission) async throws -> (BatchRecord, [TaskRecord]) {
+        guard !submission.models.isEmpty else {
+            throw ChorusError.invalidRequest(message: "At least one model is required.", param: "models", code: "missing_required_parameter")
+        }
+        for model in submission.models where models[model] == nil { throw ChorusError.modelNotFound(model) }
+        guard Set(submission.models).count == submission.models.count else {
+            throw ChorusError.invalidRequest(message: "Each model may appear once in a batch.", param: "models", code: "invalid_value")
+        }
+        let now = nowMilliseconds()
+        let batchID = Identifier.make("batch_")
+        let instructions = submission.messages.filter { $0.role == "system" || $0.role == "developer" }
+        let userMessages = submission.messages.filter { $0.role != "system" && $0.role != "developer" }
+        let stored = userMessages.map { message in
+            StoredMessage(
+                id: Identifier.make("msg_"), conversationID: "", ownerID: submission.ownerID, role: message.role,
+                content: message.text, parts: message.hasNonTextParts ? message.content : nil,
+                turnID: batchID, createdAt: now, updatedAt: now)
+        }
+        let conversation = try await conversations.startTurn(TurnStart(
+            ownerID: submission.ownerID, conversationID: submission.conversationID, newConversationID: Identifier.make("conv_"),
+            title: userMessages.first.map { String($0.text.prefix(80)) }, model: submission.models.joined(separator: ","),
+            messages: stored, now: now))
+        var body = submission.body
+        body["messages"] = nil
+        let batch = BatchRecord(id: batchID, ownerID: submission.ownerID, conversationID: conversation.id, models: submission.models, createdAt: now)
+        let records = submission.models.map { model in
+            TaskRecord(
+                id: Identifier.make("task_"), ownerID: submission.ownerID, batchID: batchID, type: "chat", model: model,
+                params: .object(["body": .object(body), "instructions": .array(instructions.map(\.json))]),
+                conversationID: conversation.id, createdAt: now, updatedAt: now)
+        }
+        try await tasks.create(batch: batch, tasks: records)
+        await enqueue(records)
+        return (batch, records)
+    }
+
+    /// A generic task: `type` names a handler, `params` are its input.
+    public func submit(type: String, params: JSONValue, ownerID: String) async throws -> TaskRecord {
+        guard let handler = handlers[type], type != "chat" else {
+            let known = handlers.keys.filter { $0 != "chat" }.sorted().joined(separator: ", ")
+            throw ChorusError.invalidRequest(message: "Unknown task type '\(type)'. Known types: \(known).", param: "type", code: "invalid_value")
+        }
+        try handler.validate(params: params)
+        let now = nowMilliseconds()
+        let record = TaskRecord(id: Identifier.make("task_"), ownerID: ownerID, type: type, model: Self.genericQueue, params: params, createdAt: now, updatedAt: now)
+        try await tasks.create(batch: nil, tasks: [record])
+        await enqueue([record])
+        return record
+    }
+
+    private func enqueue(_ records: [TaskRecord]) async {
+        for record in records {
+            do {
+                try await queue.enqueue(taskID: record.id, model: record.model)
+            } catch {
+                logger.warning("could not queue a task; the reconciler will", metadata: ["task_id": "\(record.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    public func task(id: String, ownerID: String) async throws -> TaskRecord {
+        guard let task = try await tasks.task(id: id, ownerID: ownerID) else { throw ChorusError.notFound(what: "task", id: id) }
+        return task
+    }
+
+    public func batch(id: String, ownerID: String) async throws -> (BatchRecord, [TaskRecord]) {
+        guard let batch = try await tasks.batch(id: id, ownerID: ownerID) else { throw ChorusError.notFound(what: "batch", id: id) }
+        return (batch, try await tasks.tasks(batchID: id))
+    }
+
+    /// Cancels a task: at once if it has not started, else its worker stops the upstream call,
+    /// saves the partial answer and marks it cancelled.
+    public func cancel(id: String, ownerID: String) async throws -> TaskRecord {
+        guard let task = try await tasks.requestCancel(taskID: id, ownerID: ownerID) else { throw ChorusError.notFound(what: "task", id: id) }
+        if task.state == .cancelled, try await bus.lastSequence(taskID: id) == 0 {
+            // It never started: its followers learn it here.
+            try? await bus.publish(TaskEvent(seq: 1, taskID: id, kind: .error, data: task.error))
+        }
+        return task
+    }
+
+    /// The JSON of a task, Celery-style.
+    public static func render(_ task: TaskRecord) -> JSONValue {
+        var meta: [String: JSONValue] = [:]
+        if let current = task.progressCurrent { meta["current"] = .int(current) }
+        if let total = task.progressTotal { meta["total"] = .int(total) }
+        return .object([
+            "id": .string(task.id), "object": .string("task"), "type": .string(task.type),
+            "state": .string(task.state.rawValue),
+            "model": task.model == genericQueue ? .null : .string(task.model),
+            "batch_id": task.batchID.map(JSONValue.string) ?? .null,
+            "conversation_id": task.conversationID.map(JSONValue.string) ?? .null,
+            "meta": .object(meta),
+            "result": task.result ?? .null,
+            "error": task.error ?? .null,
+            "attempts": .int(task.attempts),
+            "created_at": .int(Int(task.createdAt / 1000)),
+            "started_at": task.startedAt.map { .int(Int($0 / 1000)) } ?? .null,
+            "finished_at": task.finishedAt.map { .int(Int($0 / 1000)) } ?? .null,
+            "events_url": .string("/v1/tasks/\(task.id)/events"),
+            "ws_url": .string("/v1/tasks/\(task.id)/ws"),
+        ])
+    }
+}

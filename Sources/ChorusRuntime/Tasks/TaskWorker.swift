@@ -1,0 +1,342 @@
+import ChorusCore
+import ChorusStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// How a worker runs tasks.
+public struct WorkerSettings: Sendable {
+    /// Stable across restarts, so a restarted worker reclaims its own unfinished entries.
+    public var id: String
+    /// The queues it serves (model names, and `_tasks` for generic tasks).
+    public var queues: [String]
+    /// Tasks run at once.
+    public var concurrency = 16
+    /// A running task's lease; renewed every third of it. A task whose lease passed is reclaimable.
+    public var leaseMilliseconds: Int64 = 15_000
+    /// A task claimed this many times without finishing (its workers kept dying) is dead-lettered.
+    public var maxAttempts = 3
+    /// How long an event stream is kept after its task ended.
+    public var eventRetentionSeconds = 3600
+    /// A pending task queued longer than this, with nothing left in its queue, is queued again.
+    public var requeueAfterMilliseconds: Int64 = 10_000
+
+    public init(id: String, queues: [String]) {
+        self.id = id
+        self.queues = queues
+    }
+}
+
+/// Consumes the queues, claims tasks in the database, runs their handlers, publishes their
+/// events, and keeps their leases alive. Any number run side by side; the conditional claim makes
+/// a task run once however often it is delivered.
+public final class TaskWorker: Service {
+    let settings: WorkerSettings
+    let queue: any TaskQueue
+    let bus: any TaskEventBus
+    let tasks: SQLTaskStore
+    let handlers: [String: any TaskHandler]
+    let logger: Logger
+    private let running = Mutex<[String: RunningTask]>([:])
+    private let slots: Slots
+
+    struct RunningTask {
+        let job: Task<Void, Never>
+        let note: CancellationNote
+    }
+
+    public init(settings: WorkerSettings, queue: any TaskQueue, bus: any TaskEventBus, tasks: SQLTaskStore, handlers: [any TaskHandler], logger: Logger) {
+        self.settings = settings
+        self.queue = queue
+        self.bus = bus
+        self.tasks = tasks
+        self.handlers = Dictionary(handlers.map { ($0.type, $0) }, uniquingKeysWith: { first, _ in first })
+        var logger = logger
+        logger[metadataKey: "worker"] = .string(settings.id)
+        self.logger = logger
+        self.slots = Slots(settings.concurrency)
+    }
+
+    public var runningTaskIDs: [String] { running.withLock { Array($0.keys) } }
+
+    public func run() async throws {
+        let startedAt = nowMilliseconds()
+        logger.info("worker started", metadata: ["queues": "\(settings.queues.joined(separator: ","))"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.loop(every: .milliseconds(self.settings.leaseMilliseconds / 3)) { try await self.heartbeat(startedAt: startedAt) } }
+            group.addTask { await self.loop(every: .milliseconds(self.settings.leaseMilliseconds / 2)) { try await self.reclaim() } }
+            group.addTask { await self.loop(every: .milliseconds(self.settings.requeueAfterMilliseconds / 2)) { try await self.reconcile() } }
+            await self.consume()
+            // Draining: the consumer stopped taking work; wait for what runs (its leases are still
+            // renewed meanwhile), then stop the housekeeping.
+            await self.slots.waitUntilIdle()
+            group.cancelAll()
+        }
+        logger.info("worker stopped")
+    }
+
+    /// Runs `body` now and then every `interval` until the group is cancelled; errors are logged.
+    private func loop(every interval: Duration, _ body: @Sendable () async throws -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await body()
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("worker housekeeping failed; will retry", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func consume() async {
+        await cancelWhenGracefulShutdown {
+            var backoff = 0.1
+            while !Task.isCancelled {
+                let free = await self.slots.waitForFree()
+                guard !Task.isCancelled else { return }
+                do {
+                    let deliveries = try await self.queue.receive(models: self.settings.queues, consumer: self.settings.id, count: free)
+                    for delivery in deliveries { await self.handle(delivery) }
+                    backoff = 0.1
+                } catch is CancellationError {
+                    return
+                } catch {
+                    self.logger.warning("receiving from the queue failed; retrying", metadata: ["error": "\(error)", "retry_in_s": "\(backoff)"])
+                    try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
+                    backoff = min(backoff * 2, 5)
+                }
+            }
+        }
+    }
+
+    /// One delivery: dead-letter it, drop it as done, leave it to the live worker that has it, or run it.
+    func handle(_ delivery: QueueDelivery) async {
+        do {
+            guard let taskID = delivery.taskID else {
+                try await deadLetter(delivery, reason: "malformed entry: it names no task")
+                return
+            }
+            guard let task = try await tasks.task(id: taskID, ownerID: nil) else {
+                try await deadLetter(delivery, reason: "unknown task \(taskID)")
+                return
+            }
+            if task.state.isTerminal {
+                try await queue.acknowledge(delivery)  // a duplicate or a late redelivery
+                return
+            }
+            guard handlers[task.type] != nil else {
+                try await deadLetter(delivery, reason: "no handler for task type \(task.type)")
+                try await fail(task, error: ChorusError.internalError("no handler for task type \(task.type)"), state: .failure)
+                return
+            }
+            if task.attempts >= settings.maxAttempts {
+                try await deadLetter(delivery, reason: "claimed \(task.attempts) times without finishing")
+                try await fail(task, error: ChorusError.internalError("the task was abandoned by \(task.attempts) workers"), state: .failure)
+                return
+            }
+            let now = nowMilliseconds()
+            guard let claimed = try await tasks.claim(taskID: taskID, workerID: settings.id, leaseUntil: now + settings.leaseMilliseconds, now: now) else {
+                // Another live worker holds it (its lease is valid) or it was cancelled: the holder
+                // acknowledges the entry when it is done; a cancelled task is done now.
+                if let current = try await tasks.task(id: taskID, ownerID: nil), current.state.isTerminal || current.cancelRequested {
+                    try await queue.acknowledge(delivery)
+                }
+                return
+            }
+            start(claimed, delivery: delivery)
+        } catch {
+            logger.error("could not handle a queue entry", metadata: ["entry": "\(delivery.entryID)", "error": "\(error)"])
+        }
+    }
+
+    private func start(_ task: TaskRecord, delivery: QueueDelivery) {
+        let note = CancellationNote()
+        slots.take()
+        let job = Task {
+            await CancellationNote.$current.withValue(note) {
+                await self.execute(task, delivery: delivery)
+            }
+            self.running.withLock { $0[task.id] = nil }
+            self.slots.release()
+        }
+        running.withLock { $0[task.id] = RunningTask(job: job, note: note) }
+    }
+
+    private func execute(_ task: TaskRecord, delivery: QueueDelivery) async {
+        var logger = self.logger
+        logger[metadataKey: "task_id"] = .string(task.id)
+        do {
+            // Events continue where an earlier (crashed) run stopped; followers are told the answer restarts.
+            let sequence = EventSequence(start: try await bus.lastSequence(taskID: task.id))
+            let bus = self.bus
+            let emit: @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void = { kind, token, data in
+                try await bus.publish(TaskEvent(seq: sequence.next(), taskID: task.id, kind: kind, token: token, data: data))
+            }
+            if sequence.current > 0 {
+                try await emit(.progress, "", .object(["restarted": .bool(true), "attempt": .int(task.attempts)]))
+            }
+            let tasks = self.tasks
+            let workerID = settings.id
+            let context = TaskRunContext(task: task, emit: emit) { current, total in
+                try await tasks.updateProgress(taskID: task.id, workerID: workerID, current: current, total: total)
+                try await emit(.progress, "", .object(["current": .int(current), "total": total.map(JSONValue.int) ?? .null]))
+            }
+            let handler = handlers[task.type]!
+            do {
+                let result = try await handler.run(context)
+                if try await tasks.finish(taskID: task.id, workerID: settings.id, state: .success, result: result, error: nil, now: nowMilliseconds()) {
+                    try await emit(.finish, "", result)
+                }
+            } catch {
+                let cancelled = Task.isCancelled || error is CancellationError
+                let state: TaskState = cancelled ? .cancelled : .failure
+                let chorusError = cancelled ? ChorusError.invalidRequest(message: "The task was cancelled.", param: nil, code: "cancelled") : ((error as? ChorusError) ?? .internalError("\(error)"))
+                let body = Self.errorJSON(chorusError, state: state)
+                // Record the end even though this task may be cancelled: in a task of its own.
+                let finished = try await Task { try await tasks.finish(taskID: task.id, workerID: workerID, state: state, result: nil, error: body, now: nowMilliseconds()) }.value
+                if finished {
+                    try await Task { try await emit(.error, "", body) }.value
+                }
+                logger.info("task ended without success", metadata: ["state": "\(state.rawValue)", "error": "\(chorusError.message)"])
+            }
+            try await bus.expire(taskID: task.id, afterSeconds: settings.eventRetentionSeconds)
+            try await queue.acknowledge(delivery)
+        } catch {
+            // Publishing or recording failed (lost the task to another worker, or the store is down):
+            // leave the entry unacknowledged; the lease decides who runs it next.
+            logger.error("task run could not be recorded", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func fail(_ task: TaskRecord, error: ChorusError, state: TaskState) async throws {
+        let body = Self.errorJSON(error, state: state)
+        if try await tasks.finish(taskID: task.id, workerID: nil, state: state, result: nil, error: body, now: nowMilliseconds()) {
+            let seq = try await bus.lastSequence(taskID: task.id) + 1
+            try await bus.publish(TaskEvent(seq: seq, taskID: task.id, kind: .error, data: body))
+            try await bus.expire(taskID: task.id, afterSeconds: settings.eventRetentionSeconds)
+        }
+    }
+
+    private func deadLetter(_ delivery: QueueDelivery, reason: String) async throws {
+        logger.warning("dead-lettering a queue entry", metadata: ["entry": "\(delivery.entryID)", "queue": "\(delivery.model)", "reason": "\(reason)"])
+        try await tasks.recordDeadLetter(DeadLetter(
+            id: Identifier.make("dl_"), stream: delivery.model, entryID: delivery.entryID, taskID: delivery.taskID,
+            payload: delivery.payload, reason: reason, deliveries: delivery.deliveries, createdAt: nowMilliseconds()))
+        try await queue.deadLetter(delivery, reason: reason)
+    }
+
+    static func errorJSON(_ error: ChorusError, state: TaskState) -> JSONValue {
+        .object([
+            "message": .string(error.message), "type": .string(state == .cancelled ? "cancelled" : error.type),
+            "code": error.code.map(JSONValue.string) ?? .null,
+        ])
+    }
+
+    // MARK: Housekeeping
+
+    /// Renews the leases of running tasks, stops those whose cancellation was asked, and records
+    /// that this worker is alive.
+    private func heartbeat(startedAt: Int64) async throws {
+        let ids = runningTaskIDs
+        let now = nowMilliseconds()
+        let cancelled = try await tasks.renewLeases(workerID: settings.id, taskIDs: ids, leaseUntil: now + settings.leaseMilliseconds)
+        for id in cancelled {
+            running.withLock { running in
+                guard let task = running[id] else { return }
+                task.note.reason = "cancelled"
+                task.job.cancel()
+            }
+        }
+        try await tasks.heartbeat(worker: WorkerRecord(
+            id: settings.id, models: settings.queues, host: ProcessInfo.processInfo.hostName,
+            pid: Int(ProcessInfo.processInfo.processIdentifier), startedAt: startedAt, heartbeatAt: now))
+    }
+
+    /// Takes over entries that other (dead) workers were given; at start this includes this
+    /// worker's own from before a restart.
+    private func reclaim() async throws {
+        let entries = try await queue.reclaim(models: settings.queues, consumer: settings.id, minIdleMilliseconds: settings.leaseMilliseconds, count: 100)
+        for delivery in entries where delivery.taskID.map({ id in !runningTaskIDs.contains(id) }) ?? true {
+            await handle(delivery)
+        }
+    }
+
+    /// Queues again the tasks the database says are waiting but no queue holds (lost in a Redis
+    /// failover, or an embedded restart).
+    private func reconcile() async throws {
+        let now = nowMilliseconds()
+        let stats = Dictionary(uniqueKeysWithValues: try await queue.stats(models: settings.queues).map { ($0.model, $0) })
+        let candidates = try await tasks.tasksToRequeue(enqueuedBefore: now - settings.requeueAfterMilliseconds, now: now, limit: 500)
+        // A task still waiting behind others is not lost: only queues with nothing undelivered.
+        let lost = candidates.filter { settings.queues.contains($0.model) && (stats[$0.model]?.lag ?? 0) == 0 }
+        guard !lost.isEmpty else { return }
+        for task in lost { try await queue.enqueue(taskID: task.id, model: task.model) }
+        try await tasks.markEnqueued(taskIDs: lost.map(\.id), at: now)
+        logger.info("re-queued tasks the queue had lost", metadata: ["count": "\(lost.count)"])
+    }
+}
+
+/// The next event sequence number of one task run.
+final class EventSequence: Sendable {
+    private let value: Mutex<Int>
+
+    init(start: Int) {
+        value = Mutex(start)
+    }
+
+    var current: Int { value.withLock { $0 } }
+
+    func next() -> Int {
+        value.withLock { $0 += 1; return $0 }
+    }
+}
+
+/// Counts free task slots; lets the consumer wait for one and the drain wait for all.
+final class Slots: Sendable {
+    private struct State {
+        var free: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let total: Int
+    private let state: Mutex<State>
+
+    init(_ total: Int) {
+        self.total = total
+        self.state = Mutex(State(free: total))
+    }
+
+    func take() { state.withLock { $0.free -= 1 } }
+
+    func release() {
+        let waiters = state.withLock { state in
+            state.free += 1
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The number of free slots, once there is at least one.
+    func waitForFree() async -> Int {
+        while true {
+            let free = state.withLock { $0.free }
+            if free > 0 { return free }
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.free > 0 { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+
+    func waitUntilIdle() async {
+        while state.withLock({ $0.free }) < total {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import Logging
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import ServiceLifecycle
+import Synchronization
+
+/// PostgreSQL through PostgresNIO's `PostgresClient`: a bounded pool of connections.
+///
+/// The backend is a `Service`: its `run()` runs the pool, and no statement is served until it runs
+/// (statements issued earlier wait for it). `run()` ends when its task is cancelled, on graceful
+/// shutdown, or on `close()`; after that every statement fails.
+///
+/// Reads through `database` lease a connection for each statement. `transaction` leases ONE
+/// connection for BEGIN, the body's statements and COMMIT (or ROLLBACK), so transactions on
+/// different tasks never share a connection.
+public final class PostgresBackend: SQLBackend, Service {
+    public let database: any SQLDatabase
+    private let client: PostgresClient
+    private let logger: Logger
+    private let writes = Atomic<Int>(0)
+    private let started = Atomic<Bool>(false)
+    /// Finished by `close()`; `run()` waits on it beside the client.
+    private let closeRequests: AsyncStream<Void>
+    private let requestClose: AsyncStream<Void>.Continuation
+    private let stopped = Latch()
+
+    public var committedWrites: Int { writes.load(ordering: .relaxed) }
+
+    /// Connects with `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
+    public convenience init(url: String, maximumConnections: Int = Configuration.defaultMaximumConnections, logger: Logger) throws {
+        self.init(configuration: try Configuration(url: url, maximumConnections: maximumConnections), logger: logger)
+    }
+
+    public init(configuration: Configuration, logger: Logger) {
+        var clientConfiguration = PostgresClient.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username,
+            password: configuration.password, database: configuration.database, tls: configuration.tls.client)
+        clientConfiguration.options.maximumConnections = configuration.maximumConnections
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        self.client = client
+        self.logger = logger
+        self.database = PostgresPoolDatabase(client: client, logger: logger)
+        let (closeRequests, requestClose) = AsyncStream.makeStream(of: Void.self)
+        self.closeRequests = closeRequests
+        self.requestClose = requestClose
+    }
+
+    /// Runs the pool until the task is cancelled, graceful shutdown, or `close()`. Call it once.
+    public func run() async {
+        started.store(true, ordering: .releasing)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.client.run() }
+            group.addTask { for await _ in self.closeRequests {} }
+            await group.next()
+            group.cancelAll()
+        }
+        stopped.open()
+    }
+
+    /// Stops the pool and waits until `run()` has returned (at once if it never started).
+    public func close() async {
+        requestClose.finish()
+        if started.load(ordering: .acquiring) {
+            await stopped.wait()
+        }
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            let db = connection.sql(logger: logger)
+            try await db.raw("BEGIN").run()
+            let result: T
+            do {
+                result = try await body(db)
+            } catch {
+                do {
+                    try await db.raw("ROLLBACK").run()
+                } catch {
+                    // The connection's state is unknown: close it, and the pool replaces it.
+                    try? await connection.close()
+                }
+                throw error
+            }
+            try await db.raw("COMMIT").run()
+            writes.add(1, ordering: .relaxed)
+            return result
+        }
+    }
+}
+
+extension PostgresBackend {
+    /// Where and how to connect. The password is never part of `description`.
+    public struct Configuration: Sendable, CustomStringConvertible {
+        public enum TLSMode: String, Sendable {
+            /// Plain TCP.
+            case disable
+            /// TLS with certificate verification when the server offers it, plain TCP otherwise.
+            case prefer
+            /// TLS with certificate verification, or no connection.
+            case require
+        }
+
+        public static let defaultMaximumConnections = 20
+
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var password: String?
+        /// Nil connects to the database named after the user.
+        public var database: String?
+        public var tls: TLSMode
+        /// The pool never holds more connections than this; further requests wait for one.
+        public var maximumConnections: Int
+
+        public init(
+            host: String, port: Int = 5432, username: String, password: String?, database: String?,
+            tls: TLSMode = .prefer, maximumConnections: Int = Self.defaultMaximumConnections
+        ) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+            self.tls = tls
+            self.maximumConnections = maximumConnections
+        }
+
+        /// Parses `postgres://user:password@host:port/database` (or `postgresql://`). User and host
+        /// are required; the port defaults to 5432. `sslmode` (or `tlsmode`) may be `disable`,
+        /// `prefer` (the default) or `require`; libpq's `allow`, `verify-ca` and `verify-full` are
+        /// read as `prefer`, `require` and `require`.
+        public init(url: String, maximumConnections: Int = Self.defaultMaximumConnections) throws {
+            guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme) else {
+                throw InvalidURL(reason: "expected postgres://user:password@host:port/database")
+            }
+            guard let username = components.user, !username.isEmpty else {
+                throw InvalidURL(reason: "the URL names no user")
+            }
+            guard let host = components.host, !host.isEmpty else {
+                throw InvalidURL(reason: "the URL names no host")
+            }
+            let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+            var tls = TLSMode.prefer
+            if let mode = components.queryItems?.last(where: { ["sslmode", "tlsmode"].contains($0.name.lowercased()) })?.value {
+                switch mode.lowercased() {
+                case "disable": tls = .disable
+                case "allow", "prefer": tls = .prefer
+                case "require", "verify-ca", "verify-full": tls = .require
+                default: throw InvalidURL(reason: "unknown sslmode '\(mode)'")
+                }
+            }
+            self.init(
+                host: host, port: components.port ?? 5432, username: username, password: components.password,
+                database: path.isEmpty ? nil : path, tls: tls, maximumConnections: maximumConnections)
+        }
+
+        public var description: String {
+            "postgres://\(username)\(password == nil ? "" : ":***")@\(host):\(port)/\(database ?? "")?sslmode=\(tls.rawValue)"
+        }
+
+        /// A PostgreSQL URL that could not be read. Never carries the password.
+        public struct InvalidURL: Error, CustomStringConvertible {
+            public let reason: String
+            public var description: String { "invalid PostgreSQL URL: \(reason)" }
+        }
+    }
+}
+
+extension PostgresBackend.Configuration.TLSMode {
+    var client: PostgresClient.Configuration.TLS {
+        switch self {
+        case .disable: .disable
+        case .prefer: .prefer(.makeClientConfiguration())
+        case .require: .require(.makeClientConfiguration())
+        }
+    }
+}
+
+/// `SQLDatabase` over the pool, for statements outside a transaction: each statement leases a
+/// connection for as long as it runs (rows included) and gives it back.
+private struct PostgresPoolDatabase: SQLDatabase {
+    let client: PostgresClient
+    let logger: Logger
+
+    var eventLoop: any EventLoop { PostgresClient.defaultEventLoopGroup.any() }
+    var dialect: any SQLDialect { PostgresDialect() }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
+        eventLoop.makeFutureWithTask { try await self.execute(sql: query, onRow) }
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.sql(logger: logger).execute(sql: query, onRow)
+        }
+    }
+
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await client.withConnection { connection in
+            try await closure(connection.sql(logger: logger))
+        }
+    }
+}
+
+/// A one-way gate: `wait()` suspends until `open()`, and returns at once afterwards.
+private final class Latch: Sendable {
+    private struct State {
+        var isOpen = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let isOpen = state.withLock { state in
+                if !state.isOpen { state.waiters.append(continuation) }
+                return state.isOpen
+            }
+            if isOpen { continuation.resume() }
+        }
+    }
+}
