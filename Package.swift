@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "ChorusCore", "ChorusProviders", "ChorusStore", "ChorusRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -157,6 +158,7 @@ let package = Package(
             dependencies: [
                 "ChorusCore", "ChorusRuntime", "ChorusHTTP", "ChorusStore", "ChorusProviders", "FakeUpstreamKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: chorusSwiftSettings()

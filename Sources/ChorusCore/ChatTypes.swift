@@ -146,7 +146,6 @@ public struct CompletionEnvelope: Sendable {
         json.key("object"); json.string(object)
         json.key("created"); json.int(created)
         json.key("model"); json.string(model)
-        json.key("system_fingerprint"); json.null()
         if let conversationID { json.key("conversation_id"); json.string(conversationID) }
     }
 

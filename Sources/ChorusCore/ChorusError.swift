@@ -15,6 +15,12 @@ public enum ChorusError: Error, Sendable, Equatable {
     case upstreamTimeout(phase: TimeoutPhase, seconds: Double)
     /// The model exists but cannot serve now (the local model is still loading): 503.
     case modelUnavailable(model: String, reason: String)
+    /// An `Idempotency-Key` reused with a different request: 422.
+    case idempotencyMismatch
+    /// An `Idempotency-Key` whose first request is still being processed: 409.
+    case idempotencyInFlight
+    /// The queue or the database cannot take work now: 503.
+    case unavailable(String)
     /// Anything else: 500, with no internals in the body.
     case internalError(String)
 
@@ -30,9 +36,9 @@ extension ChorusError {
     /// The OpenAI error `type`.
     public var type: String {
         switch self {
-        case .invalidRequest, .modelNotFound, .notFound, .payloadTooLarge: "invalid_request_error"
+        case .invalidRequest, .modelNotFound, .notFound, .payloadTooLarge, .idempotencyMismatch, .idempotencyInFlight: "invalid_request_error"
         case .upstreamError, .upstreamTimeout, .modelUnavailable: "upstream_error"
-        case .internalError: "server_error"
+        case .unavailable, .internalError: "server_error"
         }
     }
 
@@ -46,6 +52,9 @@ extension ChorusError {
         case .upstreamError: "upstream_error"
         case .upstreamTimeout(let phase, _): "upstream_timeout_\(phase.rawValue)"
         case .modelUnavailable: "model_unavailable"
+        case .idempotencyMismatch: "idempotency_key_reused"
+        case .idempotencyInFlight: "idempotency_key_in_use"
+        case .unavailable: "service_unavailable"
         case .internalError: "internal_error"
         }
     }
@@ -70,6 +79,9 @@ extension ChorusError {
         case .upstreamTimeout(let phase, let seconds):
             "The upstream model did not respond in time (\(phase.rawValue.replacingUnderscores) timeout of \(seconds.formattedSeconds) s)."
         case .modelUnavailable(let model, let reason): "The model `\(model)` is not available right now: \(reason)"
+        case .idempotencyMismatch: "This Idempotency-Key was already used with a different request."
+        case .idempotencyInFlight: "A request with this Idempotency-Key is still being processed; retry later."
+        case .unavailable(let what): "The service is temporarily unavailable: \(what)"
         case .internalError: "The server had an error while processing your request."
         }
     }
@@ -82,7 +94,9 @@ extension ChorusError {
         case .payloadTooLarge: 413
         case .upstreamError: 502
         case .upstreamTimeout: 504
-        case .modelUnavailable: 503
+        case .modelUnavailable, .unavailable: 503
+        case .idempotencyMismatch: 422
+        case .idempotencyInFlight: 409
         case .internalError: 500
         }
     }

@@ -13,6 +13,8 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     let engine: ChatEngine<Store>
     let maxBodyBytes: Int
     let onDisconnect: ChorusConfiguration.DisconnectPolicy
+    /// The Async-Chat form (multipart), when asynchronous work is available.
+    var uploads: UploadsController<Store>?
     var keepAliveInterval: Duration = .seconds(5)
 
     enum StreamItem: Sendable {
@@ -27,6 +29,15 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     }
 
     @Sendable func create(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        if let uploads, request.headers[.contentType]?.lowercased().hasPrefix("multipart/form-data") == true {
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: maxBodyBytes)
+            } catch {
+                throw ChorusError.payloadTooLarge(limit: maxBodyBytes)
+            }
+            return try await uploads.asyncChat(request, body: body, context: context)
+        }
         let chat = try await parse(request)
         let turn = try await engine.prepare(chat, ownerID: context.ownerID, requestID: context.requestID)
         do {

@@ -8,6 +8,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
+import SQLKit
 import ServiceLifecycle
 
 /// Assembles embedded Chorus (`chorus serve`): SQLite, the model table with its local model
@@ -37,12 +38,23 @@ public func buildServeApplication(
         store: store, models: models, historyMessages: configuration.conversations.historyMessages,
         checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
 
-    let router = buildRouter(engine: engine, models: models, configuration: configuration)
+    // Embedded asynchronous work: the in-process queue and event bus, and one worker for every queue.
+    let queue = InProcessQueue()
+    let bus = InProcessEventBus()
+    let taskStore = SQLTaskStore(backend: backend)
+    let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine), ConversationExportHandler(store: store)]
+    let taskService = TaskService(tasks: taskStore, conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
+    let worker = TaskWorker(
+        settings: workerSettings(configuration, id: "embedded", queues: models.names + [TaskService<SQLConversationStore>.genericQueue]),
+        queue: queue, bus: bus, tasks: taskStore, handlers: handlers, logger: logger)
+
+    let router = buildRouter(engine: engine, models: models, configuration: configuration, tasks: taskService, database: backend.database)
     var services: [any Service] = [
         ShutdownService(name: "upstream-http-client") { try await client.shutdown() },
         ShutdownService(name: "database") { try await backend.close() },
     ]
     services += models.supervisors as [any Service]
+    services.append(worker)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus"),
@@ -53,18 +65,37 @@ public func buildServeApplication(
         logger: logger)
 }
 
+/// The worker settings from the configuration.
+public func workerSettings(_ configuration: ChorusConfiguration, id: String, queues: [String]) -> WorkerSettings {
+    var settings = WorkerSettings(id: id, queues: queues)
+    settings.concurrency = configuration.tasks.concurrency
+    settings.leaseMilliseconds = Int64(configuration.tasks.leaseSeconds * 1000)
+    settings.maxAttempts = configuration.tasks.maxAttempts
+    settings.eventRetentionSeconds = configuration.tasks.eventRetentionSeconds
+    settings.requeueAfterMilliseconds = Int64(configuration.tasks.requeueAfterSeconds * 1000)
+    return settings
+}
+
 /// The routes of the HTTP API, shared by every shape of Chorus.
-func buildRouter<Store: ConversationStore>(engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration) -> Router<ChorusRequestContext> {
+func buildRouter<Store: ConversationStore>(
+    engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration,
+    tasks: TaskService<Store>, database: any SQLDatabase
+) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
     router.middlewares.add(APIMiddleware())
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
+    let tasksController = TasksController(service: tasks, idempotency: Idempotency(tasks: tasks.tasks), maxBodyBytes: configuration.http.maxBodyBytes)
+    let uploads = UploadsController(tasks: tasksController, maxFileBytes: configuration.files.maxBytes)
+    var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
+    chat.uploads = uploads
     router.addRoutes(ModelsController(models: models).endpoints, atPath: "/v1/models")
-    router.addRoutes(
-        ChatCompletionsController(engine: engine, maxBodyBytes: configuration.http.maxBodyBytes, onDisconnect: configuration.conversations.onDisconnect).endpoints,
-        atPath: "/v1")
+    router.addRoutes(chat.endpoints, atPath: "/v1")
     router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
+    tasksController.addRoutes(to: router)
+    uploads.addRoutes(to: router)
+    OperationsController(service: tasks, database: database, queues: models.names + [TaskService<Store>.genericQueue]).addRoutes(to: router)
     return router
 }
 

@@ -57,6 +57,7 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
 
     // MARK: - Sending
 
+    @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration?, blocking: Bool) async throws -> RESPValue {
         if blocking {
             return try await self.withDedicatedConnection { connection in
@@ -68,6 +69,7 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
         return try await connection.send(command, timeout: Self.remaining(until: deadline), blocking: false)
     }
 
+    @discardableResult
     public func pipeline(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
         let deadline = ContinuousClock.now + (timeout ?? self.configuration.commandTimeout)
@@ -163,6 +165,7 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
                     logger: self.logger
                 )
             } catch {
+                if Task.isCancelled { return }  // shutting down mid-connect
                 failures += 1
                 self.state.withLock { $0.lastConnectError = error }
                 let delay = self.configuration.reconnectBackoff.delay(afterFailure: failures)
@@ -337,6 +340,7 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
                     logger: self.logger
                 )
             } catch {
+                try Task.checkCancellation()
                 failures += 1
                 self.state.withLock { $0.lastConnectError = error }
                 let delay = self.configuration.reconnectBackoff.delay(afterFailure: failures)

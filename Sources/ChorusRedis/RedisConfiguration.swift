@@ -29,27 +29,21 @@ public struct RedisConfiguration: Sendable, Hashable {
         /// capped at ``maximum``, with "equal jitter" — a random point in its upper half — so that
         /// many clients that lost the same server do not reconnect in lockstep.
         public func delay(afterFailure attempt: Int) -> Duration {
-            let initialSeconds = Self.seconds(self.initial)
-            let maximumSeconds = Self.seconds(self.maximum)
-            let exponent = Double(Swift.max(0, Swift.min(attempt - 1, 62)))
-            let step = Swift.min(maximumSeconds, initialSeconds * pow2(self.multiplier, exponent))
+            let maximum = Self.seconds(self.maximum)
+            var step = Self.seconds(self.initial)
+            var steps = attempt - 1
+            while steps > 0, step < maximum, self.multiplier > 1 {
+                step *= self.multiplier
+                steps -= 1
+            }
+            step = Swift.min(step, maximum)
             let jittered = step / 2 + Double.random(in: 0...(step / 2))
             return .nanoseconds(Int64((jittered * 1e9).rounded()))
         }
 
-        static func seconds(_ duration: Duration) -> Double {
+        private static func seconds(_ duration: Duration) -> Double {
             let (seconds, attoseconds) = duration.components
             return Double(seconds) + Double(attoseconds) / 1e18
-        }
-
-        private func pow2(_ base: Double, _ exponent: Double) -> Double {
-            var result = 1.0
-            var remaining = Int(exponent)
-            while remaining > 0, result < 1e12 {
-                result *= base
-                remaining -= 1
-            }
-            return result
         }
     }
 

@@ -79,6 +79,7 @@ public final class RedisConnection: RedisCommandSender, Sendable {
             switch error {
             case .server(let message): throw .connectionFailed("handshake rejected: \(message)")
             case .timeout: throw .connectionFailed("handshake timed out")
+            case .connectionFailed: throw error
             default: throw .connectionFailed("handshake failed: \(error)")
             }
         }
@@ -101,7 +102,7 @@ public final class RedisConnection: RedisCommandSender, Sendable {
             } catch let error as RedisError {
                 throw error
             } catch {
-                throw .connectionClosed  // cancelled while connecting
+                throw .connectionFailed("cancelled during the handshake")
             }
             if case .error(let message) = reply { throw .server(message) }
         }
@@ -145,6 +146,7 @@ public final class RedisConnection: RedisCommandSender, Sendable {
     /// Whether the connection is open. A closed connection never opens again.
     public var isConnected: Bool { self.channel.isActive }
 
+    @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration?, blocking: Bool) async throws -> RESPValue {
         let reply = try await Self.execute(
             [command],
@@ -155,6 +157,7 @@ public final class RedisConnection: RedisCommandSender, Sendable {
         return reply
     }
 
+    @discardableResult
     public func pipeline(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
         return try await Self.execute(commands, on: self.channel, timeout: TimeAmount(timeout ?? self.configuration.commandTimeout))

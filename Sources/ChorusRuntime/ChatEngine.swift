@@ -14,19 +14,13 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     public let models: ModelRegistry
     public let historyMessages: Int
     public let checkpointSeconds: Double
-    /// Retries of an upstream call that failed before its first token (5xx, 429, connection
-    /// errors, first-token timeouts), with exponential backoff and jitter.
-    public let retries: Int
-    public let retryBaseDelay: Double
     let logger: Logger
 
-    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, retries: Int = 2, retryBaseDelay: Double = 0.25, logger: Logger) {
+    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, logger: Logger) {
         self.store = store
         self.models = models
         self.historyMessages = historyMessages
         self.checkpointSeconds = checkpointSeconds
-        self.retries = retries
-        self.retryBaseDelay = retryBaseDelay
         self.logger = logger
     }
 
@@ -46,7 +40,8 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         let conversation = Conversation(id: conversationID, ownerID: task.ownerID, title: nil, model: task.model, createdAt: task.createdAt, updatedAt: task.createdAt)
         return PreparedTurn(
             requestID: task.id, ownerID: task.ownerID, model: task.model, provider: entry.provider,
-            upstreamStreaming: true, conversation: conversation, upstream: UpstreamRequest(body: body, requestID: task.id),
+            upstreamStreaming: true, retries: entry.configuration.retries, retryBackoffSeconds: entry.configuration.retryBackoffSeconds,
+            conversation: conversation, upstream: UpstreamRequest(body: body, requestID: task.id),
             assistantMessageID: "msg_" + task.id, startedAt: task.createdAt)
     }
 
@@ -83,6 +78,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         return PreparedTurn(
             requestID: requestID, ownerID: ownerID, model: entry.configuration.name, provider: entry.provider,
             upstreamStreaming: entry.configuration.upstreamStreaming,
+            retries: entry.configuration.retries, retryBackoffSeconds: entry.configuration.retryBackoffSeconds,
             conversation: conversation, upstream: UpstreamRequest(body: body, requestID: requestID),
             assistantMessageID: Identifier.make("msg_"), startedAt: now)
     }
@@ -118,9 +114,9 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                         }
                     }
                     break
-                } catch let error as ChorusError where attempt < retries && !progress.started && Self.isRetryable(error) {
+                } catch let error as ChorusError where attempt < turn.retries && !progress.started && Self.isRetryable(error) {
                     attempt += 1
-                    let delay = retryBaseDelay * Double(1 << (attempt - 1)) * Double.random(in: 0.5...1.5)
+                    let delay = turn.retryBackoffSeconds * Double(1 << (attempt - 1)) * Double.random(in: 0.5...1.5)
                     logger.warning("retrying the upstream call", metadata: ["request_id": "\(turn.requestID)", "attempt": "\(attempt)", "error": "\(error.message)", "delay_s": "\(delay)"])
                     try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
                 }
@@ -203,6 +199,8 @@ public struct PreparedTurn: Sendable {
     public let model: String
     public let provider: any ChatProvider
     public let upstreamStreaming: Bool
+    public let retries: Int
+    public let retryBackoffSeconds: Double
     public let conversation: Conversation
     public let upstream: UpstreamRequest
     public let assistantMessageID: String

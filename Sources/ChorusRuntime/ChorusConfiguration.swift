@@ -36,6 +36,24 @@ public struct ChorusConfiguration: Sendable {
         public var idleConnectionSeconds = 60.0
     }
 
+    public struct Tasks: Sendable {
+        /// Tasks one worker runs at once.
+        public var concurrency = 16
+        /// A running task's lease; a task whose worker stopped renewing it is taken over.
+        public var leaseSeconds = 15.0
+        /// Claims of one task (its workers died) before it is dead-lettered and failed.
+        public var maxAttempts = 3
+        /// How long the events of an ended task stay replayable.
+        public var eventRetentionSeconds = 3600
+        /// A pending task not picked up for this long, with nothing waiting in its queue, is queued again.
+        public var requeueAfterSeconds = 10.0
+    }
+
+    public struct Files: Sendable {
+        /// Largest upload (413 above it).
+        public var maxBytes = 10 * 1024 * 1024
+    }
+
     public struct Logging: Sendable {
         public var level = "info"
         /// `text` or `json`.
@@ -46,6 +64,8 @@ public struct ChorusConfiguration: Sendable {
     public var storage = Storage()
     public var conversations = Conversations()
     public var upstream = Upstream()
+    public var tasks = Tasks()
+    public var files = Files()
     public var logging = Logging()
     /// Folder for the database and logs.
     public var dataDirectory = "./data"
@@ -76,6 +96,10 @@ public struct ModelConfiguration: Sendable, Equatable {
     /// between-token timeouts apply and a partial answer survives a failure. `false` forwards
     /// non-streamed requests as they are (then only the connect and total timeouts apply).
     public var upstreamStreaming = true
+    /// Retries of a call that failed before its first token (5xx, 429, connection errors,
+    /// first-token timeouts), with exponential backoff from `retryBackoffSeconds` and jitter.
+    public var retries = 2
+    public var retryBackoffSeconds = 0.25
     /// For `local`: how to run llama.cpp's server.
     public var local: LocalModelSettings?
 

@@ -20,16 +20,19 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
 /// command-line flags, each overriding the one before.
 public enum ConfigurationLoader {
-    static let topLevelKeys: Set<String> = ["http", "storage", "conversations", "upstream", "logging", "data_dir", "models"]
+    static let topLevelKeys: Set<String> = ["http", "storage", "conversations", "upstream", "tasks", "files", "logging", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
         "http": ["host", "port", "max_body_bytes"],
         "storage": ["sqlite_path"],
         "conversations": ["history_messages", "checkpoint_seconds", "on_disconnect"],
         "upstream": ["max_connections_per_host", "idle_connection_seconds"],
         "logging": ["level", "format"],
+        "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds"],
+        "files": ["max_bytes"],
     ]
     static let modelKeys: Set<String> = [
         "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by", "upstream_streaming",
+        "retries", "retry_backoff_seconds",
         "model_path", "server_binary", "context_size", "parallel", "gpu_layers", "extra_args", "startup_timeout",
     ]
     static let timeoutKeys: Set<String> = ["connect", "first_token", "between_tokens", "total"]
@@ -113,6 +116,12 @@ public enum ConfigurationLoader {
         }
         config.upstream.maxConnectionsPerHost = try values2.int("upstream.max_connections_per_host", range: 1...1_000_000) ?? config.upstream.maxConnectionsPerHost
         config.upstream.idleConnectionSeconds = try values2.double("upstream.idle_connection_seconds", range: 1...86_400) ?? config.upstream.idleConnectionSeconds
+        config.tasks.concurrency = try values2.int("tasks.concurrency", range: 1...10_000) ?? config.tasks.concurrency
+        config.tasks.leaseSeconds = try values2.double("tasks.lease_seconds", range: 1...3600) ?? config.tasks.leaseSeconds
+        config.tasks.maxAttempts = try values2.int("tasks.max_attempts", range: 1...100) ?? config.tasks.maxAttempts
+        config.tasks.eventRetentionSeconds = try values2.int("tasks.event_retention_seconds", range: 1...2_592_000) ?? config.tasks.eventRetentionSeconds
+        config.tasks.requeueAfterSeconds = try values2.double("tasks.requeue_after_seconds", range: 1...86_400) ?? config.tasks.requeueAfterSeconds
+        config.files.maxBytes = try values2.int("files.max_bytes", range: 1...1_073_741_824) ?? config.files.maxBytes
         config.logging.level = try values2.string("logging.level") ?? config.logging.level
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logging.level) else {
             throw ConfigurationError(key: "logging.level", problem: "expected one of trace, debug, info, notice, warning, error, critical; got `\(config.logging.level)`")
@@ -154,6 +163,8 @@ public enum ConfigurationLoader {
             }
             model.upstreamStreaming = flag
         }
+        model.retries = try values.int("\(prefix).retries", range: 0...10) ?? model.retries
+        model.retryBackoffSeconds = try values.double("\(prefix).retry_backoff_seconds", range: 0...60) ?? model.retryBackoffSeconds
         switch provider {
         case .openai:
             guard let url = try values.string("\(prefix).base_url") else {

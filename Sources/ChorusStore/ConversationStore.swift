@@ -59,9 +59,11 @@ public struct SQLConversationStore: ConversationStore {
                 }
                 conversation = existing
                 conversation.updatedAt = turn.now
+                // Update first: on PostgreSQL the row lock makes concurrent turns of one conversation
+                // take their seq numbers one after the other (SQLite serializes writes anyway).
+                try await db.raw("UPDATE conversations SET updated_at = \(bind: turn.now) WHERE id = \(bind: id)").run()
                 seq = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE conversation_id = \(bind: id)")
                     .first().map { try $0.decode(column: "seq", as: Int64.self) } ?? 0
-                try await db.raw("UPDATE conversations SET updated_at = \(bind: turn.now) WHERE id = \(bind: id)").run()
             } else {
                 conversation = Conversation(
                     id: turn.newConversationID, ownerID: turn.ownerID, title: turn.title, model: turn.model,

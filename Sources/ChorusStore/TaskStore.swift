@@ -162,15 +162,30 @@ public struct SQLTaskStore: Sendable {
     /// Extends the leases of the tasks this worker runs; returns those whose cancellation was asked.
     public func renewLeases(workerID: String, taskIDs: [String], leaseUntil: Int64) async throws -> Set<String> {
         guard !taskIDs.isEmpty else { return [] }
-        let ids = SQLList(taskIDs.map { SQLBind($0) })
+        let ids = Self.list(taskIDs)
         return try await backend.transaction { db in
             try await db.raw("""
                 UPDATE tasks SET lease_until = \(bind: leaseUntil)
                 WHERE worker_id = \(bind: workerID) AND id IN \(ids)
                 """).run()
-            let rows = try await db.raw("SELECT id FROM tasks WHERE id IN \(ids) AND cancel_requested = 1").all()
-            return Set(try rows.map { try $0.decode(column: "id", as: String.self) })
+            return try await Self.cancelRequested(db, ids: ids)
         }
+    }
+
+    /// Which of these tasks someone asked to cancel (a read: workers poll it often).
+    public func cancelRequested(taskIDs: [String]) async throws -> Set<String> {
+        guard !taskIDs.isEmpty else { return [] }
+        return try await Self.cancelRequested(backend.database, ids: Self.list(taskIDs))
+    }
+
+    private static func cancelRequested(_ db: any SQLDatabase, ids: any SQLExpression) async throws -> Set<String> {
+        let rows = try await db.raw("SELECT id FROM tasks WHERE id IN \(ids) AND cancel_requested = 1").all()
+        return Set(try rows.map { try $0.decode(column: "id", as: String.self) })
+    }
+
+    /// `(?, ?, …)` for `IN`.
+    static func list(_ values: [String]) -> any SQLExpression {
+        SQLGroupExpression(SQLList(values.map { SQLBind($0) }))
     }
 
     public func updateProgress(taskID: String, workerID: String, current: Int, total: Int?) async throws {
@@ -231,7 +246,7 @@ public struct SQLTaskStore: Sendable {
     public func markEnqueued(taskIDs: [String], at time: Int64) async throws {
         guard !taskIDs.isEmpty else { return }
         try await backend.transaction { db in
-            try await db.raw("UPDATE tasks SET enqueued_at = \(bind: time) WHERE id IN \(SQLList(taskIDs.map { SQLBind($0) }))").run()
+            try await db.raw("UPDATE tasks SET enqueued_at = \(bind: time) WHERE id IN \(Self.list(taskIDs))").run()
         }
     }
 

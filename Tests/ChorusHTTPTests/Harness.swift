@@ -8,6 +8,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import HTTPTypes
 import NIOCore
 import Testing
 
@@ -20,9 +21,11 @@ struct Harness {
     let backend: any SQLBackend
     let store: SQLConversationStore
     let stats: FakeUpstreamStats
+    let queue: InProcessQueue
+    let tasks: SQLTaskStore
 
     static func run(
-        firstToken: Double = 2, betweenTokens: Double = 1, checkpointSeconds: Double = 5,
+        firstToken: Double = 2, betweenTokens: Double = 1, checkpointSeconds: Double = 5, worker: Bool = true,
         _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-http-\(UUID().uuidString)")
@@ -35,21 +38,34 @@ struct Harness {
             let port = try #require(fakeClient.port)
             var configuration = ChorusConfiguration()
             configuration.conversations.checkpointSeconds = checkpointSeconds
-            configuration.models = [ModelConfiguration(
-                name: "fake", provider: .openai, baseURL: "http://127.0.0.1:\(port)/v1", apiKeyEnv: nil,
-                upstreamModel: "fake-model",
-                timeouts: ModelTimeouts(connect: 2, firstToken: firstToken, betweenTokens: betweenTokens, total: 30),
-                ownedBy: "chorus", local: nil)]
+            configuration.models = ["fake", "fake2"].map { name in
+                var model = ModelConfiguration(
+                    name: name, provider: .openai, baseURL: "http://127.0.0.1:\(port)/v1", apiKeyEnv: nil,
+                    upstreamModel: "fake-model",
+                    timeouts: ModelTimeouts(connect: 2, firstToken: firstToken, betweenTokens: betweenTokens, total: 30),
+                    ownedBy: "chorus", local: nil)
+                model.retries = 0
+                return model
+            }
             let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("chorus.sqlite").path, logger: logger)
             try await Migrator(backend: backend, logger: logger).migrate()
             let httpClient = makeUpstreamClient(configuration: configuration)
             let store = SQLConversationStore(backend: backend)
             let models = ModelRegistry(models: configuration.models, client: httpClient, environment: [:], logger: logger)
             let engine = ChatEngine(store: store, models: models, historyMessages: 20, checkpointSeconds: checkpointSeconds, logger: logger)
-            let app = Application(router: buildRouter(engine: engine, models: models, configuration: configuration), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+            let queue = InProcessQueue()
+            let bus = InProcessEventBus()
+            let taskStore = SQLTaskStore(backend: backend)
+            let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine), ConversationExportHandler(store: store)]
+            let service = TaskService(tasks: taskStore, conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
+            let taskWorker = TaskWorker(
+                settings: workerSettings(configuration, id: "test-worker", queues: models.names + [TaskService<SQLConversationStore>.genericQueue]),
+                queue: queue, bus: bus, tasks: taskStore, handlers: handlers, logger: logger)
+            let router = buildRouter(engine: engine, models: models, configuration: configuration, tasks: service, database: backend.database)
+            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: worker ? [taskWorker] : [], logger: logger)
             do {
                 try await app.test(.live) { client in
-                    try await body(Harness(client: client, backend: backend, store: store, stats: stats))
+                    try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, tasks: taskStore))
                 }
             } catch {
                 try await httpClient.shutdown()
@@ -72,8 +88,34 @@ struct Harness {
         return try await post("/v1/chat/completions", body: try JSONValue.object(body).encoded())
     }
 
-    func post(_ path: String, body: some Sequence<UInt8>) async throws -> TestResponse {
-        try await client.execute(uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: Array(body)))
+    func post(_ path: String, body: some Sequence<UInt8>, headers: HTTPFields = [:]) async throws -> TestResponse {
+        var headers = headers
+        headers[.contentType] = headers[.contentType] ?? "application/json"
+        return try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(bytes: Array(body)))
+    }
+
+    func post(_ path: String, json: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        try await post(path, body: Array(json.utf8), headers: headers)
+    }
+
+    /// Polls until the task ends.
+    func waitForTask(_ id: String, timeout: Duration = .seconds(20)) async throws -> JSONValue {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let task = try json(try await get("/v1/tasks/\(id)"))
+            if let state = task["state"]?.stringValue, ["SUCCESS", "FAILURE", "CANCELLED"].contains(state) { return task }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CancellationError()
+    }
+
+    /// The SSE events of a task: (id, payload).
+    func taskEvents(_ id: String, lastEventID: String? = nil) async throws -> [(String, JSONValue)] {
+        var headers: HTTPFields = [:]
+        if let lastEventID { headers[HTTPField.Name("Last-Event-ID")!] = lastEventID }
+        let response = try await client.execute(uri: "/v1/tasks/\(id)/events", method: .get, headers: headers)
+        var parser = SSEParser()
+        return try parser.feed(response.body.readableBytesView).map { ($0.id ?? "", try JSONValue.parse(Array($0.data.utf8))) }
     }
 
     func get(_ path: String) async throws -> TestResponse {

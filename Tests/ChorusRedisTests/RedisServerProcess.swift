@@ -46,13 +46,18 @@ final class RedisServerProcess {
         try await self.waitUntilReady()
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL if it lingers) and waits for it to exit.
+    /// Stops the server with `SHUTDOWN NOSAVE` (SIGKILL if it lingers) and waits for it to exit.
+    ///
+    /// Not SIGTERM: a child spawned from a Dispatch thread inherits its blocked signal mask, and redis-server then ignores SIGTERM.
     func stop() async {
         guard let process = self.process else { return }
         self.process = nil
-        process.terminate()
+        if let connection = try? await RedisConnection.connect(configuration: self.adminConfiguration) {
+            _ = try? await connection.send(["SHUTDOWN", "NOSAVE"], timeout: .seconds(2))
+            await connection.close()
+        }
         for _ in 0..<100 where process.isRunning {
-            try? await Task.sleep(for: .milliseconds(50))
+            try? await Task.sleep(for: .milliseconds(20))
         }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
@@ -71,13 +76,19 @@ final class RedisServerProcess {
         try? FileManager.default.removeItem(at: self.directory)
     }
 
-    private func waitUntilReady() async throws {
+    /// Settings for the helper's own connections: RESP2, short connect timeout, the server's password.
+    private var adminConfiguration: RedisConfiguration {
         var configuration = self.configuration
         configuration.connectTimeout = .milliseconds(500)
         configuration.protocolVersion = .resp2
         if let index = self.extraArguments.firstIndex(of: "--requirepass"), index + 1 < self.extraArguments.count {
             configuration.password = self.extraArguments[index + 1]
         }
+        return configuration
+    }
+
+    private func waitUntilReady() async throws {
+        let configuration = self.adminConfiguration
         let deadline = ContinuousClock.now + .seconds(10)
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {

@@ -59,7 +59,11 @@ actor PostgresTestServer {
         let logger = self.logger
         let task = Task {
             if let url = ProcessInfo.processInfo.environment["CHORUS_TEST_POSTGRES_URL"], !url.isEmpty {
-                return try Cluster(url: url)
+                let cluster = try Cluster(url: url)
+                try await cluster.administer(logger: logger, "connect to CHORUS_TEST_POSTGRES_URL") { db in
+                    try await db.raw("SELECT 1").run()
+                }
+                return cluster
             }
             return try await LocalServer.start(logger: logger)
         }
@@ -321,7 +325,7 @@ func withTimeout<T: Sendable>(seconds: Int, _ what: String, _ body: @escaping @S
         group.addTask { try await body() }
         group.addTask {
             try await Task.sleep(for: .seconds(seconds))
-            throw PostgresTestServerError("\(what): no answer within \(seconds) s")
+            throw PostgresTestServerError("\(what): no answer within \(seconds) s (is the server up, and are the credentials right?)")
         }
         defer { group.cancelAll() }
         return try await group.next()!
@@ -333,7 +337,11 @@ extension PostgresBackend {
     static func withRunning<T: Sendable>(
         _ configuration: Configuration, logger: Logger, _ body: (PostgresBackend) async throws -> T
     ) async throws -> T {
-        let backend = PostgresBackend(configuration: configuration, logger: logger)
+        // PostgresClient warns when a statement is issued before its run() has begun, which is
+        // harmless here (the statement waits for it) and would be logged on every test.
+        var backendLogger = logger
+        backendLogger.logLevel = .error
+        let backend = PostgresBackend(configuration: configuration, logger: backendLogger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await backend.run() }
             do {

@@ -65,6 +65,7 @@ public final class TaskWorker: Service {
         logger.info("worker started", metadata: ["queues": "\(settings.queues.joined(separator: ","))"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.loop(every: .milliseconds(self.settings.leaseMilliseconds / 3)) { try await self.heartbeat(startedAt: startedAt) } }
+            group.addTask { await self.loop(every: .seconds(1)) { try await self.stopCancelled(try await self.tasks.cancelRequested(taskIDs: self.runningTaskIDs)) } }
             group.addTask { await self.loop(every: .milliseconds(self.settings.leaseMilliseconds / 2)) { try await self.reclaim() } }
             group.addTask { await self.loop(every: .milliseconds(self.settings.requeueAfterMilliseconds / 2)) { try await self.reconcile() } }
             await self.consume()
@@ -242,6 +243,15 @@ public final class TaskWorker: Service {
         let ids = runningTaskIDs
         let now = nowMilliseconds()
         let cancelled = try await tasks.renewLeases(workerID: settings.id, taskIDs: ids, leaseUntil: now + settings.leaseMilliseconds)
+        stopCancelled(cancelled)
+        try await tasks.heartbeat(worker: WorkerRecord(
+            id: settings.id, models: settings.queues, host: ProcessInfo.processInfo.hostName,
+            pid: Int(ProcessInfo.processInfo.processIdentifier), startedAt: startedAt, heartbeatAt: now))
+    }
+
+    /// Stops running tasks whose cancellation was asked: the upstream call ends, the partial is
+    /// saved with `reason=cancelled`, the task ends CANCELLED.
+    private func stopCancelled(_ cancelled: Set<String>) {
         for id in cancelled {
             running.withLock { running in
                 guard let task = running[id] else { return }
@@ -249,9 +259,6 @@ public final class TaskWorker: Service {
                 task.job.cancel()
             }
         }
-        try await tasks.heartbeat(worker: WorkerRecord(
-            id: settings.id, models: settings.queues, host: ProcessInfo.processInfo.hostName,
-            pid: Int(ProcessInfo.processInfo.processIdentifier), startedAt: startedAt, heartbeatAt: now))
     }
 
     /// Takes over entries that other (dead) workers were given; at start this includes this

@@ -1,0 +1,251 @@
+import ChorusCore
+import ChorusRuntime
+import ChorusStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `/v1/tasks` and `/v1/batches`: asynchronous work, its state, its events (SSE), cancellation.
+struct TasksController<Store: ConversationStore>: Sendable {
+    let service: TaskService<Store>
+    let idempotency: Idempotency
+    let maxBodyBytes: Int
+    var keepAliveInterval: Duration = .seconds(15)
+
+    func addRoutes(to router: Router<ChorusRequestContext>) {
+        router.post("/v1/batches", use: createBatch)
+        router.get("/v1/batches/:id", use: showBatch)
+        router.post("/v1/tasks", use: createTask)
+        router.get("/v1/tasks/:id", use: showTask)
+        router.get("/v1/tasks/:id/events", use: events)
+        router.post("/v1/tasks/:id/cancel", use: cancel)
+    }
+
+    // MARK: Batches
+
+    @Sendable func createBatch(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let body = try await collect(request)
+        let json = try JSONValue.parse(body.readableBytesView)
+        guard case .object(var fields) = json else {
+            throw ChorusError.invalidRequest(message: "The request body must be a JSON object.", param: nil, code: "invalid_type")
+        }
+        guard let models = fields.removeValue(forKey: "models")?.arrayValue?.compactMap(\.stringValue), !models.isEmpty else {
+            throw ChorusError.invalidRequest(message: "'models' must be a non-empty array of model names.", param: "models", code: "invalid_value")
+        }
+        var messages: [ChatMessage]
+        if let prompt = fields.removeValue(forKey: "prompt") {
+            guard let text = prompt.stringValue, !text.isEmpty else {
+                throw ChorusError.invalidRequest(message: "'prompt' must be a non-empty string.", param: "prompt", code: "invalid_type")
+            }
+            messages = [ChatMessage(role: "user", text: text)]
+        } else if fields["messages"] != nil {
+            // Validate the messages exactly as a chat request would.
+            var probe = fields
+            probe["model"] = .string(models[0])
+            messages = try ChatRequest(json: .object(probe)).messages
+        } else {
+            throw ChorusError.invalidRequest(message: "Give either 'prompt' or 'messages'.", param: "prompt", code: "missing_required_parameter")
+        }
+        fields["messages"] = nil
+        let conversationID = try fields.removeValue(forKey: "conversation_id").flatMap { value -> String? in
+            if value.isNull { return nil }
+            guard let id = value.stringValue, !id.isEmpty else {
+                throw ChorusError.invalidRequest(message: "'conversation_id' must be a string.", param: "conversation_id", code: "invalid_type")
+            }
+            return id
+        }
+        if let fileIDs = fields.removeValue(forKey: "files") {
+            guard let ids = fileIDs.arrayValue?.compactMap(\.stringValue) else {
+                throw ChorusError.invalidRequest(message: "'files' must be an array of file ids.", param: "files", code: "invalid_type")
+            }
+            messages = try await attach(fileIDs: ids, to: messages, ownerID: context.ownerID)
+        }
+        fields["stream"] = nil
+        fields["stream_options"] = nil
+        let submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: fields)
+        return try await idempotency.run(request, body: body, ownerID: context.ownerID) {
+            let (batch, tasks) = try await service.submit(submission)
+            return (.accepted, Self.renderSubmission(batch, tasks))
+        }
+    }
+
+    @Sendable func showBatch(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let (batch, tasks) = try await service.batch(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        let done = tasks.allSatisfy(\.state.isTerminal)
+        return try Idempotency.response(.ok, .object([
+            "id": .string(batch.id), "object": .string("batch"),
+            "conversation_id": .string(batch.conversationID),
+            "status": .string(done ? "completed" : "in_progress"),
+            "created_at": .int(Int(batch.createdAt / 1000)),
+            "tasks": .array(tasks.map(TaskService<Store>.render)),
+        ]))
+    }
+
+    static func renderSubmission(_ batch: BatchRecord, _ tasks: [TaskRecord]) -> JSONValue {
+        .object([
+            "batch_id": .string(batch.id),
+            "conversation_id": .string(batch.conversationID),
+            "message": .string("Tasks dispatched successfully"),
+            "task_ids": .array(tasks.map { .string($0.id) }),
+            "tasks": .array(tasks.map { task in
+                .object([
+                    "id": .string(task.id), "model": .string(task.model),
+                    "status_url": .string("/v1/tasks/\(task.id)"), "events_url": .string("/v1/tasks/\(task.id)/events"),
+                    "ws_url": .string("/v1/tasks/\(task.id)/ws"),
+                ])
+            }),
+            "batch_url": .string("/v1/batches/\(batch.id)"),
+        ])
+    }
+
+    /// Images become image parts (data URLs, resolved on the worker from the stored file); text
+    /// documents become text parts.
+    func attach(fileIDs: [String], to messages: [ChatMessage], ownerID: String) async throws -> [ChatMessage] {
+        guard !fileIDs.isEmpty else { return messages }
+        guard let last = messages.lastIndex(where: { $0.role == "user" }) else { return messages }
+        var parts: [JSONValue]
+        switch messages[last].content {
+        case .array(let existing): parts = existing
+        default: parts = [.object(["type": .string("text"), "text": .string(messages[last].text)])]
+        }
+        for id in fileIDs {
+            guard let file = try await service.tasks.file(id: id, ownerID: ownerID) else { throw ChorusError.notFound(what: "file", id: id) }
+            parts.append(FileRules.contentPart(for: file))
+        }
+        var updated = messages
+        updated[last] = ChatMessage(role: "user", content: .array(parts))
+        return updated
+    }
+
+    // MARK: Tasks
+
+    @Sendable func createTask(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let body = try await collect(request)
+        let json = try JSONValue.parse(body.readableBytesView)
+        guard let type = json["type"]?.stringValue else {
+            throw ChorusError.invalidRequest(message: "Missing required parameter: 'type'.", param: "type", code: "missing_required_parameter")
+        }
+        let params = json["params"] ?? .object([:])
+        guard params.objectValue != nil else {
+            throw ChorusError.invalidRequest(message: "'params' must be an object.", param: "params", code: "invalid_type")
+        }
+        return try await idempotency.run(request, body: body, ownerID: context.ownerID) {
+            let task = try await service.submit(type: type, params: params, ownerID: context.ownerID)
+            return (.accepted, TaskService<Store>.render(task))
+        }
+    }
+
+    @Sendable func showTask(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        return try Idempotency.response(.ok, TaskService<Store>.render(task))
+    }
+
+    @Sendable func cancel(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let task = try await service.cancel(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        return try Idempotency.response(.ok, TaskService<Store>.render(task))
+    }
+
+    /// SSE of the task's events: `id:` is the sequence number; `Last-Event-ID` (or `?after=`)
+    /// resumes after it with no gap and no duplicate; a late client replays from the start.
+    /// Leaving never cancels the task.
+    @Sendable func events(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        let resumeFrom = request.headers[.lastEventID] ?? request.uri.queryParameters["after"].map(String.init)
+        var after = 0
+        if let resumeFrom {
+            guard let value = Int(resumeFrom), value >= 0 else {
+                throw ChorusError.invalidRequest(message: "Last-Event-ID must be an event sequence number.", param: "Last-Event-ID", code: "invalid_value")
+            }
+            after = value
+        }
+        let stream = try await TaskEventFeed(service: service).events(for: task, after: after)
+        let keepAlive = keepAliveInterval
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: ResponseBody { writer in
+                try await TaskEventFeed<Store>.withKeepAlive(stream, every: keepAlive) { item in
+                    switch item {
+                    case .event(let event):
+                        var buffer = ByteBuffer()
+                        buffer.writeString("id: \(event.seq)\nevent: \(event.kind.rawValue)\ndata: ")
+                        buffer.writeBytes(try event.json.encoded())
+                        buffer.writeString("\n\n")
+                        try await writer.write(buffer)
+                    case .keepAlive:
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    }
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    private func collect(_ request: Request) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: maxBodyBytes)
+        } catch {
+            throw ChorusError.payloadTooLarge(limit: maxBodyBytes)
+        }
+    }
+}
+
+/// The events of one task for a follower (SSE or WebSocket): from the bus, or — once the bus has
+/// forgotten an ended task — one final event made from the stored result.
+struct TaskEventFeed<Store: ConversationStore>: Sendable {
+    let service: TaskService<Store>
+
+    enum Item: Sendable {
+        case event(TaskEvent)
+        case keepAlive
+    }
+
+    func events(for task: TaskRecord, after: Int) async throws -> AsyncThrowingStream<TaskEvent, any Error> {
+        if task.state.isTerminal, try await service.bus.lastSequence(taskID: task.id) == 0 {
+            let final = TaskEvent(seq: 1, taskID: task.id, kind: task.state == .success ? .finish : .error, data: task.state == .success ? task.result : task.error)
+            return AsyncThrowingStream { continuation in
+                if after < 1 { continuation.yield(final) }
+                continuation.finish()
+            }
+        }
+        return service.bus.follow(taskID: task.id, after: after)
+    }
+
+    /// Runs `body` for each event, and for a keep-alive tick whenever the stream is quiet.
+    static func withKeepAlive(_ events: AsyncThrowingStream<TaskEvent, any Error>, every interval: Duration, _ body: (Item) async throws -> Void) async throws {
+        let (items, continuation) = AsyncThrowingStream<Item, any Error>.makeStream()
+        let pump = Task {
+            do {
+                for try await event in events { continuation.yield(.event(event)) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                continuation.yield(.keepAlive)
+            }
+        }
+        defer {
+            pump.cancel()
+            ticker.cancel()
+        }
+        for try await item in items { try await body(item) }
+    }
+}
+
+/// What may be uploaded, and how a stored file reaches a model.
+enum FileRules {
+    static let imageTypes: Set<String> = ["image/png", "image/jpeg", "image/gif", "image/webp"]
+    static let textTypes: Set<String> = ["text/plain", "text/markdown", "text/csv", "application/json"]
+
+    static func contentPart(for file: StoredFile) -> JSONValue {
+        if imageTypes.contains(file.contentType) {
+            let url = "data:\(file.contentType);base64,\(Data(file.content).base64EncodedString())"
+            return .object(["type": .string("image_url"), "image_url": .object(["url": .string(url)])])
+        }
+        return .object(["type": .string("text"), "text": .string("Attached file \(file.filename):\n\(String(decoding: file.content, as: UTF8.self))")])
+    }
+}

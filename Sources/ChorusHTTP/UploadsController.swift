@@ -1,0 +1,144 @@
+import ChorusCore
+import ChorusRuntime
+import ChorusStore
+import Hummingbird
+import NIOCore
+
+/// Uploads: `POST /v1/files`, and the Async-Chat form (`multipart/form-data` on
+/// `POST /v1/chat/completions`: `prompt`, comma-separated `model`, `files`, `gemini_concurrency`,
+/// `conversation_id` → 202 with the batch).
+struct UploadsController<Store: ConversationStore>: Sendable {
+    let tasks: TasksController<Store>
+    let maxFileBytes: Int
+
+    func addRoutes(to router: Router<ChorusRequestContext>) {
+        router.post("/v1/files", use: upload)
+    }
+
+    @Sendable func upload(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let parts = try await form(request)
+        let files = parts.filter { $0.name == "file" || $0.name == "files" }
+        guard !files.isEmpty else {
+            throw ChorusError.invalidRequest(message: "Missing required parameter: 'file'.", param: "file", code: "missing_required_parameter")
+        }
+        var stored: [JSONValue] = []
+        for part in files {
+            stored.append(Self.render(try await store(part, ownerID: context.ownerID)))
+        }
+        return try Idempotency.response(.ok, stored.count == 1 ? stored[0] : .object(["object": .string("list"), "data": .array(stored)]))
+    }
+
+    /// The Async-Chat form: every named model answers the prompt as one task.
+    func asyncChat(_ request: Request, body: ByteBuffer, context: ChorusRequestContext) async throws -> Response {
+        let parts = try Self.parse(request, body: body)
+        func field(_ name: String) -> String? {
+            parts.first { $0.name == name && $0.filename == nil }.map(\.text)
+        }
+        guard let prompt = field("prompt"), !prompt.trimmingWhitespace.isEmpty else {
+            throw ChorusError.invalidRequest(message: "Missing required parameter: 'prompt'.", param: "prompt", code: "missing_required_parameter")
+        }
+        let models = (field("model") ?? "").split(separator: ",").map { String($0).trimmingWhitespace }.filter { !$0.isEmpty }
+        guard !models.isEmpty else {
+            throw ChorusError.invalidRequest(message: "Missing required parameter: 'model' (a comma-separated list).", param: "model", code: "missing_required_parameter")
+        }
+        var body: [String: JSONValue] = [:]
+        if let concurrency = field("gemini_concurrency"), !concurrency.isEmpty {
+            guard let value = Int(concurrency), (1...64).contains(value) else {
+                throw ChorusError.invalidRequest(message: "'gemini_concurrency' must be an integer from 1 to 64.", param: "gemini_concurrency", code: "invalid_value")
+            }
+            body["gemini_concurrency"] = .int(value)
+        }
+        let conversationID = field("conversation_id").flatMap { $0.isEmpty ? nil : $0 }
+        // Validate everything before storing any file.
+        let uploads = parts.filter { $0.name == "files" || $0.name == "file" }.filter { !($0.filename ?? "").isEmpty || !$0.body.isEmpty }
+        for upload in uploads { try FileRules.check(upload, maxBytes: maxFileBytes) }
+        return try await tasks.idempotency.run(request, body: body.isEmpty ? ByteBuffer(bytes: Array(prompt.utf8)) : ByteBuffer(bytes: try JSONValue.object(body).encoded() + Array(prompt.utf8)), ownerID: context.ownerID) {
+            var fileIDs: [String] = []
+            for upload in uploads { fileIDs.append(try await store(upload, ownerID: context.ownerID).id) }
+            let messages = try await tasks.attach(fileIDs: fileIDs, to: [ChatMessage(role: "user", text: prompt)], ownerID: context.ownerID)
+            let submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: [:])
+            let (batch, records) = try await tasks.service.submit(submission)
+            return (.accepted, TasksController<Store>.renderSubmission(batch, records))
+        }
+    }
+
+    private func store(_ part: FormPart, ownerID: String) async throws -> StoredFile {
+        try FileRules.check(part, maxBytes: maxFileBytes)
+        let file = StoredFile(
+            id: Identifier.make("file_"), ownerID: ownerID, filename: part.filename ?? "upload",
+            contentType: FileRules.contentType(of: part), size: part.body.count, sha256: SHA256.hex(part.body),
+            content: part.body, createdAt: nowMilliseconds())
+        try await tasks.service.tasks.save(file: file)
+        return file
+    }
+
+    private func form(_ request: Request) async throws -> [FormPart] {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: maxFileBytes * 4 + 64 * 1024)
+        } catch {
+            throw ChorusError.payloadTooLarge(limit: maxFileBytes * 4 + 64 * 1024)
+        }
+        return try Self.parse(request, body: body)
+    }
+
+    static func parse(_ request: Request, body: ByteBuffer) throws -> [FormPart] {
+        guard let contentType = request.headers[.contentType], let boundary = MultipartForm.boundary(contentType: contentType) else {
+            throw ChorusError.invalidRequest(message: "Expected a multipart/form-data body with a boundary.", param: nil, code: "invalid_content_type")
+        }
+        return try MultipartForm.parse(Array(body.readableBytesView), boundary: boundary)
+    }
+
+    static func render(_ file: StoredFile) -> JSONValue {
+        .object([
+            "id": .string(file.id), "object": .string("file"), "filename": .string(file.filename),
+            "bytes": .int(file.size), "content_type": .string(file.contentType), "sha256": .string(file.sha256),
+            "created_at": .int(Int(file.createdAt / 1000)),
+        ])
+    }
+}
+
+extension FileRules {
+    /// The declared type, checked against the bytes for images (magic numbers), or derived from
+    /// the file name for text.
+    static func contentType(of part: FormPart) -> String {
+        let declared = part.contentType?.split(separator: ";").first.map { String($0).lowercased() } ?? ""
+        if let sniffed = sniffImage(part.body) { return sniffed }
+        if textTypes.contains(declared) { return declared }
+        let name = (part.filename ?? "").lowercased()
+        if name.hasSuffix(".md") { return "text/markdown" }
+        if name.hasSuffix(".csv") { return "text/csv" }
+        if name.hasSuffix(".json") { return "application/json" }
+        return declared.isEmpty || declared == "application/octet-stream" ? "text/plain" : declared
+    }
+
+    static func check(_ part: FormPart, maxBytes: Int) throws {
+        guard part.body.count <= maxBytes else { throw ChorusError.payloadTooLarge(limit: maxBytes) }
+        guard !part.body.isEmpty else {
+            throw ChorusError.invalidRequest(message: "The file '\(part.filename ?? part.name)' is empty.", param: "files", code: "empty_file")
+        }
+        if sniffImage(part.body) != nil { return }
+        let type = contentType(of: part)
+        let declared = part.contentType?.lowercased() ?? ""
+        if declared.hasPrefix("image/") || imageTypes.contains(type) {
+            throw ChorusError.invalidRequest(message: "The file '\(part.filename ?? "")' says it is \(declared) but is not a PNG, JPEG, GIF or WebP image.", param: "files", code: "invalid_file_type")
+        }
+        guard textTypes.contains(type), String(validating: part.body, as: UTF8.self) != nil else {
+            throw ChorusError.invalidRequest(message: "Unsupported file type for '\(part.filename ?? "")': send an image (PNG, JPEG, GIF, WebP) or UTF-8 text (txt, md, csv, json).", param: "files", code: "invalid_file_type")
+        }
+    }
+
+    static func sniffImage(_ bytes: [UInt8]) -> String? {
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "image/png" }
+        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if bytes.starts(with: Array("GIF8".utf8)) { return "image/gif" }
+        if bytes.count >= 12, bytes.starts(with: Array("RIFF".utf8)), Array(bytes[8..<12]) == Array("WEBP".utf8) { return "image/webp" }
+        return nil
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+    }
+}

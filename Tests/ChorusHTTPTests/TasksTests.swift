@@ -1,0 +1,171 @@
+import ChorusCore
+import ChorusRuntime
+import ChorusStore
+import FakeUpstreamKit
+import SQLKit
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Asynchronous work in embedded mode: the in-process queue and worker, the same task code path
+/// as the distributed shape.
+@Suite struct TasksTests {
+    @Test func aBatchFansOutAndEachAnswerIsStoredOnce() async throws {
+        try await Harness.run { h in
+            let response = try await h.post("/v1/batches", json: #"{"prompt":"hello [[fake tokens=4]]","models":["fake","fake2"]}"#)
+            #expect(response.status == .accepted)
+            let body = try h.json(response)
+            #expect(body["message"] == .string("Tasks dispatched successfully"))
+            let taskIDs = try #require(body["task_ids"]?.arrayValue?.compactMap { $0.stringValue })
+            #expect(taskIDs.count == 2)
+            for id in taskIDs {
+                let task = try await h.waitForTask(id)
+                #expect(task["state"] == .string("SUCCESS"))
+                #expect(task["result"]?["content"] == .string("t0 t1 t2 t3 "))
+            }
+            let conversationID = try #require(body["conversation_id"]?.stringValue)
+            let messages = try await h.store.messages(conversationID: conversationID, ownerID: localOwnerID)
+            #expect(messages.filter { $0.role == "user" }.count == 1, "the prompt is stored once")
+            #expect(Set(messages.filter { $0.role == "assistant" }.compactMap(\.model)) == ["fake", "fake2"])
+            #expect(messages.filter { $0.role == "assistant" }.count == 2)
+            let batchID = try #require(body["batch_id"]?.stringValue)
+            let batch = try h.json(try await h.get("/v1/batches/\(batchID)"))
+            #expect(batch["status"] == .string("completed"))
+        }
+    }
+
+    @Test func eventsReplayFromTheStartAndResumeAfterLastEventID() async throws {
+        try await Harness.run { h in
+            let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"x [[fake tokens=6 reasoning=2 rate=50]]","models":["fake"]}"#))
+            let id = try #require(body["task_ids"]?.arrayValue?.first?.stringValue)
+            let all = try await h.taskEvents(id)
+            #expect(all.map(\.0) == (1...all.count).map(String.init), "ids are gapless sequence numbers")
+            #expect(all.first?.1["type"] == .string("thinking"))
+            #expect(all.last?.1["type"] == .string("finish"))
+            #expect(all.last?.1["data"]?["content"] == .string("t0 t1 t2 t3 t4 t5 "))
+            let answer = all.filter { $0.1["type"] == .string("answer") }.compactMap { $0.1["token"]?.stringValue }.joined()
+            #expect(answer == "t0 t1 t2 t3 t4 t5 ")
+            let resumed = try await h.taskEvents(id, lastEventID: "3")
+            #expect(resumed.map(\.0) == all.dropFirst(3).map(\.0), "no gap, no duplicate")
+            #expect(try await h.client.execute(uri: "/v1/tasks/\(id)/events", method: .get, headers: [HTTPField.Name("Last-Event-ID")!: "abc"]).status == .badRequest)
+        }
+    }
+
+    @Test func cancelStopsTheUpstreamAndKeepsThePartial() async throws {
+        try await Harness.run { h in
+            let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"x [[fake tokens=200 rate=20]]","models":["fake"]}"#))
+            let id = try #require(body["task_ids"]?.arrayValue?.first?.stringValue)
+            // Wait until it streams.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try h.json(try await h.get("/v1/tasks/\(id)"))["state"] != .string("STARTED"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let cancelled = try await h.post("/v1/tasks/\(id)/cancel", json: "{}")
+            #expect(cancelled.status == .ok)
+            let task = try await h.waitForTask(id)
+            #expect(task["state"] == .string("CANCELLED"))
+            let conversationID = try #require(body["conversation_id"]?.stringValue)
+            let answer = try #require(try await h.assistantMessages(conversationID).first)
+            #expect(answer.status == .partial)
+            #expect(answer.metadata["reason"] == .string("cancelled"))
+            #expect(answer.content.hasPrefix("t0 "))
+            #expect(await h.stats.snapshot().streamsAbortedByClient == 1, "the upstream request was closed")
+            let events = try await h.taskEvents(id)
+            #expect(events.last?.1["type"] == .string("error"))
+            #expect(events.last?.1["data"]?["type"] == .string("cancelled"))
+        }
+    }
+
+    @Test func idempotencyKeysReplayRefuseAndConflict() async throws {
+        try await Harness.run { h in
+            let key: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "abc-1"]
+            let first = try await h.post("/v1/batches", json: #"{"prompt":"once [[fake tokens=2]]","models":["fake"]}"#, headers: key)
+            let again = try await h.post("/v1/batches", json: #"{"prompt":"once [[fake tokens=2]]","models":["fake"]}"#, headers: key)
+            #expect(first.status == .accepted)
+            #expect(again.status == .accepted)
+            #expect(try h.json(again)["batch_id"] == (try h.json(first))["batch_id"])
+            #expect(again.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            let other = try await h.post("/v1/batches", json: #"{"prompt":"different","models":["fake"]}"#, headers: key)
+            #expect(other.status.code == 422)
+            let taskCount = try await h.backend.database.raw("SELECT COUNT(*) AS n FROM tasks").first()?.decode(column: "n", as: Int.self)
+            #expect(taskCount == 1)
+            // In flight: a key whose first request has not answered yet.
+            // The fingerprint of a request: method, path, content type and body.
+            let json = #"{"prompt":"x","models":["fake"]}"#
+            let fingerprint = SHA256.hex(Array("POST /v1/batches\napplication/json\(json)".utf8))
+            #expect(try await h.tasks.beginIdempotent(ownerID: localOwnerID, key: "busy", requestHash: fingerprint, now: nowMilliseconds()) == .proceed)
+            let busy = try await h.post("/v1/batches", json: json, headers: [HTTPField.Name("Idempotency-Key")!: "busy"])
+            #expect(busy.status == .conflict)
+        }
+    }
+
+    @Test func aMalformedOrUnknownEntryIsDeadLetteredAndTheWorkerCarriesOn() async throws {
+        try await Harness.run { h in
+            await h.queue.enqueue(taskID: "task_does_not_exist", model: "fake")
+            let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"after [[fake tokens=2]]","models":["fake"]}"#))
+            let id = try #require(body["task_ids"]?.arrayValue?.first?.stringValue)
+            #expect(try await h.waitForTask(id)["state"] == .string("SUCCESS"))
+            let letters = try h.json(try await h.get("/v1/admin/dead-letters"))["data"]?.arrayValue ?? []
+            #expect(letters.count == 1)
+            #expect(letters.first?["task_id"] == .string("task_does_not_exist"))
+        }
+    }
+
+    @Test func anEntryDeliveredTwiceRunsOnce() async throws {
+        try await Harness.run { h in
+            let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"twice [[fake tokens=3 rate=30]]","models":["fake"]}"#))
+            let id = try #require(body["task_ids"]?.arrayValue?.first?.stringValue)
+            await h.queue.enqueue(taskID: id, model: "fake")
+            let task = try await h.waitForTask(id)
+            #expect(task["state"] == .string("SUCCESS"))
+            #expect(task["attempts"] == .int(1))
+            try await Task.sleep(for: .milliseconds(300))
+            let conversationID = try #require(body["conversation_id"]?.stringValue)
+            #expect(try await h.assistantMessages(conversationID).count == 1)
+            #expect(await h.stats.snapshot().streamsStarted == 1)
+        }
+    }
+
+    @Test func aGenericExportTaskReportsProgressAndResult() async throws {
+        try await Harness.run { h in
+            let chat = try await h.chat("export me [[fake tokens=2]]")
+            let conversationID = try #require(chat.headers[HTTPField.Name("X-Conversation-Id")!])
+            let submitted = try await h.post("/v1/tasks", json: #"{"type":"conversation.export","params":{"conversation_id":"\#(conversationID)","format":"markdown"}}"#)
+            #expect(submitted.status == .accepted)
+            let id = try #require(try h.json(submitted)["id"]?.stringValue)
+            let task = try await h.waitForTask(id)
+            #expect(task["state"] == .string("SUCCESS"))
+            #expect(task["meta"]?["current"] == .int(2))
+            #expect(task["result"]?["content"]?.stringValue?.contains("t0 t1 ") == true)
+            #expect(try await h.post("/v1/tasks", json: #"{"type":"nope"}"#).status == .badRequest)
+            #expect(try await h.get("/v1/tasks/task_missing").status == .notFound)
+        }
+    }
+
+    @Test func theAsyncChatFormStoresFilesAndDispatches() async throws {
+        try await Harness.run { h in
+            let boundary = "XyZ"
+            let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3]
+            var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\ndescribe [[fake echo=1]]\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nfake, fake2\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
+            body += png + Array("\r\n--\(boundary)--\r\n".utf8)
+            let response = try await h.post("/v1/chat/completions", body: body, headers: [.contentType: "multipart/form-data; boundary=\(boundary)"])
+            #expect(response.status == .accepted)
+            let json = try h.json(response)
+            #expect(json["task_ids"]?.arrayValue?.count == 2)
+            let id = try #require(json["task_ids"]?.arrayValue?.first?.stringValue)
+            #expect(try await h.waitForTask(id)["state"] == .string("SUCCESS"))
+            // The image reached the upstream as an OpenAI content part.
+            let conversationID = try #require(json["conversation_id"]?.stringValue)
+            let stored = try await h.store.messages(conversationID: conversationID, ownerID: localOwnerID)
+            let parts = stored.first?.parts?.arrayValue ?? []
+            #expect(parts.contains { $0["type"] == .string("image_url") && $0["image_url"]?["url"]?.stringValue?.hasPrefix("data:image/png;base64,") == true })
+            let bad = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nx\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nfake\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nnot an image\r\n--\(boundary)--\r\n".utf8)
+            let rejected = try await h.post("/v1/chat/completions", body: bad, headers: [.contentType: "multipart/form-data; boundary=\(boundary)"])
+            #expect(rejected.status == .badRequest)
+            #expect(try h.json(rejected)["error"]?["code"] == .string("invalid_file_type"))
+        }
+    }
+}
