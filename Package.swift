@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "ChorusRuntime",
             dependencies: [
-                "ChorusCore", "ChorusProviders", "ChorusStore",
+                "ChorusCore", "ChorusProviders", "ChorusStore", "ChorusRedis",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "ChorusHTTP",
             dependencies: [
-                "ChorusCore", "ChorusProviders", "ChorusStore", "ChorusRuntime",
+                "ChorusCore", "ChorusProviders", "ChorusStore", "ChorusRuntime", "ChorusRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,8 +107,10 @@ let package = Package(
         .executableTarget(
             name: "chorus",
             dependencies: [
-                "ChorusCore", "ChorusProviders", "ChorusRuntime", "ChorusHTTP",
+                "ChorusCore", "ChorusProviders", "ChorusRuntime", "ChorusHTTP", "ChorusStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -140,12 +142,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ChorusStoreTests",
-            dependencies: ["ChorusCore", "ChorusStore"],
+            dependencies: ["ChorusCore", "ChorusStore", .product(name: "SQLKit", package: "sql-kit")],
             swiftSettings: chorusSwiftSettings()
         ),
         .testTarget(
             name: "ChorusRedisTests",
-            dependencies: ["ChorusRedis"],
+            dependencies: ["ChorusRedis", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: chorusSwiftSettings()
         ),
         .testTarget(

@@ -1,5 +1,20 @@
 import Logging
 import NIOCore
+import Synchronization
+
+/// Whether a connection still accepts commands; shared by the handler (which clears it the moment
+/// it stops accepting) and ``RedisConnection`` (which reads it from any thread).
+final class ConnectionStatus: Sendable {
+    private let open = Atomic<Bool>(true)
+
+    var isOpen: Bool { self.open.load(ordering: .acquiring) }
+
+    func markClosed() { self.open.store(false, ordering: .releasing) }
+}
+
+/// A command refused before any byte of it was written, because its connection was closing.
+/// ``RedisClient`` retries such commands on another connection; ``RedisConnection`` reports ``RedisError/connectionClosed``.
+struct CommandNotSent: Error {}
 
 /// Commands handed to ``RedisChannelHandler``: encoded together, written in one write, answered in order.
 struct RedisRequest: Sendable {
@@ -35,9 +50,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private let logger: Logger
+    private let status: ConnectionStatus
 
-    init(parserLimits: RESPParser.Limits, logger: Logger) {
+    init(parserLimits: RESPParser.Limits, status: ConnectionStatus, logger: Logger) {
         self.parser = RESPParser(limits: parserLimits)
+        self.status = status
         self.logger = logger
     }
 
@@ -46,8 +63,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = self.unwrapOutboundIn(data)
         guard !self.isClosed else {
-            for responsePromise in request.promises { responsePromise.fail(RedisError.connectionClosed) }
-            promise?.fail(RedisError.connectionClosed)
+            for responsePromise in request.promises { responsePromise.fail(CommandNotSent()) }
+            promise?.fail(CommandNotSent())
             return
         }
         var buffer = context.channel.allocator.buffer(capacity: 64 * request.commands.count)
@@ -107,6 +124,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.isClosed = true
+        self.status.markClosed()
         self.cancelTimer()
         self.failAll { _ in RedisError.connectionClosed }
         context.fireChannelInactive()
@@ -119,6 +137,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.isClosed = true
+        self.status.markClosed()
         self.cancelTimer()
         self.failAll { _ in RedisError.connectionClosed }
     }
@@ -159,6 +178,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private func closeFailingAll(context: ChannelHandlerContext, error: (Pending) -> any Error) {
         guard !self.isClosed else { return }
         self.isClosed = true
+        self.status.markClosed()
         self.cancelTimer()
         self.failAll(error)
         context.close(promise: nil)

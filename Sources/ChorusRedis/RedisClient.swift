@@ -65,16 +65,37 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
             }
         }
         let deadline = ContinuousClock.now + (timeout ?? self.configuration.commandTimeout)
-        let connection = try await self.sharedConnection(deadline: deadline)
-        return try await connection.send(command, timeout: Self.remaining(until: deadline), blocking: false)
+        return try await self.onSharedConnection(deadline: deadline) { connection in
+            try await connection.sendUnlessClosing(command, timeout: Self.remaining(until: deadline))
+        }
     }
 
     @discardableResult
     public func pipeline(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
         let deadline = ContinuousClock.now + (timeout ?? self.configuration.commandTimeout)
-        let connection = try await self.sharedConnection(deadline: deadline)
-        return try await connection.pipeline(commands, timeout: Self.remaining(until: deadline))
+        return try await self.onSharedConnection(deadline: deadline) { connection in
+            try await connection.pipelineUnlessClosing(commands, timeout: Self.remaining(until: deadline))
+        }
+    }
+
+    /// Runs `operation` on the next shared connection; when that connection refuses it unsent
+    /// because it is closing, takes the next one (or waits for the reconnect) until the deadline.
+    private func onSharedConnection<T>(
+        deadline: ContinuousClock.Instant,
+        _ operation: (RedisConnection) async throws -> T
+    ) async throws -> T {
+        while true {
+            let connection = try await self.sharedConnection(deadline: deadline)
+            do {
+                return try await operation(connection)
+            } catch is CommandNotSent {
+                self.state.withLock { state in state.forgetShared(connection) }
+                if ContinuousClock.now >= deadline {
+                    throw RedisError.connectionFailed("every connection closed before the command could be sent")
+                }
+            }
+        }
     }
 
     /// Leases a connection for the exclusive use of `body`, for blocking commands or a sequence that
@@ -82,14 +103,14 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
     ///
     /// - Parameter timeout: How long to wait for a connection (all leased, or Redis unreachable);
     ///   `nil` means ``RedisConfiguration/commandTimeout``. It does not limit `body`.
-    public func withDedicatedConnection<Result>(
+    public func withDedicatedConnection<T>(
         isolation: isolated (any Actor)? = #isolation,
         timeout: Duration? = nil,
-        _ body: (RedisConnection) async throws -> Result
-    ) async throws -> Result {
+        _ body: (RedisConnection) async throws -> T
+    ) async throws -> T {
         let deadline = ContinuousClock.now + (timeout ?? self.configuration.commandTimeout)
         let connection = try await self.leaseDedicatedConnection(deadline: deadline)
-        let result: Result
+        let result: T
         do {
             result = try await body(connection)
         } catch {
@@ -224,7 +245,7 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
     // MARK: - Shared connections
 
     private func sharedConnection(deadline: ContinuousClock.Instant) async throws -> RedisConnection {
-        let immediate: Swift.Result<RedisConnection, RedisError>? = self.state.withLock { state in
+        let immediate: Result<RedisConnection, RedisError>? = self.state.withLock { state in
             if case .shutDown = state.lifecycle { return .failure(.clientShutdown) }
             return state.nextSharedConnection().map { .success($0) }
         }
@@ -247,7 +268,7 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
         let id = self.state.withLock { $0.makeWaiterID() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RedisConnection, any Error>) in
-                let immediate: Swift.Result<RedisConnection, any Error>? = self.state.withLock { state in
+                let immediate: Result<RedisConnection, any Error>? = self.state.withLock { state in
                     if case .shutDown = state.lifecycle { return .failure(RedisError.clientShutdown) }
                     if let connection = state.nextSharedConnection() { return .success(connection) }
                     if Task.isCancelled { return .failure(CancellationError()) }
@@ -444,6 +465,13 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
         mutating func makeWaiterID() -> Int {
             self.nextWaiterID += 1
             return self.nextWaiterID
+        }
+
+        /// Takes a connection that refused a command out of its slot, so it is not picked again.
+        mutating func forgetShared(_ connection: RedisConnection) {
+            for slot in self.shared.indices where self.shared[slot] === connection {
+                self.shared[slot] = nil
+            }
         }
 
         /// The next open shared connection, round-robin.

@@ -1,9 +1,9 @@
 /// Typed helpers for plain keys and counters.
 extension RedisCommandSender {
-    /// `PING` → `"PONG"`.
+    /// `PING` → `"PONG"`. A short `timeout` makes it a readiness probe.
     @discardableResult
-    public func ping() async throws -> String {
-        let reply = try await self.send(["PING"])
+    public func ping(timeout: Duration? = nil) async throws -> String {
+        let reply = try await self.send(["PING"], timeout: timeout)
         guard let text = reply.string else { throw RedisError.protocolError("PING: expected a string, got \(reply)") }
         return text
     }

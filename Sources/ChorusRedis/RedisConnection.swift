@@ -23,18 +23,21 @@ public final class RedisConnection: RedisCommandSender, Sendable {
     public let id: Int
     let channel: any Channel
     let logger: Logger
+    private let status: ConnectionStatus
 
     private init(
         configuration: RedisConfiguration,
         protocolVersion: RedisConfiguration.ProtocolVersion,
         id: Int,
         channel: any Channel,
+        status: ConnectionStatus,
         logger: Logger
     ) {
         self.configuration = configuration
         self.protocolVersion = protocolVersion
         self.id = id
         self.channel = channel
+        self.status = status
         self.logger = logger
     }
 
@@ -54,6 +57,7 @@ public final class RedisConnection: RedisCommandSender, Sendable {
         logger[metadataKey: "redis.connection"] = "\(id)"
         let handlerLogger = logger
         let limits = configuration.parserLimits
+        let status = ConnectionStatus()
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup)
@@ -61,7 +65,7 @@ public final class RedisConnection: RedisCommandSender, Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            RedisChannelHandler(parserLimits: limits, logger: handlerLogger)
+                            RedisChannelHandler(parserLimits: limits, status: status, logger: handlerLogger)
                         )
                     }
                 }
@@ -87,7 +91,14 @@ public final class RedisConnection: RedisCommandSender, Sendable {
             "Connected to Redis",
             metadata: ["redis.address": "\(configuration.host):\(configuration.port)", "redis.protocol": "\(version)"]
         )
-        return RedisConnection(configuration: configuration, protocolVersion: version, id: id, channel: channel, logger: logger)
+        return RedisConnection(
+            configuration: configuration,
+            protocolVersion: version,
+            id: id,
+            channel: channel,
+            status: status,
+            logger: logger
+        )
     }
 
     private static func handshake(
@@ -99,6 +110,8 @@ public final class RedisConnection: RedisCommandSender, Sendable {
             let reply: RESPValue
             do {
                 reply = try await Self.execute([command], on: channel, timeout: timeout)[0]
+            } catch is CommandNotSent {
+                throw .connectionClosed
             } catch let error as RedisError {
                 throw error
             } catch {
@@ -144,10 +157,28 @@ public final class RedisConnection: RedisCommandSender, Sendable {
     public var defaultCommandTimeout: Duration { self.configuration.commandTimeout }
 
     /// Whether the connection is open. A closed connection never opens again.
-    public var isConnected: Bool { self.channel.isActive }
+    public var isConnected: Bool { self.status.isOpen && self.channel.isActive }
 
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration?, blocking: Bool) async throws -> RESPValue {
+        do {
+            return try await self.sendUnlessClosing(command, timeout: timeout)
+        } catch is CommandNotSent {
+            throw RedisError.connectionClosed
+        }
+    }
+
+    @discardableResult
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
+        do {
+            return try await self.pipelineUnlessClosing(commands, timeout: timeout)
+        } catch is CommandNotSent {
+            throw RedisError.connectionClosed
+        }
+    }
+
+    /// ``send(_:timeout:blocking:)``, throwing ``CommandNotSent`` when the connection refused the command unsent.
+    func sendUnlessClosing(_ command: RedisCommand, timeout: Duration?) async throws -> RESPValue {
         let reply = try await Self.execute(
             [command],
             on: self.channel,
@@ -157,8 +188,8 @@ public final class RedisConnection: RedisCommandSender, Sendable {
         return reply
     }
 
-    @discardableResult
-    public func pipeline(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
+    /// ``pipeline(_:timeout:)``, throwing ``CommandNotSent`` when the connection refused the commands unsent.
+    func pipelineUnlessClosing(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
         return try await Self.execute(commands, on: self.channel, timeout: TimeAmount(timeout ?? self.configuration.commandTimeout))
     }
@@ -184,8 +215,11 @@ public final class RedisConnection: RedisCommandSender, Sendable {
         let eventLoop = channel.eventLoop
         let promises = commands.map { _ in eventLoop.makePromise(of: RESPValue.self) }
         let request = RedisRequest(commands: commands, promises: promises, deadline: timeout.map { .now() + $0 })
-        channel.writeAndFlush(request).whenFailure { _ in
-            for promise in promises { promise.fail(RedisError.connectionClosed) }
+        channel.writeAndFlush(request).whenFailure { error in
+            // Refused by a closing handler, or by a channel already closed: nothing was written.
+            // Anything else (a socket error mid-write) leaves the outcome unknown.
+            let notSent = error is CommandNotSent || (error as? ChannelError) == .ioOnClosedChannel
+            for promise in promises { promise.fail(notSent ? CommandNotSent() : RedisError.connectionClosed) }
         }
         return try await withTaskCancellationHandler {
             var replies: [RESPValue] = []

@@ -13,6 +13,20 @@ public struct ChorusConfiguration: Sendable {
     public struct Storage: Sendable {
         /// The SQLite database file of embedded mode.
         public var sqlitePath = "./data/chorus.sqlite"
+        /// The PostgreSQL database of the distributed shape (`postgres://user:pass@host:port/db`).
+        public var postgresURL: String?
+        public var postgresConnections = 20
+    }
+
+    /// Redis, for the distributed shape's queues and task events.
+    public struct Redis: Sendable {
+        public var url: String?
+        /// Shared connections (commands are pipelined over them).
+        public var connections = 4
+        /// Connections for blocking reads (workers' queue reads, the event follower).
+        public var blockingConnections = 8
+        /// Prefix of every key.
+        public var prefix = "chorus"
     }
 
     public struct Conversations: Sendable {
@@ -65,6 +79,7 @@ public struct ChorusConfiguration: Sendable {
     public var conversations = Conversations()
     public var upstream = Upstream()
     public var tasks = Tasks()
+    public var redis = Redis()
     public var files = Files()
     public var logging = Logging()
     /// Folder for the database and logs.

@@ -20,10 +20,11 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
 /// command-line flags, each overriding the one before.
 public enum ConfigurationLoader {
-    static let topLevelKeys: Set<String> = ["http", "storage", "conversations", "upstream", "tasks", "files", "logging", "data_dir", "models"]
+    static let topLevelKeys: Set<String> = ["http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
         "http": ["host", "port", "max_body_bytes"],
-        "storage": ["sqlite_path"],
+        "storage": ["sqlite_path", "postgres_url", "postgres_connections"],
+        "redis": ["url", "connections", "blocking_connections", "prefix"],
         "conversations": ["history_messages", "checkpoint_seconds", "on_disconnect"],
         "upstream": ["max_connections_per_host", "idle_connection_seconds"],
         "logging": ["level", "format"],
@@ -106,6 +107,22 @@ public enum ConfigurationLoader {
         config.http.maxBodyBytes = try values2.int("http.max_body_bytes", range: 1024...Int.max) ?? config.http.maxBodyBytes
         config.dataDirectory = resolve(try values2.string("data_dir") ?? config.dataDirectory)
         config.storage.sqlitePath = try values2.string("storage.sqlite_path").map(resolve) ?? (config.dataDirectory + "/chorus.sqlite")
+        if let url = try values2.string("storage.postgres_url"), !url.isEmpty {
+            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+                throw ConfigurationError(key: "storage.postgres_url", problem: "expected postgres://user:password@host:port/database")
+            }
+            config.storage.postgresURL = url
+        }
+        config.storage.postgresConnections = try values2.int("storage.postgres_connections", range: 1...1000) ?? config.storage.postgresConnections
+        if let url = try values2.string("redis.url"), !url.isEmpty {
+            guard url.hasPrefix("redis://") else {
+                throw ConfigurationError(key: "redis.url", problem: "expected redis://[user:password@]host:port[/db]")
+            }
+            config.redis.url = url
+        }
+        config.redis.connections = try values2.int("redis.connections", range: 1...256) ?? config.redis.connections
+        config.redis.blockingConnections = try values2.int("redis.blocking_connections", range: 1...1024) ?? config.redis.blockingConnections
+        config.redis.prefix = try values2.string("redis.prefix") ?? config.redis.prefix
         config.conversations.historyMessages = try values2.int("conversations.history_messages", range: 1...10_000) ?? config.conversations.historyMessages
         config.conversations.checkpointSeconds = try values2.double("conversations.checkpoint_seconds", range: 0.1...3600) ?? config.conversations.checkpointSeconds
         if let policy = try values2.string("conversations.on_disconnect") {

@@ -3,7 +3,10 @@ import ChorusCore
 import ChorusHTTP
 import ChorusProviders
 import ChorusRuntime
+import ChorusStore
 import Foundation
+import ServiceLifecycle
+import UnixSignals
 import Hummingbird
 import Logging
 
@@ -12,7 +15,7 @@ struct Chorus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus",
         abstract: "A self-hosted AI chat and task backend: one streaming, OpenAI-compatible API to every model.",
-        subcommands: [Serve.self, Models.self])
+        subcommands: [Serve.self, Gateway.self, Worker.self, Migrate.self, Models.self])
 }
 
 /// Options shared by the commands that read the configuration.
@@ -48,6 +51,80 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("chorus listening on http://\(host):\(port)\n".utf8))
         }
         try await app.runService()
+    }
+}
+
+struct Gateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a stateless HTTP gateway over PostgreSQL and Redis (any number).")
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "The address to listen on (overrides http.host).") var host: String?
+    @Option(help: "The port to listen on; 0 picks a free one (overrides http.port).") var port: Int?
+
+    func run() async throws {
+        var overrides: [String: String] = [:]
+        if let host { overrides["http.host"] = host }
+        if let port { overrides["http.port"] = String(port) }
+        let configuration = try await options.load(overrides: overrides)
+        bootstrapLogging(configuration.logging)
+        let logger = Logger(label: "chorus.gateway")
+        let app = try buildGatewayApplication(configuration: configuration, logger: logger) { host, port in
+            FileHandle.standardOutput.write(Data("chorus gateway listening on http://\(host):\(port)\n".utf8))
+        }
+        try await app.runService()
+    }
+}
+
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a worker that consumes the queues of some models (any number).")
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Comma-separated models whose queues this worker serves (default: all).") var models: String?
+    @Option(help: "A stable consumer name: a restarted worker reclaims its own unfinished entries (default: the host name).")
+    var name: String?
+
+    func run() async throws {
+        let configuration = try await options.load()
+        bootstrapLogging(configuration.logging)
+        let logger = Logger(label: "chorus.worker")
+        let requested = (models ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let services: [any Service]
+        do {
+            services = try buildWorker(configuration: configuration, name: name ?? ProcessInfo.processInfo.hostName, models: requested, logger: logger)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        FileHandle.standardOutput.write(Data("chorus worker \(name ?? ProcessInfo.processInfo.hostName) started\n".utf8))
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply database migrations (PostgreSQL when storage.postgres_url is set, else the SQLite file).")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let configuration = try await options.load()
+        bootstrapLogging(configuration.logging)
+        let logger = Logger(label: "chorus.migrate")
+        if let url = configuration.storage.postgresURL {
+            let backend = try PostgresBackend(url: url, logger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await backend.run() }
+                let applied = try await Migrator(backend: backend, logger: logger).migrate()
+                print("migrations applied: \(applied.isEmpty ? "none (up to date)" : applied.map(String.init).joined(separator: ", "))")
+                await backend.close()
+                group.cancelAll()
+            }
+        } else {
+            try FileManager.default.createDirectory(atPath: (configuration.storage.sqlitePath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let backend = try await SQLiteBackend.open(path: configuration.storage.sqlitePath, logger: logger)
+            let applied = try await Migrator(backend: backend, logger: logger).migrate()
+            print("migrations applied: \(applied.isEmpty ? "none (up to date)" : applied.map(String.init).joined(separator: ", "))")
+            try await backend.close()
+        }
     }
 }
 

@@ -133,8 +133,11 @@ struct RedisClientTests {
         }
     }
 
-    @Test("redis-server restarts mid-test: the client reconnects with backoff and later commands succeed")
-    func reconnectAfterRestart() async throws {
+    @Test(
+        "redis-server restarts mid-test: the client reconnects with backoff and later commands succeed",
+        arguments: [RedisServerProcess.StopMode.shutdown, .kill]
+    )
+    func reconnectAfterRestart(stopMode: RedisServerProcess.StopMode) async throws {
         try await withRedisServer { server in
             var configuration = server.configuration
             configuration.connectionCount = 2
@@ -144,17 +147,23 @@ struct RedisClientTests {
                 try await client.set("before", to: "1")
                 #expect(try await client.get("before") == "1")
 
-                await server.stop()
+                await server.stop(stopMode)
 
-                // While the server is down: a short timeout fails without sending (connectionFailed),
-                // a longer one waits for the reconnect.
-                await #expect {
-                    try await client.ping(timeout: .milliseconds(300))
-                } throws: { error in
-                    if case .connectionFailed = error as? RedisError { return true }
-                    if case .connectionClosed = error as? RedisError { return true }  // raced the close
-                    return false
+                // Until the client has seen the connections drop, a command can still go out on a dead
+                // socket and fail with .connectionClosed or .timeout (outcome unknown). Once it has, commands are not
+                // sent while the server is down: a short timeout fails with .connectionFailed.
+                let noticed = try await eventually {
+                    do {
+                        try await client.ping(timeout: .milliseconds(200))
+                        return false
+                    } catch RedisError.connectionFailed {
+                        return true
+                    } catch RedisError.connectionClosed, RedisError.timeout {
+                        return false
+                    }
                 }
+                #expect(noticed)
+                // A longer timeout waits for the reconnect.
                 let waiting = Task { try await client.incrby("after", 1) }
                 let blockingRead = Task {
                     try await client.xread(key: "events", after: "0", block: .milliseconds(100))
@@ -173,6 +182,26 @@ struct RedisClientTests {
                     try await connection.ping()
                 }
                 #expect(pong == "PONG")
+            }
+        }
+    }
+
+    @Test("cancelling a blocked XREADGROUP returns at once and drops its dedicated connection")
+    func cancelBlockedRead() async throws {
+        try await withRedisServer { server in
+            let serverConfiguration = server.configuration
+            try await withRunningClient(server.configuration) { client in
+                try await client.xgroupCreate("jobs", group: "workers")
+                let reader = Task {
+                    try await client.xreadgroup(group: "workers", consumer: "w1", key: "jobs", block: .seconds(30))
+                }
+                #expect(try await eventually { try await clientsInfo("blocked_clients", serverConfiguration) == 1 })
+                reader.cancel()
+                await #expect(throws: CancellationError.self) { try await reader.value }
+                // The lease closed the connection rather than return it still blocked on the server.
+                #expect(try await eventually { try await clientsInfo("blocked_clients", serverConfiguration) == 0 })
+                let entries = try await client.xreadgroup(group: "workers", consumer: "w1", key: "jobs", block: .milliseconds(10))
+                #expect(entries.isEmpty)
             }
         }
     }
@@ -209,13 +238,6 @@ struct RedisClientTests {
             runner.cancel()
             try await runner.value
         }
-    }
-}
-
-extension RedisCommandSender {
-    @discardableResult
-    func ping(timeout: Duration) async throws -> String {
-        try await self.send(["PING"], timeout: timeout).string ?? ""
     }
 }
 

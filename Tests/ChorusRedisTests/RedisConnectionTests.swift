@@ -91,6 +91,26 @@ struct RedisConnectionTests {
         }
     }
 
+    @Test("RESP3 push messages (client-side caching invalidations) are skipped, replies stay matched")
+    func pushMessagesAreSkipped() async throws {
+        try await withRedisServer { server in
+            var configuration = server.configuration
+            configuration.protocolVersion = .resp3
+            let tracked = try await RedisConnection.connect(configuration: configuration)
+            let writer = try await RedisConnection.connect(configuration: configuration)
+            try await tracked.send("CLIENT", "TRACKING", "ON")
+            for round in 0..<20 {
+                try await writer.set("watched", to: "v\(round)")
+                #expect(try await tracked.get("watched") == "v\(round)")  // read: tracked, so the next SET pushes an invalidation
+                try await writer.set("watched", to: "w\(round)")
+                #expect(try await tracked.ping() == "PONG")
+                #expect(try await tracked.incrby("rounds", 1) == round + 1)
+            }
+            await tracked.close()
+            await writer.close()
+        }
+    }
+
     @Test("binary values round-trip unchanged")
     func binarySafe() async throws {
         try await withRedisServer { server in

@@ -46,15 +46,27 @@ final class RedisServerProcess {
         try await self.waitUntilReady()
     }
 
-    /// Stops the server with `SHUTDOWN NOSAVE` (SIGKILL if it lingers) and waits for it to exit.
+    enum StopMode: Sendable {
+        /// `SHUTDOWN NOSAVE`: the server closes its connections and exits.
+        case shutdown
+        /// SIGKILL: the process dies on the spot, as in a crash.
+        case kill
+    }
+
+    /// Stops the server and waits for it to exit (SIGKILL if a shutdown lingers).
     ///
     /// Not SIGTERM: a child spawned from a Dispatch thread inherits its blocked signal mask, and redis-server then ignores SIGTERM.
-    func stop() async {
+    func stop(_ mode: StopMode = .shutdown) async {
         guard let process = self.process else { return }
         self.process = nil
-        if let connection = try? await RedisConnection.connect(configuration: self.adminConfiguration) {
-            _ = try? await connection.send(["SHUTDOWN", "NOSAVE"], timeout: .seconds(2))
-            await connection.close()
+        switch mode {
+        case .shutdown:
+            if let connection = try? await RedisConnection.connect(configuration: self.adminConfiguration) {
+                _ = try? await connection.send(["SHUTDOWN", "NOSAVE"], timeout: .seconds(2))
+                await connection.close()
+            }
+        case .kill:
+            kill(process.processIdentifier, SIGKILL)
         }
         for _ in 0..<100 where process.isRunning {
             try? await Task.sleep(for: .milliseconds(20))

@@ -72,161 +72,165 @@ actor PostgresTestServer {
     }
 }
 
-/// Where tests create their databases, and whom they connect as.
-struct Cluster: Sendable {
-    /// May create and drop databases; connects to a database that always exists.
-    var admin: PostgresBackend.Configuration
-    /// The tests' role, with no database chosen.
-    var app: PostgresBackend.Configuration
-    /// The server this process started, if any.
-    var local: LocalServer?
+extension PostgresTestServer {
+    /// Where tests create their databases, and whom they connect as.
+    struct Cluster: Sendable {
+        /// May create and drop databases; connects to a database that always exists.
+        var admin: PostgresBackend.Configuration
+        /// The tests' role, with no database chosen.
+        var app: PostgresBackend.Configuration
+        /// The server this process started, if any.
+        var local: LocalServer?
 
-    init(admin: PostgresBackend.Configuration, app: PostgresBackend.Configuration, local: LocalServer?) {
-        self.admin = admin
-        self.app = app
-        self.local = local
-    }
+        init(admin: PostgresBackend.Configuration, app: PostgresBackend.Configuration, local: LocalServer?) {
+            self.admin = admin
+            self.app = app
+            self.local = local
+        }
 
-    /// An existing server: the URL's role creates the databases and connects to them.
-    init(url: String) throws {
-        admin = try PostgresBackend.Configuration(url: url, maximumConnections: 1)
-        app = admin
-        app.database = nil
-        local = nil
-    }
+        /// An existing server: the URL's role creates the databases and connects to them.
+        init(url: String) throws {
+            admin = try PostgresBackend.Configuration(url: url, maximumConnections: 1)
+            app = admin
+            app.database = nil
+            local = nil
+        }
 
-    /// Runs `body` on an admin connection; a server that does not answer fails instead of hanging.
-    func administer(logger: Logger, _ what: String, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Void) async throws {
-        let admin = self.admin
-        try await withTimeout(seconds: 30, what) {
-            try await PostgresBackend.withRunning(admin, logger: logger) { backend in
-                try await body(backend.database)
+        /// Runs `body` on an admin connection; a server that does not answer fails instead of hanging.
+        func administer(logger: Logger, _ what: String, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Void) async throws {
+            let admin = self.admin
+            try await withTimeout(seconds: 30, what) {
+                try await PostgresBackend.withRunning(admin, logger: logger) { backend in
+                    try await body(backend.database)
+                }
+            }
+        }
+
+        func drop(database name: String, logger: Logger) async throws {
+            try await administer(logger: logger, "drop database \(name)") { db in
+                try await db.raw("DROP DATABASE IF EXISTS \(ident: name) WITH (FORCE)").run()
             }
         }
     }
 
-    func drop(database name: String, logger: Logger) async throws {
-        try await administer(logger: logger, "drop database \(name)") { db in
-            try await db.raw("DROP DATABASE IF EXISTS \(ident: name) WITH (FORCE)").run()
-        }
-    }
-}
+    /// A PostgreSQL server in a temporary folder, run by this test process.
+    struct LocalServer: Sendable {
+        let folder: String
+        let binDirectory: String
 
-/// A PostgreSQL server in a temporary folder, run by this test process.
-struct LocalServer: Sendable {
-    let folder: String
-    let binDirectory: String
+        var dataDirectory: String { folder + "/data" }
 
-    var dataDirectory: String { folder + "/data" }
-
-    static func start(logger: Logger) async throws -> Cluster {
-        let binDirectory = try await installedBinDirectory()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-pg-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: folder + "/sockets", withIntermediateDirectories: true)
-        let adminPassword = randomPassword()
-        let appPassword = randomPassword()
-        try adminPassword.write(toFile: folder + "/pwfile", atomically: true, encoding: .utf8)
-        if Subprocess.isRoot {
-            try await Subprocess.run("/bin/chown", ["-R", "postgres:postgres", folder])
-        }
-        // From here on, a crash of this process still stops the server and removes the folder.
-        try await Subprocess.startWatchdog(stopping: folder, binDirectory: binDirectory)
-        let server = LocalServer(folder: folder, binDirectory: binDirectory)
-        do {
-            try await server.postgres("initdb", [
-                "-D", server.dataDirectory, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
-                "--pwfile=\(folder)/pwfile", "-E", "UTF8", "--no-locale", "--no-sync",
-            ])
-            try? FileManager.default.removeItem(atPath: folder + "/pwfile")
-            let port = try await server.startOnFreePort()
-            let admin = PostgresBackend.Configuration(
-                host: "127.0.0.1", port: port, username: "postgres", password: adminPassword, database: "postgres",
-                tls: .disable, maximumConnections: 1)
-            let app = PostgresBackend.Configuration(
-                host: "127.0.0.1", port: port, username: "chorus", password: appPassword, database: nil, tls: .disable)
-            let cluster = Cluster(admin: admin, app: app, local: server)
-            try await cluster.administer(logger: logger, "create role chorus") { db in
-                // A utility statement takes no bound parameters; the password is hex.
-                try await db.raw("CREATE ROLE chorus LOGIN PASSWORD '\(unsafeRaw: appPassword)'").run()
-            }
-            logger.info("PostgreSQL started", metadata: ["port": "\(port)", "folder": "\(folder)"])
-            return cluster
-        } catch {
-            await server.stop()
-            throw error
-        }
-    }
-
-    /// Stops the server (fast shutdown: sessions are ended) and deletes its folder, which ends the watchdog.
-    func stop() async {
-        if FileManager.default.fileExists(atPath: dataDirectory + "/postmaster.pid") {
-            try? await postgres("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
-        }
-        try? FileManager.default.removeItem(atPath: folder)
-    }
-
-    /// Starts on a random free port, trying again on another if that one is taken meanwhile.
-    private func startOnFreePort() async throws -> Int {
-        var lastError: (any Error)?
-        for _ in 1...4 {
-            let port = Int.random(in: 20_000..<60_000)
+        static func start(logger: Logger) async throws -> Cluster {
+            let binDirectory = try await installedBinDirectory()
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-pg-\(UUID().uuidString.prefix(8))").path
+            try FileManager.default.createDirectory(atPath: folder + "/sockets", withIntermediateDirectories: true)
+            let server = LocalServer(folder: folder, binDirectory: binDirectory)
             do {
-                try await postgres("pg_ctl", [
-                    "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
-                    "-o", "-p \(port) -k \(folder)/sockets -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                    "start",
+                // From here on, even a crash of this process stops the server and removes the folder.
+                try await ChildProcess.startWatchdog(stopping: folder, binDirectory: binDirectory)
+                let adminPassword = randomPassword()
+                let appPassword = randomPassword()
+                try adminPassword.write(toFile: folder + "/pwfile", atomically: true, encoding: .utf8)
+                if ChildProcess.isRoot {
+                    try await ChildProcess.run("/bin/chown", ["-R", "postgres:postgres", folder])
+                }
+                try await server.postgres("initdb", [
+                    "-D", server.dataDirectory, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
+                    "--pwfile=\(folder)/pwfile", "-E", "UTF8", "--no-locale", "--no-sync",
                 ])
-                return port
+                try? FileManager.default.removeItem(atPath: folder + "/pwfile")
+                let port = try await server.startOnFreePort()
+                let admin = PostgresBackend.Configuration(
+                    host: "127.0.0.1", port: port, username: "postgres", password: adminPassword, database: "postgres",
+                    tls: .disable, maximumConnections: 1)
+                let app = PostgresBackend.Configuration(
+                    host: "127.0.0.1", port: port, username: "chorus", password: appPassword, database: nil, tls: .disable)
+                let cluster = Cluster(admin: admin, app: app, local: server)
+                try await cluster.administer(logger: logger, "create role chorus") { db in
+                    // A utility statement takes no bound parameters; the password is hex.
+                    try await db.raw("CREATE ROLE chorus LOGIN PASSWORD '\(unsafeRaw: appPassword)'").run()
+                }
+                logger.info("PostgreSQL started", metadata: ["port": "\(port)", "folder": "\(folder)"])
+                return cluster
             } catch {
-                lastError = error
+                await server.stop()
+                throw error
             }
         }
-        let log = (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""
-        throw PostgresTestServerError("pg_ctl start failed: \(lastError.map { "\($0)" } ?? "")\nserver.log:\n\(log.suffix(2000))")
-    }
 
-    /// Runs a PostgreSQL program as the `postgres` OS user (which `initdb` requires when this process is root).
-    private func postgres(_ program: String, _ arguments: [String]) async throws {
-        let executable = binDirectory + "/" + program
-        if Subprocess.isRoot {
-            try await Subprocess.run("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments)
-        } else {
-            try await Subprocess.run(executable, arguments)
+        /// Stops the server (fast shutdown: sessions are ended) and deletes its folder, which ends the watchdog.
+        func stop() async {
+            if FileManager.default.fileExists(atPath: dataDirectory + "/postmaster.pid") {
+                try? await postgres("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
+            }
+            try? FileManager.default.removeItem(atPath: folder)
         }
-    }
 
-    /// PostgreSQL 15's programs, installing Debian's `postgresql` package when none is installed.
-    private static func installedBinDirectory() async throws -> String {
-        if let found = findBinDirectory() { return found }
-        guard Subprocess.isRoot, FileManager.default.isExecutableFile(atPath: "/usr/bin/apt-get") else {
-            throw PostgresTestServerError("PostgreSQL is not installed (no initdb); install it or set CHORUS_TEST_POSTGRES_URL")
+        /// Starts on a random port below Linux's ephemeral range, trying another if that one is taken.
+        private func startOnFreePort() async throws -> Int {
+            var lastError: (any Error)?
+            for _ in 1...4 {
+                let port = Int.random(in: 20_000..<32_000)
+                do {
+                    try await postgres("pg_ctl", [
+                        "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
+                        "-o", "-p \(port) -k \(folder)/sockets -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                        "start",
+                    ])
+                    return port
+                } catch {
+                    lastError = error
+                }
+            }
+            let log = (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""
+            throw PostgresTestServerError("pg_ctl start failed: \(lastError.map { "\($0)" } ?? "")\nserver.log:\n\(log.suffix(2000))")
         }
-        let install = ["-o", "DPkg::Lock::Timeout=120", "install", "-y", "--no-install-recommends", "postgresql"]
-        let environment = ["DEBIAN_FRONTEND": "noninteractive"]
-        do {
-            try await Subprocess.run("/usr/bin/apt-get", install, environment: environment)
-        } catch {
-            // The package lists may be missing or stale.
-            try await Subprocess.run("/usr/bin/apt-get", ["-o", "DPkg::Lock::Timeout=120", "update"], environment: environment)
-            try await Subprocess.run("/usr/bin/apt-get", install, environment: environment)
-        }
-        guard let found = findBinDirectory() else {
-            throw PostgresTestServerError("installed postgresql, but found no initdb under /usr/lib/postgresql")
-        }
-        return found
-    }
 
-    private static func findBinDirectory() -> String? {
-        let root = "/usr/lib/postgresql"
-        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
-            .sorted { (Int($0) ?? 0, $0) > (Int($1) ?? 0, $1) }
-        let candidates = ["\(root)/15/bin"] + versions.map { "\(root)/\($0)/bin" }
-            + (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") && FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") }
-    }
+        /// Runs a PostgreSQL program as the `postgres` OS user (which `initdb` requires when this process is root).
+        private func postgres(_ program: String, _ arguments: [String]) async throws {
+            let executable = binDirectory + "/" + program
+            if ChildProcess.isRoot {
+                try await ChildProcess.run("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments)
+            } else {
+                try await ChildProcess.run(executable, arguments)
+            }
+        }
 
-    private static func randomPassword() -> String {
-        (0..<2).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }.joined()
+        /// PostgreSQL 15's programs, installing Debian's `postgresql` package when none is installed.
+        private static func installedBinDirectory() async throws -> String {
+            if let found = findBinDirectory() { return found }
+            guard ChildProcess.isRoot, FileManager.default.isExecutableFile(atPath: "/usr/bin/apt-get") else {
+                throw PostgresTestServerError("PostgreSQL is not installed (no initdb); install it or set CHORUS_TEST_POSTGRES_URL")
+            }
+            let install = ["-o", "DPkg::Lock::Timeout=120", "install", "-y", "--no-install-recommends", "postgresql"]
+            let environment = ["DEBIAN_FRONTEND": "noninteractive"]
+            do {
+                try await ChildProcess.run("/usr/bin/apt-get", install, environment: environment)
+            } catch {
+                // The package lists may be missing or stale.
+                try await ChildProcess.run("/usr/bin/apt-get", ["-o", "DPkg::Lock::Timeout=120", "update"], environment: environment)
+                try await ChildProcess.run("/usr/bin/apt-get", install, environment: environment)
+            }
+            guard let found = findBinDirectory() else {
+                throw PostgresTestServerError("installed postgresql, but found no initdb under /usr/lib/postgresql")
+            }
+            return found
+        }
+
+        private static func findBinDirectory() -> String? {
+            let root = "/usr/lib/postgresql"
+            let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+                .sorted { (Int($0) ?? 0, $0) > (Int($1) ?? 0, $1) }
+            let candidates = ["\(root)/15/bin"] + versions.map { "\(root)/\($0)/bin" }
+                + (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+            return candidates.first { directory in
+                ["initdb", "pg_ctl"].allSatisfy { FileManager.default.isExecutableFile(atPath: directory + "/" + $0) }
+            }
+        }
+
+        private static func randomPassword() -> String {
+            (0..<2).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }.joined()
+        }
     }
 }
 
@@ -236,7 +240,7 @@ struct LocalServer: Sendable {
 /// the child closes, so a program that leaves a daemon behind (`pg_ctl start`) never "ends". Here
 /// the child gets only stdin (/dev/null) and stdout/stderr (a log file); every other descriptor is
 /// closed, and signal dispositions and mask are reset.
-enum Subprocess {
+enum ChildProcess {
     static var isRoot: Bool { getuid() == 0 }
 
     /// Runs to completion; throws with the combined output when the exit status is not 0.

@@ -65,7 +65,7 @@ public final class TaskWorker: Service {
         logger.info("worker started", metadata: ["queues": "\(settings.queues.joined(separator: ","))"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.loop(every: .milliseconds(self.settings.leaseMilliseconds / 3)) { try await self.heartbeat(startedAt: startedAt) } }
-            group.addTask { await self.loop(every: .seconds(1)) { try await self.stopCancelled(try await self.tasks.cancelRequested(taskIDs: self.runningTaskIDs)) } }
+            group.addTask { await self.loop(every: .seconds(1)) { self.stopCancelled(try await self.tasks.cancelRequested(taskIDs: self.runningTaskIDs)) } }
             group.addTask { await self.loop(every: .milliseconds(self.settings.leaseMilliseconds / 2)) { try await self.reclaim() } }
             group.addTask { await self.loop(every: .milliseconds(self.settings.requeueAfterMilliseconds / 2)) { try await self.reconcile() } }
             await self.consume()

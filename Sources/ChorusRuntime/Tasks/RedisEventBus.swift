@@ -1,0 +1,162 @@
+import ChorusCore
+import ChorusRedis
+import Logging
+import Synchronization
+
+/// Task events in Redis: one stream per task (`chorus:events:<task>`) whose entry ids are
+/// `0-<seq>`, so any gateway can replay from any point and resume after `Last-Event-ID`, and an
+/// event from a worker that lost its task (a lower or equal id) is refused by Redis itself. The
+/// stream expires a while after the task ends.
+///
+/// Followers on one process share one blocking `XREAD` over all followed streams, so a gateway
+/// holds a bounded number of Redis connections however many clients it serves.
+public final class RedisEventBus: TaskEventBus {
+    let redis: RedisClient
+    let prefix: String
+    let logger: Logger
+    private let hub: FollowerHub
+
+    public init(redis: RedisClient, prefix: String = "chorus", logger: Logger) {
+        self.redis = redis
+        self.prefix = prefix
+        self.logger = logger
+        self.hub = FollowerHub(redis: redis, prefix: prefix, logger: logger)
+    }
+
+    func key(_ taskID: String) -> String { "\(prefix):events:\(taskID)" }
+
+    public func publish(_ event: TaskEvent) async throws {
+        let json = String(decoding: try event.json.encoded(), as: UTF8.self)
+        do {
+            try await redis.xadd(key(event.taskID), id: "0-\(event.seq)", fields: [("e", json)])
+        } catch let error as RedisError where error.serverErrorCode == "ERR" {
+            throw ChorusError.internalError("event \(event.seq) of task \(event.taskID) was refused (the task was taken over): \(error)")
+        }
+    }
+
+    public func lastSequence(taskID: String) async throws -> Int {
+        let reply = try await redis.send(["XREVRANGE", key(taskID), "+", "-", "COUNT", "1"])
+        guard let id = reply.array?.first?.array?.first?.string else { return 0 }
+        return Self.sequence(of: id) ?? 0  // XREVRANGE replies are arrays in RESP2 and RESP3 alike
+    }
+
+    public func follow(taskID: String, after seq: Int) -> AsyncThrowingStream<TaskEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<TaskEvent, any Error>.makeStream()
+        let hub = self.hub
+        let followerID = Identifier.make("f_")
+        let task = Task {
+            do {
+                // Replay what exists, then hand over to the shared reader from the last one seen.
+                var last = seq
+                while true {
+                    let entries = try await redis.xrange(key(taskID), start: "0-\(last + 1)", end: "+", count: 500)
+                    for entry in entries {
+                        guard let event = Self.event(entry) else { continue }
+                        last = event.seq
+                        continuation.yield(event)
+                        if event.isTerminal {
+                            continuation.finish()
+                            return
+                        }
+                    }
+                    if entries.count < 500 { break }
+                }
+                await hub.add(followerID: followerID, taskID: taskID, after: last, continuation: continuation)
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in
+            task.cancel()
+            Task { await hub.remove(followerID: followerID, taskID: taskID) }
+        }
+        return stream
+    }
+
+    public func expire(taskID: String, afterSeconds seconds: Int) async throws {
+        _ = try await redis.expire(key(taskID), seconds: seconds)
+    }
+
+    static func sequence(of id: String) -> Int? {
+        guard id.hasPrefix("0-") else { return nil }
+        return Int(id.dropFirst(2))
+    }
+
+    static func event(_ entry: StreamEntry) -> TaskEvent? {
+        guard let text = entry["e"], let json = try? JSONValue.parse(Array(text.utf8)) else { return nil }
+        return try? TaskEvent(json: json)
+    }
+}
+
+/// The one reader loop of a process: `XREAD BLOCK` over every followed task's stream.
+actor FollowerHub {
+    /// Each follower has its own position; the shared read starts from the lowest.
+    private struct Follower {
+        var last: Int
+        let continuation: AsyncThrowingStream<TaskEvent, any Error>.Continuation
+    }
+
+    private let redis: RedisClient
+    private let prefix: String
+    private let logger: Logger
+    private var followed: [String: [String: Follower]] = [:]
+    private var reader: Task<Void, Never>?
+
+    init(redis: RedisClient, prefix: String, logger: Logger) {
+        self.redis = redis
+        self.prefix = prefix
+        self.logger = logger
+    }
+
+    func add(followerID: String, taskID: String, after: Int, continuation: AsyncThrowingStream<TaskEvent, any Error>.Continuation) {
+        followed[taskID, default: [:]][followerID] = Follower(last: after, continuation: continuation)
+        if reader == nil {
+            reader = Task { await self.readLoop() }
+        }
+    }
+
+    func remove(followerID: String, taskID: String) {
+        followed[taskID]?[followerID] = nil
+        if followed[taskID]?.isEmpty == true { followed[taskID] = nil }
+    }
+
+    private func readLoop() async {
+        var backoff = 0.1
+        while !followed.isEmpty, !Task.isCancelled {
+            let tasks = Array(followed.keys)
+            let streams = tasks.map { (key: "\(prefix):events:\($0)", after: "0-\(followed[$0]?.values.map(\.last).min() ?? 0)") }
+            do {
+                // A short block: followers added meanwhile join the next round.
+                let results = try await redis.xread(streams: streams, count: 500, block: .milliseconds(250))
+                backoff = 0.1
+                for result in results {
+                    let taskID = String(result.key.dropFirst("\(prefix):events:".count))
+                    for entry in result.entries {
+                        guard let event = RedisEventBus.event(entry) else { continue }
+                        deliver(event, taskID: taskID)
+                    }
+                }
+            } catch {
+                logger.warning("following task events failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
+                backoff = min(backoff * 2, 5)
+            }
+        }
+        reader = nil
+        if !followed.isEmpty { reader = Task { await self.readLoop() } }
+    }
+
+    private func deliver(_ event: TaskEvent, taskID: String) {
+        guard var followers = followed[taskID] else { return }
+        for (id, follower) in followers where event.seq > follower.last {
+            follower.continuation.yield(event)
+            if event.isTerminal {
+                follower.continuation.finish()
+                followers[id] = nil
+            } else {
+                followers[id]?.last = event.seq
+            }
+        }
+        followed[taskID] = followers.isEmpty ? nil : followers
+    }
+}
