@@ -6,6 +6,7 @@ import ChorusRuntime
 import ChorusStore
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
@@ -72,6 +73,7 @@ public func buildGatewayApplication(
     let router = buildRouter(engine: parts.engine, models: parts.models, configuration: configuration, tasks: parts.taskService, database: parts.backend.database)
     var app = Application(
         router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: router),
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus-gateway"),
         services: parts.services,
         onServerRunning: { channel in

@@ -5,6 +5,7 @@ import ChorusRuntime
 import ChorusStore
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOPosix
@@ -57,6 +58,7 @@ public func buildServeApplication(
     services.append(worker)
     return Application(
         router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: router),
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus"),
         services: services,
         onServerRunning: { channel in

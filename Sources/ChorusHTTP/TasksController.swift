@@ -4,6 +4,8 @@ import ChorusStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
+import NIOWebSocket
 import NIOCore
 
 /// `/v1/tasks` and `/v1/batches`: asynchronous work, its state, its events (SSE), cancellation.
@@ -20,6 +22,39 @@ struct TasksController<Store: ConversationStore>: Sendable {
         router.get("/v1/tasks/:id", use: showTask)
         router.get("/v1/tasks/:id/events", use: events)
         router.post("/v1/tasks/:id/cancel", use: cancel)
+        router.ws("/v1/tasks/:id/ws", shouldUpgrade: { request, context in
+            // Only the owner may follow (a 404 for anyone else, before the upgrade).
+            _ = try await service.task(id: try context.parameters.require("id"), ownerID: context.ownerID)
+            return .upgrade([:])
+        }, onUpgrade: { inbound, outbound, context in
+            let task = try await service.task(id: try context.requestContext.parameters.require("id"), ownerID: context.requestContext.ownerID)
+            try await followOverWebSocket(task, inbound: inbound, outbound: outbound)
+        })
+    }
+
+    /// The task's events as text frames (the same JSON as the SSE `data:`), from the start;
+    /// `{"type":"ping"}` is answered with `{"type":"pong"}`. Leaving never cancels the task.
+    private func followOverWebSocket(_ task: TaskRecord, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+        let events = try await TaskEventFeed(service: service).events(for: task, after: 0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for try await message in inbound.messages(maxSize: 64 * 1024) {
+                    guard case .text(let text) = message else { continue }
+                    if (try? JSONValue.parse(Array(text.utf8)))?["type"] == .string("ping") {
+                        try await outbound.write(.text(#"{"type":"pong"}"#))
+                    }
+                }
+            }
+            group.addTask {
+                for try await event in events {
+                    try await outbound.write(.text(String(decoding: try event.json.encoded(), as: UTF8.self)))
+                }
+                try await outbound.close(.normalClosure, reason: "task ended")
+            }
+            // The follower ends with the task (or the client leaves): stop the other side too.
+            try await group.next()
+            group.cancelAll()
+        }
     }
 
     // MARK: Batches
