@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The README's test command: set up (idempotent), build, run the Swift tests, then the end-to-end
-# suite (real chorus and fake-upstream processes, the OpenAI Python SDK, the real local model).
+# suite (real chorus and fake-upstream processes, the OpenAI Python SDK, the real local model, and
+# the distributed shape on real redis-server and PostgreSQL servers that the tests start on
+# loopback in temporary folders and stop afterwards).
 # Every test step runs even if an earlier one failed; the summary says which failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-scripts/setup.sh
+scripts/setup.sh --with-databases
 
 echo "test: swift build --build-tests (debug)"
 swift build --build-tests || { echo "test: FAILED: swift build" >&2; exit 1; }
