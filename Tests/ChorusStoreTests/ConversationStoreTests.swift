@@ -16,7 +16,7 @@ struct ConversationStoreTests {
     private let logger = Logger(label: "test")
 
     /// A migrated store on `dialect`. `maximumConnections` bounds the PostgreSQL pool.
-    private func withStore(
+    func withStore(
         _ dialect: Dialect, maximumConnections: Int = 4, _ body: (SQLConversationStore, any SQLBackend) async throws -> Void
     ) async throws {
         switch dialect {

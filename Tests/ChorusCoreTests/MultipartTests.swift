@@ -1,0 +1,26 @@
+import ChorusCore
+import Testing
+
+@Suite struct MultipartTests {
+    @Test func partsWithFieldsAndBinaryFiles() throws {
+        let binary: [UInt8] = [0x89, 0x50, 0x0D, 0x0A, 0x2D, 0x2D, 0x00, 0xFF]  // contains CRLF and "--"
+        var body = Array("--b0undary\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nhello, world\r\n".utf8)
+        body += Array("--b0undary\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
+        body += binary + Array("\r\n--b0undary--\r\n".utf8)
+        let boundary = try #require(MultipartForm.boundary(contentType: "multipart/form-data; boundary=\"b0undary\""))
+        let parts = try MultipartForm.parse(body, boundary: boundary)
+        #expect(parts.count == 2)
+        #expect(parts[0].name == "prompt")
+        #expect(parts[0].text == "hello, world")
+        #expect(parts[1].filename == "x.png")
+        #expect(parts[1].contentType == "image/png")
+        #expect(parts[1].body == binary)
+    }
+
+    @Test func malformedBodiesAreRejected() {
+        #expect(MultipartForm.boundary(contentType: "application/json") == nil)
+        #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("no boundary here".utf8), boundary: "b") }
+        #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nunterminated".utf8), boundary: "b") }
+        #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("--b\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--b--".utf8), boundary: "b") }
+    }
+}
