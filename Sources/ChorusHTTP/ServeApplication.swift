@@ -33,29 +33,14 @@ public func buildServeApplication(
     logger.info("database ready", metadata: ["sqlite": "\(configuration.storage.sqlitePath)"])
 
     let client = makeUpstreamClient(configuration: configuration)
-    let models = ModelRegistry(models: configuration.models, client: client, environment: environment, logger: logger)
-    let store = SQLConversationStore(backend: backend)
-    let engine = ChatEngine(
-        store: store, models: models, historyMessages: configuration.conversations.historyMessages,
-        checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
-
-    // Embedded asynchronous work: the in-process queue and event bus, and one worker for every queue.
-    let queue = InProcessQueue()
-    let bus = InProcessEventBus()
-    let taskStore = SQLTaskStore(backend: backend)
-    let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine), ConversationExportHandler(store: store)]
-    let taskService = TaskService(tasks: taskStore, conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
-    let worker = TaskWorker(
-        settings: workerSettings(configuration, id: "embedded", queues: models.names + [TaskService<SQLConversationStore>.genericQueue]),
-        queue: queue, bus: bus, tasks: taskStore, handlers: handlers, logger: logger)
-
-    let router = buildRouter(engine: engine, models: models, configuration: configuration, tasks: taskService, database: backend.database)
+    let parts = EmbeddedParts(configuration: configuration, backend: backend, client: client, environment: environment, logger: logger)
+    let router = parts.router
     var services: [any Service] = [
         ShutdownService(name: "upstream-http-client") { try await client.shutdown() },
         ShutdownService(name: "database") { try await backend.close() },
     ]
-    services += models.supervisors as [any Service]
-    services.append(worker)
+    services += parts.models.supervisors as [any Service]
+    services.append(parts.worker)
     return Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: router),
@@ -65,6 +50,38 @@ public func buildServeApplication(
             await onListening(configuration.http.host, channel.localAddress?.port ?? configuration.http.port)
         },
         logger: logger)
+}
+
+/// Embedded Chorus on an open database: the model table, the chat engine, and asynchronous work
+/// through the in-process queue and event bus with one worker for every queue.
+struct EmbeddedParts {
+    let models: ModelRegistry
+    let store: SQLConversationStore
+    let taskStore: SQLTaskStore
+    let queue: InProcessQueue
+    let worker: TaskWorker
+    let router: Router<ChorusRequestContext>
+
+    init(configuration: ChorusConfiguration, backend: any SQLBackend, client: HTTPClient, environment: [String: String], logger: Logger) {
+        let models = ModelRegistry(models: configuration.models, client: client, environment: environment, logger: logger)
+        let store = SQLConversationStore(backend: backend)
+        let engine = ChatEngine(
+            store: store, models: models, historyMessages: configuration.conversations.historyMessages,
+            checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
+        let queue = InProcessQueue()
+        let bus = InProcessEventBus()
+        let taskStore = SQLTaskStore(backend: backend)
+        let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine), ConversationExportHandler(store: store)]
+        let taskService = TaskService(tasks: taskStore, conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
+        self.models = models
+        self.store = store
+        self.taskStore = taskStore
+        self.queue = queue
+        self.worker = TaskWorker(
+            settings: workerSettings(configuration, id: "embedded", queues: models.names + [TaskService<SQLConversationStore>.genericQueue]),
+            queue: queue, bus: bus, tasks: taskStore, handlers: handlers, logger: logger)
+        self.router = buildRouter(engine: engine, models: models, configuration: configuration, tasks: taskService, database: backend.database)
+    }
 }
 
 /// The worker settings from the configuration.

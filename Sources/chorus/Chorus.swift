@@ -23,6 +23,14 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "The YAML configuration file (default: chorus.yaml if present, else the built-in local model).")
     var config: String?
 
+    /// The configuration, with `--host`/`--port` over the file and the environment.
+    func load(host: String?, port: Int?) async throws -> ChorusConfiguration {
+        var overrides: [String: String] = [:]
+        if let host { overrides["http.host"] = host }
+        if let port { overrides["http.port"] = String(port) }
+        return try await load(overrides: overrides)
+    }
+
     func load(overrides: [String: String] = [:]) async throws -> ChorusConfiguration {
         do {
             return try await ConfigurationLoader.load(path: config, overrides: overrides)
@@ -40,10 +48,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The port to listen on; 0 picks a free one (overrides http.port).") var port: Int?
 
     func run() async throws {
-        var overrides: [String: String] = [:]
-        if let host { overrides["http.host"] = host }
-        if let port { overrides["http.port"] = String(port) }
-        let configuration = try await options.load(overrides: overrides)
+        let configuration = try await options.load(host: host, port: port)
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus")
         let app = try await buildServeApplication(configuration: configuration, logger: logger) { host, port in
@@ -62,10 +67,7 @@ struct Gateway: AsyncParsableCommand {
     @Option(help: "The port to listen on; 0 picks a free one (overrides http.port).") var port: Int?
 
     func run() async throws {
-        var overrides: [String: String] = [:]
-        if let host { overrides["http.host"] = host }
-        if let port { overrides["http.port"] = String(port) }
-        let configuration = try await options.load(overrides: overrides)
+        let configuration = try await options.load(host: host, port: port)
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus.gateway")
         let app = try buildGatewayApplication(configuration: configuration, logger: logger) { host, port in

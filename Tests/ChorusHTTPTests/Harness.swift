@@ -50,19 +50,9 @@ struct Harness {
             let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("chorus.sqlite").path, logger: logger)
             try await Migrator(backend: backend, logger: logger).migrate()
             let httpClient = makeUpstreamClient(configuration: configuration)
-            let store = SQLConversationStore(backend: backend)
-            let models = ModelRegistry(models: configuration.models, client: httpClient, environment: [:], logger: logger)
-            let engine = ChatEngine(store: store, models: models, historyMessages: 20, checkpointSeconds: checkpointSeconds, logger: logger)
-            let queue = InProcessQueue()
-            let bus = InProcessEventBus()
-            let taskStore = SQLTaskStore(backend: backend)
-            let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine), ConversationExportHandler(store: store)]
-            let service = TaskService(tasks: taskStore, conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
-            let taskWorker = TaskWorker(
-                settings: workerSettings(configuration, id: "test-worker", queues: models.names + [TaskService<SQLConversationStore>.genericQueue]),
-                queue: queue, bus: bus, tasks: taskStore, handlers: handlers, logger: logger)
-            let router = buildRouter(engine: engine, models: models, configuration: configuration, tasks: service, database: backend.database)
-            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: worker ? [taskWorker] : [], logger: logger)
+            let parts = EmbeddedParts(configuration: configuration, backend: backend, client: httpClient, environment: [:], logger: logger)
+            let app = Application(router: parts.router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: worker ? [parts.worker] : [], logger: logger)
+            let (store, queue, taskStore) = (parts.store, parts.queue, parts.taskStore)
             do {
                 try await app.test(.live) { client in
                     try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, tasks: taskStore))
