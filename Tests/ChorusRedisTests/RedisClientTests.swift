@@ -121,6 +121,8 @@ struct RedisClientTests {
             var configuration = server.configuration
             configuration.connectionCount = 1
             try await withRunningClient(configuration) { client in
+                // Connected first (with a generous timeout): only the overdue reply is timed.
+                #expect(try await client.ping(timeout: .seconds(10)) == "PONG")
                 await #expect(throws: RedisError.timeout) {
                     try await client.send(["BLPOP", "never-filled", "30"], timeout: .milliseconds(300))
                 }

@@ -132,7 +132,12 @@ actor FollowerHub {
                 for result in results {
                     let taskID = String(result.key.dropFirst("\(prefix):events:".count))
                     for entry in result.entries {
-                        guard let event = RedisEventBus.event(entry) else { continue }
+                        guard let event = RedisEventBus.event(entry) else {
+                            // Skip what cannot be read, or the next read returns it again at once.
+                            logger.warning("skipping an unreadable task event", metadata: ["task_id": "\(taskID)", "entry": "\(entry.id)"])
+                            advance(taskID: taskID, to: RedisEventBus.sequence(of: entry.id) ?? 0)
+                            continue
+                        }
                         deliver(event, taskID: taskID)
                     }
                 }
@@ -144,6 +149,12 @@ actor FollowerHub {
         }
         reader = nil
         if !followed.isEmpty { reader = Task { await self.readLoop() } }
+    }
+
+    private func advance(taskID: String, to seq: Int) {
+        guard var followers = followed[taskID] else { return }
+        for (id, follower) in followers { followers[id]?.last = max(follower.last, seq) }
+        followed[taskID] = followers
     }
 
     private func deliver(_ event: TaskEvent, taskID: String) {

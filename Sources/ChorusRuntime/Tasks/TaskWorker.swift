@@ -94,11 +94,24 @@ public final class TaskWorker: Service {
     private func consume() async {
         await cancelWhenGracefulShutdown {
             var backoff = 0.1
+            // A read may return up to `count` entries per queue: what exceeds the free slots waits
+            // here (in this worker's pending list, reclaimable if it dies) for a slot.
+            var backlog: [QueueDelivery] = []
             while !Task.isCancelled {
                 let free = await self.slots.waitForFree()
                 guard !Task.isCancelled else { return }
+                if !backlog.isEmpty {
+                    let now = backlog.prefix(free)
+                    backlog.removeFirst(now.count)
+                    for delivery in now { await self.handle(delivery) }
+                    continue
+                }
                 do {
-                    let deliveries = try await self.queue.receive(models: self.settings.queues, consumer: self.settings.id, count: free)
+                    var deliveries = try await self.queue.receive(models: self.settings.queues, consumer: self.settings.id, count: free)
+                    if deliveries.count > free {
+                        backlog = Array(deliveries[free...])
+                        deliveries.removeLast(deliveries.count - free)
+                    }
                     for delivery in deliveries { await self.handle(delivery) }
                     backoff = 0.1
                 } catch is CancellationError {
@@ -171,9 +184,9 @@ public final class TaskWorker: Service {
         do {
             // Events continue where an earlier (crashed) run stopped; followers are told the answer restarts.
             let sequence = EventSequence(start: try await bus.lastSequence(taskID: task.id))
-            let bus = self.bus
+            let publisher = EventPublisher(bus: bus, patience: .milliseconds(settings.leaseMilliseconds), logger: logger)
             let emit: @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void = { kind, token, data in
-                try await bus.publish(TaskEvent(seq: sequence.next(), taskID: task.id, kind: kind, token: token, data: data))
+                try await publisher.publish(TaskEvent(seq: sequence.next(), taskID: task.id, kind: kind, token: token, data: data))
             }
             if sequence.current > 0 {
                 try await emit(.progress, "", .object(["restarted": .bool(true), "attempt": .int(task.attempts)]))
@@ -190,6 +203,11 @@ public final class TaskWorker: Service {
                 if try await tasks.finish(taskID: task.id, workerID: settings.id, state: .success, result: result, error: nil, now: nowMilliseconds()) {
                     try await emit(.finish, "", result)
                 }
+            } catch let error as EventBusUnavailable {
+                // Not the task's fault: leave it to its lease, so that it runs again (on any
+                // worker) once the bus is back, instead of failing it for good.
+                logger.error("abandoning the task run: its events cannot be published", metadata: ["error": "\(error.underlying)"])
+                return
             } catch {
                 let cancelled = Task.isCancelled || error is CancellationError
                 let state: TaskState = cancelled ? .cancelled : .failure
@@ -282,6 +300,41 @@ public final class TaskWorker: Service {
         for task in lost { try await queue.enqueue(taskID: task.id, model: task.model) }
         try await tasks.markEnqueued(taskIDs: lost.map(\.id), at: now)
         logger.info("re-queued tasks the queue had lost", metadata: ["count": "\(lost.count)"])
+    }
+}
+
+/// The bus could not take a task's event for longer than the worker's patience.
+struct EventBusUnavailable: Error {
+    let underlying: any Error
+}
+
+/// Publishes a task's events: shielded from the task's cancellation (a cancelled publish could
+/// leave a hole in the sequence), retried with backoff while the bus is unreachable.
+struct EventPublisher: Sendable {
+    let bus: any TaskEventBus
+    let patience: Duration
+    let logger: Logger
+
+    func publish(_ event: TaskEvent) async throws {
+        let bus = self.bus
+        let patience = self.patience
+        try await Task {
+            let deadline = ContinuousClock.now + patience
+            var backoff = Duration.milliseconds(50)
+            while true {
+                do {
+                    try await bus.publish(event)
+                    return
+                } catch {
+                    // A lost reply may hide a publish that went through.
+                    if let last = try? await bus.lastSequence(taskID: event.taskID), last >= event.seq { return }
+                    if error is ChorusError { throw error }  // refused: another worker has the task
+                    guard ContinuousClock.now + backoff < deadline else { throw EventBusUnavailable(underlying: error) }
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(2))
+                }
+            }
+        }.value
     }
 }
 
