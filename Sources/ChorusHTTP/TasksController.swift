@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import NIOWebSocket
+import ServiceLifecycle
 import NIOCore
 
 /// `/v1/tasks` and `/v1/batches`: asynchronous work, its state, its events (SSE), cancellation.
@@ -28,7 +29,9 @@ struct TasksController<Store: ConversationStore>: Sendable {
             return .upgrade([:])
         }, onUpgrade: { inbound, outbound, context in
             let task = try await service.task(id: try context.requestContext.parameters.require("id"), ownerID: context.requestContext.ownerID)
-            try await followOverWebSocket(task, inbound: inbound, outbound: outbound)
+            try await cancelWhenGracefulShutdown {
+                try await followOverWebSocket(task, inbound: inbound, outbound: outbound)
+            }
         })
     }
 
@@ -267,7 +270,13 @@ struct TaskEventFeed<Store: ConversationStore>: Sendable {
             pump.cancel()
             ticker.cancel()
         }
-        for try await item in items { try await body(item) }
+        // On shutdown the stream ends (the client resumes elsewhere with Last-Event-ID) instead
+        // of holding the server until the task ends.
+        try await withGracefulShutdownHandler {
+            for try await item in items { try await body(item) }
+        } onGracefulShutdown: {
+            continuation.finish()
+        }
     }
 }
 
