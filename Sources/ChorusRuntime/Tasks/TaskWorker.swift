@@ -168,14 +168,18 @@ public final class TaskWorker: Service {
     private func start(_ task: TaskRecord, delivery: QueueDelivery) {
         let note = CancellationNote()
         slots.take()
-        let job = Task {
-            await CancellationNote.$current.withValue(note) {
-                await self.execute(task, delivery: delivery)
+        // Recorded under the lock that the job's own removal needs: a job that ends at once
+        // cannot be removed before it is recorded.
+        running.withLock { running in
+            let job = Task {
+                await CancellationNote.$current.withValue(note) {
+                    await self.execute(task, delivery: delivery)
+                }
+                self.running.withLock { $0[task.id] = nil }
+                self.slots.release()
             }
-            self.running.withLock { $0[task.id] = nil }
-            self.slots.release()
+            running[task.id] = RunningTask(job: job, note: note)
         }
-        running.withLock { $0[task.id] = RunningTask(job: job, note: note) }
     }
 
     private func execute(_ task: TaskRecord, delivery: QueueDelivery) async {
