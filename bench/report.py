@@ -30,6 +30,13 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.1f}×"
 
 
+def cpu_of(row: dict | None) -> str:
+    processes = (row or {}).get("processes") or {}
+    if not processes:
+        return "–"
+    return " + ".join(f"{name} {p.get('cpu_cores', 0):.2f}" for name, p in sorted(processes.items()))
+
+
 def clean(row: dict) -> bool:
     return not row.get("skipped") and row.get("errors", 0) == 0
 
@@ -74,6 +81,22 @@ def main() -> None:
         w(f"| {label} | {NAMES[r['target']]} | {r['achieved_rps']:.0f} | {ms(pct(lat, 'p50_us'))} | "
           f"{ms(pct(lat, 'p99_us'))} | {ms(pct(lat, 'p999_us'))} | {err} |")
     w("")
+    notes = []
+    for r in nonstream:
+        if r.get("mode") == "closed" and r.get("processes"):
+            parts = [f"{name} {p.get('cpu_cores', 0):.2f}" for name, p in sorted(r["processes"].items())]
+            notes.append(f"{NAMES[r['target']]} run: " + ", ".join(parts))
+    if notes:
+        w("CPU used during the saturation runs (cores, of 2): " + "; ".join(notes) + ".")
+        w("")
+    gateway = next((r for r in runs if r.get("scenario") == "nonstream-gateway"), None)
+    if gateway:
+        lat = gateway.get("latency", {})
+        cpu = ", ".join(f"{n} {p.get('cpu_cores', 0):.2f} cores" for n, p in sorted(gateway.get("processes", {}).items()))
+        w(f"Same request, closed loop {gateway.get('connections')} connections, through `chorus gateway` on PostgreSQL "
+          f"instead of `chorus serve` on SQLite: {gateway['achieved_rps']:.0f} req/s, p50 {ms(pct(lat, 'p50_us'))} ms, "
+          f"p99 {ms(pct(lat, 'p99_us'))} ms, {gateway.get('errors', 0)} errors ({cpu}).")
+        w("")
     w("Added latency over the floor (target − direct at the same offered rate; ms):")
     w("")
     w("| offered | Chorus +p50 | Chorus +p99 | Chorus +p99.9 | LiteLLM +p50 | LiteLLM +p99 | LiteLLM +p99.9 | LiteLLM/Chorus (+p99) |")
@@ -189,8 +212,8 @@ def main() -> None:
             w(f"Floor: the same answer streamed straight from the fake upstream at {floor.get('offered_rps', 0):g}/s — "
               f"first token p50 {ms(floor_p50)} ms, p99 {ms(floor_p99)} ms.")
             w("")
-        w("| target | open loop: tasks/s offered | first token p50 | first token p99 | overhead p99 over floor | finish p99 | closed loop: tasks/s | clients | errors |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("| target | open loop: tasks/s offered | first token p50 | first token p99 | overhead p99 over floor | finish p99 | closed loop: tasks/s | clients | Chorus CPU, closed loop (cores) | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         order = ["chorus-dist-1w", "celery-1w", "chorus-dist-2w", "celery-2w", "chorus-embedded"]
         labels = {"chorus-dist-1w": "Chorus gateway + 1 worker (Redis Streams + PostgreSQL)",
                   "chorus-dist-2w": "Chorus gateway + 2 workers",
@@ -212,7 +235,8 @@ def main() -> None:
                 throughput[target] = closed_row["achieved_rps"]
             w(f"| {labels[target]} | {open_row.get('offered_rps', 0) if open_row else '–':g} | {ms(pct(first, 'p50_us'))} | "
               f"{ms(pct(first, 'p99_us'))} | {ms(over)} | {ms(pct(open_row.get('latency') if open_row else None, 'p99_us'))} | "
-              f"{closed_row['achieved_rps'] if closed_row else 0:.1f} | {closed_row.get('connections', '–') if closed_row else '–'} | {errors} |")
+              f"{closed_row['achieved_rps'] if closed_row else 0:.1f} | {closed_row.get('connections', '–') if closed_row else '–'} | "
+              f"{cpu_of(closed_row)} | {errors} |")
         w("")
         pairs = [("chorus-dist-1w", "celery-1w"), ("chorus-dist-2w", "celery-2w"), ("chorus-embedded", "celery-1w")]
         bits = []

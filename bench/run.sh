@@ -272,8 +272,11 @@ done
 # ----------------------------------------------------------------------------------------------
 log "scenario 1: non-streamed proxy (direct = floor, Chorus, LiteLLM)"
 for target in direct chorus litellm; do
+    # CPU of Chorus and of the fake upstream while saturated (LiteLLM's workers are child processes: not sampled).
+    pids=(--pid "fake=$FAKE_PID")
+    [[ $target == chorus ]] && pids+=(--pid "chorus=$CHORUS_PID")
     load "$target" nonstream --body "$(body "$(model_of "$target")" false tokens=8)" \
-        --connections "$SAT_CONN" --duration "$DUR" --warmup "$WARM" --grace "$GRACE"
+        --connections "$SAT_CONN" --duration "$DUR" --warmup "$WARM" --grace "$GRACE" "${pids[@]}"
 done
 LITELLM_SAT=$(python3 -c "
 import json,sys
@@ -408,7 +411,7 @@ celery_load() {  # TARGET ARGS...
 load direct async-floor --kind stream --expected-tokens 8 --body "$(body fake-model true tokens=8)" \
     --rate "$ASYNC_RATE" --duration "$DUR" --warmup "$WARM" --grace "$GRACE"
 task_load "$GATEWAY_URL" chorus-dist-1w --rate "$ASYNC_RATE"
-task_load "$GATEWAY_URL" chorus-dist-1w --connections "$ASYNC_CONN"
+task_load "$GATEWAY_URL" chorus-dist-1w --connections "$ASYNC_CONN" --pid "gateway=$GATEWAY_PID" --pid "worker1=$WORKER1_PID"
 
 # Celery: the `start` helper runs in a subshell above, so start it here to keep its pid.
 celery_worker() {  # CONCURRENCY -> CELERY_PID
@@ -435,7 +438,8 @@ if [[ $ASYNC_TWO_WORKERS == 1 ]]; then
     WORKER2_PID=$LAST_PID
     sleep 2
     task_load "$GATEWAY_URL" chorus-dist-2w --rate "$ASYNC_RATE"
-    task_load "$GATEWAY_URL" chorus-dist-2w --connections "$ASYNC_CONN"
+    task_load "$GATEWAY_URL" chorus-dist-2w --connections "$ASYNC_CONN" --pid "gateway=$GATEWAY_PID" \
+        --pid "worker1=$WORKER1_PID" --pid "worker2=$WORKER2_PID"
 
     celery_worker 2
     celery_load celery-2w --rate "$ASYNC_RATE"
@@ -444,7 +448,7 @@ if [[ $ASYNC_TWO_WORKERS == 1 ]]; then
 fi
 
 task_load "$CHORUS_URL" chorus-embedded --rate "$ASYNC_RATE"
-task_load "$CHORUS_URL" chorus-embedded --connections "$ASYNC_CONN"
+task_load "$CHORUS_URL" chorus-embedded --connections "$ASYNC_CONN" --pid "chorus=$CHORUS_PID"
 [[ -n "$WORKER2_PID" ]] && stop_pid "$WORKER2_PID"
 stop_pid "$WORKER1_PID"
 stop_pid "$GATEWAY_PID"
@@ -461,6 +465,12 @@ start worker-storage "$CHORUS" worker --config "$WORK/storage/chorus.yaml" --nam
 STORAGE_WORKER_PID=$LAST_PID
 wait_http "$STORAGE_URL/healthz" 30
 sleep 1
+# The same non-streamed saturation point through a gateway on PostgreSQL (a pool of connections
+# instead of embedded SQLite's single writer), for comparison with scenario 1.
+"$LOADGEN" run --url "$STORAGE_URL/v1/chat/completions" --body "$(body fake false tokens=8)" --connections "$SAT_CONN" \
+    --duration "$DUR" --warmup "$WARM" --grace "$GRACE" --pid "gateway=$STORAGE_PID" --pid "fake=$FAKE_PID" \
+    --scenario nonstream-gateway --target chorus-gateway-pg --out "$RUNS" > /dev/null || log "gateway saturation run failed"
+settle "$STORAGE_PID" "$STORAGE_WORKER_PID" "$(head -1 "$PG_DATA/postmaster.pid")"
 "$VENV/bin/python" "$BENCH/peers/storage.py" --gateway "$STORAGE_URL" --loadgen "$LOADGEN" \
     --pg-port "$PG_PORT" --pg-database chorus_storage --normal "$STORAGE_N" --long "$STORAGE_LONG" --failed "$STORAGE_FAIL" \
     --tasks "$STORAGE_FAIL" --stats-wait "$STATS_WAIT" --out "$RUNS" || log "storage scenario failed"
