@@ -317,6 +317,8 @@ def main() -> None:
     w("")
 
     profile = meta.get("profile_file")
+    if profile and not os.path.exists(profile):  # results moved or read on another machine
+        profile = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), os.path.basename(profile))
     if profile and os.path.exists(profile):
         w("## Profile: Chorus's non-streamed proxy path (top frames)")
         w("")
