@@ -40,21 +40,28 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
+/// Where an HTTP process listens, over the configuration.
+struct ListenOptions: ParsableArguments {
+    @Option(help: "The address to listen on (overrides http.host).") var host: String?
+    @Option(help: "The port to listen on; 0 picks a free one (overrides http.port).") var port: Int?
+
+    /// Prints one line on stdout once listening, for people and for scripts that started us on port 0.
+    static func announce(_ name: String) -> @Sendable (String, Int) async -> Void {
+        { host, port in FileHandle.standardOutput.write(Data("\(name) listening on http://\(host):\(port)\n".utf8)) }
+    }
+}
+
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run Chorus embedded: one process, SQLite, the local model.")
 
     @OptionGroup var options: ConfigOptions
-    @Option(help: "The address to listen on (overrides http.host).") var host: String?
-    @Option(help: "The port to listen on; 0 picks a free one (overrides http.port).") var port: Int?
+    @OptionGroup var listen: ListenOptions
 
     func run() async throws {
-        let configuration = try await options.load(host: host, port: port)
+        let configuration = try await options.load(host: listen.host, port: listen.port)
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus")
-        let app = try await buildServeApplication(configuration: configuration, logger: logger) { host, port in
-            // One line on stdout, for people and for scripts that started us on port 0.
-            FileHandle.standardOutput.write(Data("chorus listening on http://\(host):\(port)\n".utf8))
-        }
+        let app = try await buildServeApplication(configuration: configuration, logger: logger, onListening: ListenOptions.announce("chorus"))
         try await app.runService()
     }
 }
@@ -63,16 +70,13 @@ struct Gateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a stateless HTTP gateway over PostgreSQL and Redis (any number).")
 
     @OptionGroup var options: ConfigOptions
-    @Option(help: "The address to listen on (overrides http.host).") var host: String?
-    @Option(help: "The port to listen on; 0 picks a free one (overrides http.port).") var port: Int?
+    @OptionGroup var listen: ListenOptions
 
     func run() async throws {
-        let configuration = try await options.load(host: host, port: port)
+        let configuration = try await options.load(host: listen.host, port: listen.port)
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus.gateway")
-        let app = try buildGatewayApplication(configuration: configuration, logger: logger) { host, port in
-            FileHandle.standardOutput.write(Data("chorus gateway listening on http://\(host):\(port)\n".utf8))
-        }
+        let app = try buildGatewayApplication(configuration: configuration, logger: logger, onListening: ListenOptions.announce("chorus gateway"))
         try await app.runService()
     }
 }
