@@ -21,6 +21,16 @@ public enum ChorusError: Error, Sendable, Equatable {
     case idempotencyInFlight
     /// The queue or the database cannot take work now: 503.
     case unavailable(String)
+    /// No credentials, or credentials that are wrong, revoked or expired: 401.
+    case unauthorized(message: String, code: String)
+    /// Signed in, but not allowed (a missing permission, a failed CSRF check, closed registration): 403.
+    case forbidden(message: String, code: String)
+    /// The object exists already (an email taken, a role in use): 409.
+    case conflict(message: String, code: String)
+    /// Over a rate limit (`kind` is `requests` or `tokens`) or a token budget: 429.
+    case rateLimited(kind: String, message: String, retryAfterSeconds: Int?)
+    /// The token budget is spent: 429 `insufficient_quota`.
+    case quotaExceeded(message: String)
     /// Anything else: 500, with no internals in the body.
     case internalError(String)
 
@@ -36,7 +46,11 @@ extension ChorusError {
     /// The OpenAI error `type`.
     public var type: String {
         switch self {
-        case .invalidRequest, .modelNotFound, .notFound, .payloadTooLarge, .idempotencyMismatch, .idempotencyInFlight: "invalid_request_error"
+        case .invalidRequest, .modelNotFound, .notFound, .payloadTooLarge, .idempotencyMismatch, .idempotencyInFlight, .conflict: "invalid_request_error"
+        case .unauthorized: "invalid_request_error"
+        case .forbidden: "permission_error"
+        case .rateLimited(let kind, _, _): kind
+        case .quotaExceeded: "insufficient_quota"
         case .upstreamError, .upstreamTimeout, .modelUnavailable: "upstream_error"
         case .unavailable, .internalError: "server_error"
         }
@@ -55,6 +69,9 @@ extension ChorusError {
         case .idempotencyMismatch: "idempotency_key_reused"
         case .idempotencyInFlight: "idempotency_key_in_use"
         case .unavailable: "service_unavailable"
+        case .unauthorized(_, let code), .forbidden(_, let code), .conflict(_, let code): code
+        case .rateLimited: "rate_limit_exceeded"
+        case .quotaExceeded: "insufficient_quota"
         case .internalError: "internal_error"
         }
     }
@@ -82,6 +99,7 @@ extension ChorusError {
         case .idempotencyMismatch: "This Idempotency-Key was already used with a different request."
         case .idempotencyInFlight: "A request with this Idempotency-Key is still being processed; retry later."
         case .unavailable(let what): "The service is temporarily unavailable: \(what)"
+        case .unauthorized(let message, _), .forbidden(let message, _), .conflict(let message, _), .rateLimited(_, let message, _), .quotaExceeded(let message): message
         case .internalError: "The server had an error while processing your request."
         }
     }
@@ -96,7 +114,10 @@ extension ChorusError {
         case .upstreamTimeout: 504
         case .modelUnavailable, .unavailable: 503
         case .idempotencyMismatch: 422
-        case .idempotencyInFlight: 409
+        case .idempotencyInFlight, .conflict: 409
+        case .unauthorized: 401
+        case .forbidden: 403
+        case .rateLimited, .quotaExceeded: 429
         case .internalError: 500
         }
     }

@@ -1,5 +1,6 @@
-/// SHA-256 (FIPS 180-4), for upload digests and idempotency fingerprints. Small and dependency
-/// free; not used for anything secret.
+/// SHA-256 (FIPS 180-4), for upload digests, idempotency fingerprints and the stored form of
+/// high-entropy secrets (API keys, session tokens). Small and dependency free; checked against the
+/// FIPS test vectors.
 public enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

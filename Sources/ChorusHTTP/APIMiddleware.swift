@@ -9,13 +9,60 @@ extension HTTPField.Name {
     static let conversationID = Self("X-Conversation-Id")!
 }
 
-/// Outermost middleware: assigns the request id (or keeps a sane one the client sent), puts it on
-/// every response, and turns every error into an OpenAI-shaped body with the right status —
-/// the one place where errors become HTTP.
+/// Outermost middleware: assigns the request id (or keeps a sane one the client sent), puts it and
+/// the security headers on every response, answers CORS for the allowed origins, and turns every
+/// error into an OpenAI-shaped body with the right status — the one place where errors become HTTP.
 struct APIMiddleware: RouterMiddleware {
     typealias Context = ChorusRequestContext
 
+    /// Browser origins allowed to call the API.
+    var corsOrigins: Set<String> = []
+
+    static let securityHeaders: [(HTTPField.Name, String)] = [
+        (HTTPField.Name("X-Content-Type-Options")!, "nosniff"),
+        (HTTPField.Name("X-Frame-Options")!, "DENY"),
+        (HTTPField.Name("Referrer-Policy")!, "no-referrer"),
+        (HTTPField.Name("Content-Security-Policy")!, "default-src 'none'; frame-ancestors 'none'"),
+    ]
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let origin = request.headers[.origin].flatMap { corsOrigins.contains($0) ? $0 : nil }
+        if request.method == .options, request.headers[.accessControlRequestMethod] != nil, request.headers[.origin] != nil {
+            return preflight(request, allowedOrigin: origin)
+        }
+        var response = try await respond(request, context: context, next: next)
+        for (name, value) in Self.securityHeaders where response.headers[name] == nil {
+            response.headers[name] = value
+        }
+        if let origin {
+            response.headers[.accessControlAllowOrigin] = origin
+            response.headers[.accessControlAllowCredentials] = "true"
+            response.headers[.accessControlExposeHeaders] = "X-Request-Id, X-Conversation-Id, Retry-After"
+            response.headers.append(HTTPField(name: .vary, value: "Origin"))
+        }
+        return response
+    }
+
+    /// A CORS preflight: allowed origins get the methods and the headers they ask for; others a 403.
+    private func preflight(_ request: Request, allowedOrigin: String?) -> Response {
+        guard let origin = allowedOrigin else {
+            var response = Self.errorResponse(.forbidden(message: "This origin is not allowed to call the API (http.cors_origins).", code: "cors_origin_not_allowed"))
+            response.headers.append(HTTPField(name: .vary, value: "Origin"))
+            return response
+        }
+        var headers: HTTPFields = [
+            .accessControlAllowOrigin: origin,
+            .accessControlAllowCredentials: "true",
+            .accessControlAllowMethods: "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            .accessControlMaxAge: "600",
+            .vary: "Origin",
+        ]
+        let asked = request.headers[.accessControlRequestHeaders] ?? ""
+        headers[.accessControlAllowHeaders] = asked.isEmpty ? "Authorization, Content-Type, Idempotency-Key, X-CSRF-Token, X-Request-Id, Last-Event-ID" : String(asked.prefix(2048))
+        return Response(status: .noContent, headers: headers)
+    }
+
+    private func respond(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if let incoming = request.headers[.requestID], incoming.count <= 128, incoming.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) {
             context.requestID = incoming
@@ -58,9 +105,13 @@ struct APIMiddleware: RouterMiddleware {
         var body = error.body
         if case .payloadTooLarge(0) = error { body.error.message = "The request body is larger than the server accepts." }
         let data = (try? JSONEncoder().encode(body)) ?? Data()
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if case .rateLimited(_, _, let retryAfter?) = error {
+            headers[.retryAfter] = String(retryAfter)
+        }
+        if case .unauthorized = error {
+            headers[.wwwAuthenticate] = #"Bearer realm="chorus""#
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -15,6 +15,8 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     let onDisconnect: ChorusConfiguration.DisconnectPolicy
     /// The Async-Chat form (multipart), when asynchronous work is available.
     var uploads: UploadsController<Store>?
+    /// Token limits and budgets: checked before the call, charged with the real usage after.
+    var accounts: AuthService?
     var keepAliveInterval: Duration = .seconds(5)
 
     enum StreamItem: Sendable {
@@ -36,9 +38,15 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
             } catch {
                 throw ChorusError.payloadTooLarge(limit: maxBodyBytes)
             }
+            // The form starts tasks and stores files as well as chatting.
+            try context.require(.tasks)
+            try context.require(.files)
             return try await uploads.asyncChat(request, body: body, context: context)
         }
         let chat = try await parse(request)
+        if let accounts, let principal = context.principal {
+            try await accounts.admitChat(principal: principal, ip: context.clientIP)
+        }
         let turn = try await engine.prepare(chat, ownerID: context.ownerID, requestID: context.requestID)
         do {
             return try await respond(chat, turn: turn, request: request, context: context)
@@ -48,6 +56,12 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
             response.headers[.conversationID] = turn.conversation.id
             return response
         }
+    }
+
+    /// Charges the call's real usage to the token limits and budgets.
+    private func settle(_ output: CompletionOutput, context: ChorusRequestContext) async {
+        guard let accounts, let principal = context.principal, let usage = output.usage else { return }
+        await accounts.settleChat(principal: principal, ip: context.clientIP, tokens: usage.totalTokens)
     }
 
     private func parse(_ request: Request) async throws -> ChatRequest {
@@ -69,6 +83,7 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
 
         guard chat.stream else {
             let output = try await engine.complete(turn)
+            await settle(output, context: context)
             headers[.contentType] = "application/json"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: envelope.completion(output))))
         }
@@ -78,12 +93,14 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         let (events, continuation) = AsyncThrowingStream<StreamItem, any Error>.makeStream()
         let firstEvent = FirstEvent()
         let engine = self.engine
+        let settleContext = context
         let generation = Task {
             do {
-                _ = try await engine.stream(turn) { event in
+                let output = try await engine.stream(turn) { event in
                     firstEvent.signal(nil)
                     continuation.yield(.event(event))
                 }
+                await settle(output, context: settleContext)
                 firstEvent.signal(nil)
                 continuation.finish()
             } catch {

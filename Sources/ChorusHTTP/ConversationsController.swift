@@ -4,7 +4,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 
-/// `/v1/conversations`: list, read, history, rename, delete — always within the caller's own rows.
+/// `/v1/conversations`: list, read, history, rename, delete — within the caller's own rows (any row for `admin:data`).
 struct ConversationsController<Store: ConversationStore>: Sendable {
     let store: Store
     let maxBodyBytes: Int
@@ -50,7 +50,7 @@ struct ConversationsController<Store: ConversationStore>: Sendable {
 
     @Sendable func history(_ request: Request, context: ChorusRequestContext) async throws -> Response {
         let conversation = try await find(context)
-        let messages = try await store.messages(conversationID: conversation.id, ownerID: context.ownerID)
+        let messages = try await store.messages(conversationID: conversation.id, ownerID: context.visibleOwner)
         return try json(.object([
             "object": .string("list"),
             "conversation_id": .string(conversation.id),
@@ -75,7 +75,7 @@ struct ConversationsController<Store: ConversationStore>: Sendable {
         default:
             throw ChorusError.invalidRequest(message: "'title' must be a string of at most 500 characters or null.", param: "title", code: "invalid_type")
         }
-        guard let updated = try await store.renameConversation(id: id, ownerID: context.ownerID, title: title) else {
+        guard let updated = try await store.renameConversation(id: id, ownerID: context.visibleOwner, title: title) else {
             throw ChorusError.notFound(what: "conversation", id: id)
         }
         return try self.json(Self.render(updated))
@@ -83,7 +83,7 @@ struct ConversationsController<Store: ConversationStore>: Sendable {
 
     @Sendable func delete(_ request: Request, context: ChorusRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard try await store.deleteConversation(id: id, ownerID: context.ownerID) else {
+        guard try await store.deleteConversation(id: id, ownerID: context.visibleOwner) else {
             throw ChorusError.notFound(what: "conversation", id: id)
         }
         return try json(.object(["id": .string(id), "object": .string("conversation.deleted"), "deleted": .bool(true)]))
@@ -91,7 +91,7 @@ struct ConversationsController<Store: ConversationStore>: Sendable {
 
     private func find(_ context: ChorusRequestContext) async throws -> Conversation {
         let id = try context.parameters.require("id")
-        guard let conversation = try await store.conversation(id: id, ownerID: context.ownerID) else {
+        guard let conversation = try await store.conversation(id: id, ownerID: context.visibleOwner) else {
             throw ChorusError.notFound(what: "conversation", id: id)
         }
         return conversation

@@ -70,18 +70,20 @@ public func buildGatewayApplication(
     onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
 ) throws -> some ApplicationProtocol {
     let parts = try DistributedParts.make(configuration: configuration, logger: logger, localModels: [])
-    let router = buildRouter(engine: parts.engine, models: parts.models, configuration: configuration, tasks: parts.taskService, database: parts.backend.database)
+    let security = Security(configuration: configuration, backend: parts.backend, limiter: RedisRateLimiter(redis: parts.redis, prefix: configuration.redis.prefix), logger: logger)
+    let router = buildRouter(engine: parts.engine, models: parts.models, configuration: configuration, tasks: parts.taskService, database: parts.backend.database, security: security)
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: router),
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus-gateway"),
-        services: parts.services,
+        services: parts.services + [security.audit],
         onServerRunning: { channel in
             await onListening(configuration.http.host, channel.localAddress?.port ?? configuration.http.port)
         },
         logger: logger)
     app.beforeServerStarts {
         try await parts.migrate(logger: logger)
+        try await security.prepare(environment: ProcessInfo.processInfo.environment)
     }
     return app
 }

@@ -33,11 +33,14 @@ public func buildServeApplication(
     logger.info("database ready", metadata: ["sqlite": "\(configuration.storage.sqlitePath)"])
 
     let client = makeUpstreamClient(configuration: configuration)
-    let parts = EmbeddedParts(configuration: configuration, backend: backend, client: client, environment: environment, logger: logger)
+    let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), logger: logger)
+    try await security.prepare(environment: environment)
+    let parts = EmbeddedParts(configuration: configuration, backend: backend, client: client, security: security, environment: environment, logger: logger)
     let router = parts.router
     var services: [any Service] = [
         ShutdownService(name: "upstream-http-client") { try await client.shutdown() },
         ShutdownService(name: "database") { try await backend.close() },
+        security.audit,
     ]
     services += parts.models.supervisors as [any Service]
     services.append(parts.worker)
@@ -62,7 +65,7 @@ struct EmbeddedParts {
     let worker: TaskWorker
     let router: Router<ChorusRequestContext>
 
-    init(configuration: ChorusConfiguration, backend: any SQLBackend, client: HTTPClient, environment: [String: String], logger: Logger) {
+    init(configuration: ChorusConfiguration, backend: any SQLBackend, client: HTTPClient, security: Security, environment: [String: String], logger: Logger) {
         let models = ModelRegistry(models: configuration.models, client: client, environment: environment, logger: logger)
         let store = SQLConversationStore(backend: backend)
         let engine = ChatEngine(
@@ -80,7 +83,7 @@ struct EmbeddedParts {
         self.worker = TaskWorker(
             settings: workerSettings(configuration, id: "embedded", queues: models.names + [TaskService<SQLConversationStore>.genericQueue]),
             queue: queue, bus: bus, tasks: taskStore, handlers: handlers, logger: logger)
-        self.router = buildRouter(engine: engine, models: models, configuration: configuration, tasks: taskService, database: backend.database)
+        self.router = buildRouter(engine: engine, models: models, configuration: configuration, tasks: taskService, database: backend.database, security: security)
     }
 }
 
@@ -98,10 +101,13 @@ public func workerSettings(_ configuration: ChorusConfiguration, id: String, que
 /// The routes of the HTTP API, shared by every shape of Chorus.
 func buildRouter<Store: ConversationStore>(
     engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration,
-    tasks: TaskService<Store>, database: any SQLDatabase
+    tasks: TaskService<Store>, database: any SQLDatabase, security: Security
 ) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
-    router.middlewares.add(APIMiddleware())
+    router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
+    router.middlewares.add(AuthMiddleware(
+        accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
+        trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit, maxBodyBytes: configuration.http.maxBodyBytes))
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
@@ -109,6 +115,13 @@ func buildRouter<Store: ConversationStore>(
     let uploads = UploadsController(tasks: tasksController, maxFileBytes: configuration.files.maxBytes)
     var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
     chat.uploads = uploads
+    chat.accounts = security.accounts
+    if configuration.auth.enabled {
+        AuthController(accounts: security.accounts, maxBodyBytes: configuration.http.maxBodyBytes).addRoutes(to: router)
+        AdminController(accounts: security.accounts).addRoutes(to: router)
+    } else {
+        router.get("/v1/admin/audit", use: AdminController(accounts: security.accounts).audit)
+    }
     router.addRoutes(ModelsController(models: models).endpoints, atPath: "/v1/models")
     router.addRoutes(chat.endpoints, atPath: "/v1")
     router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
@@ -116,6 +129,37 @@ func buildRouter<Store: ConversationStore>(
     uploads.addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: models.names + [TaskService<Store>.genericQueue]).addRoutes(to: router)
     return router
+}
+
+/// Accounts, rate limits and the audit log, as one shape of Chorus needs them.
+public struct Security: Sendable {
+    public let accounts: AuthService
+    public let limiter: any RateLimiter
+    public let audit: AuditLog
+    let enabled: Bool
+    let logger: Logger
+
+    public init(configuration: ChorusConfiguration, backend: any SQLBackend, limiter: any RateLimiter, logger: Logger) {
+        let store = SQLAuthStore(backend: backend)
+        self.accounts = AuthService(store: store, configuration: configuration.auth, limits: configuration.limits, limiter: limiter, logger: logger)
+        self.limiter = limiter
+        self.audit = AuditLog(store: store, logger: logger)
+        self.enabled = configuration.auth.enabled
+        self.logger = logger
+    }
+
+    /// Built-in roles, the first administrator, and the warning when accounts are off. Call after migrating.
+    public func prepare(environment: [String: String]) async throws {
+        try await accounts.prepare(environment: environment) { line in
+            // Straight to the terminal, never through the logger (a password must not reach log files).
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        }
+        if !enabled {
+            let warning = "WARNING: authentication is disabled (auth.enabled: false): anyone who can reach this server has full access to it"
+            FileHandle.standardOutput.write(Data((warning + "\n").utf8))
+            logger.warning("\(warning)")
+        }
+    }
 }
 
 /// One long-lived client for every upstream, with connection reuse. Streams hold a connection

@@ -25,10 +25,10 @@ struct TasksController<Store: ConversationStore>: Sendable {
         router.post("/v1/tasks/:id/cancel", use: cancel)
         router.ws("/v1/tasks/:id/ws", shouldUpgrade: { request, context in
             // Only the owner may follow (a 404 for anyone else, before the upgrade).
-            _ = try await service.task(id: try context.parameters.require("id"), ownerID: context.ownerID)
+            _ = try await service.task(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
             return .upgrade([:])
         }, onUpgrade: { inbound, outbound, context in
-            let task = try await service.task(id: try context.requestContext.parameters.require("id"), ownerID: context.requestContext.ownerID)
+            let task = try await service.task(id: try context.requestContext.parameters.require("id"), ownerID: context.requestContext.visibleOwner)
             try await cancelWhenGracefulShutdown {
                 try await followOverWebSocket(task, inbound: inbound, outbound: outbound)
             }
@@ -109,7 +109,7 @@ struct TasksController<Store: ConversationStore>: Sendable {
     }
 
     @Sendable func showBatch(_ request: Request, context: ChorusRequestContext) async throws -> Response {
-        let (batch, tasks) = try await service.batch(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        let (batch, tasks) = try await service.batch(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
         let done = tasks.allSatisfy(\.state.isTerminal)
         return try Idempotency.response(.ok, .object([
             "id": .string(batch.id), "object": .string("batch"),
@@ -175,12 +175,12 @@ struct TasksController<Store: ConversationStore>: Sendable {
     }
 
     @Sendable func showTask(_ request: Request, context: ChorusRequestContext) async throws -> Response {
-        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
         return try Idempotency.response(.ok, TaskService<Store>.render(task))
     }
 
     @Sendable func cancel(_ request: Request, context: ChorusRequestContext) async throws -> Response {
-        let task = try await service.cancel(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        let task = try await service.cancel(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
         return try Idempotency.response(.ok, TaskService<Store>.render(task))
     }
 
@@ -188,7 +188,7 @@ struct TasksController<Store: ConversationStore>: Sendable {
     /// resumes after it with no gap and no duplicate; a late client replays from the start.
     /// Leaving never cancels the task.
     @Sendable func events(_ request: Request, context: ChorusRequestContext) async throws -> Response {
-        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.ownerID)
+        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
         let resumeFrom = request.headers[.lastEventID] ?? request.uri.queryParameters["after"].map(String.init)
         var after = 0
         if let resumeFrom {

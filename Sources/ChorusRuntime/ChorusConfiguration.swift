@@ -8,6 +8,46 @@ public struct ChorusConfiguration: Sendable {
         public var port = 8080
         /// Largest request body accepted (413 above it).
         public var maxBodyBytes = 8 * 1024 * 1024
+        /// Browser origins allowed to call the API (CORS, with credentials). Empty: none.
+        public var corsOrigins: [String] = []
+        /// Addresses of reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+        public var trustedProxies: [String] = []
+    }
+
+    public struct Auth: Sendable {
+        public enum Registration: String, Sendable, CaseIterable {
+            case open, closed, invite
+        }
+
+        public enum CookieSecure: String, Sendable, CaseIterable {
+            /// Secure when the request came over TLS (or a trusted proxy says so).
+            case auto
+            case `true`
+            case `false`
+        }
+
+        /// false: no accounts, every request is the local administrator (a warning at start).
+        public var enabled = true
+        public var registration: Registration = .closed
+        /// The role of users who register.
+        public var defaultRole = BuiltinRole.user
+        public var sessionTTLSeconds = 7 * 24 * 3600
+        public var bcryptCost = 12
+        /// The administrator created on first start when no user exists.
+        public var bootstrapAdminEmail = "admin@localhost"
+        public var cookieSecure: CookieSecure = .auto
+    }
+
+    /// Requests and tokens per minute; 0 means no limit.
+    public struct Limits: Sendable {
+        public var ipRequestsPerMinute = 0
+        public var ipTokensPerMinute = 0
+        public var userRequestsPerMinute = 0
+        public var userTokensPerMinute = 0
+        public var keyRequestsPerMinute = 0
+        public var keyTokensPerMinute = 0
+        /// Login and registration attempts per client IP.
+        public var loginAttemptsPerMinute = 20
     }
 
     public struct Storage: Sendable {
@@ -75,6 +115,8 @@ public struct ChorusConfiguration: Sendable {
     }
 
     public var http = HTTP()
+    public var auth = Auth()
+    public var limits = Limits()
     public var storage = Storage()
     public var conversations = Conversations()
     public var upstream = Upstream()

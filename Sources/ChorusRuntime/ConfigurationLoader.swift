@@ -20,9 +20,14 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
 /// command-line flags, each overriding the one before.
 public enum ConfigurationLoader {
-    static let topLevelKeys: Set<String> = ["http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "data_dir", "models"]
+    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
-        "http": ["host", "port", "max_body_bytes"],
+        "http": ["host", "port", "max_body_bytes", "cors_origins", "trusted_proxies"],
+        "auth": ["enabled", "registration", "default_role", "session_ttl_seconds", "bcrypt_cost", "bootstrap_admin_email", "cookie_secure"],
+        "limits": [
+            "ip_requests_per_minute", "ip_tokens_per_minute", "user_requests_per_minute", "user_tokens_per_minute",
+            "key_requests_per_minute", "key_tokens_per_minute", "login_attempts_per_minute",
+        ],
         "storage": ["sqlite_path", "postgres_url", "postgres_connections"],
         "redis": ["url", "connections", "blocking_connections", "prefix"],
         "conversations": ["history_messages", "checkpoint_seconds", "on_disconnect"],
@@ -105,6 +110,22 @@ public enum ConfigurationLoader {
         config.http.host = try values2.string("http.host") ?? config.http.host
         config.http.port = try values2.int("http.port", range: 0...65535) ?? config.http.port
         config.http.maxBodyBytes = try values2.int("http.max_body_bytes", range: 1024...Int.max) ?? config.http.maxBodyBytes
+        config.http.corsOrigins = try values2.list("http.cors_origins") ?? []
+        config.http.trustedProxies = try values2.list("http.trusted_proxies") ?? []
+        config.auth.enabled = try values2.bool("auth.enabled") ?? config.auth.enabled
+        config.auth.registration = try values2.choice("auth.registration", ChorusConfiguration.Auth.Registration.self) ?? config.auth.registration
+        config.auth.defaultRole = try values2.string("auth.default_role") ?? config.auth.defaultRole
+        config.auth.sessionTTLSeconds = try values2.int("auth.session_ttl_seconds", range: 1...31_536_000) ?? config.auth.sessionTTLSeconds
+        config.auth.bcryptCost = try values2.int("auth.bcrypt_cost", range: 4...15) ?? config.auth.bcryptCost
+        config.auth.bootstrapAdminEmail = try values2.string("auth.bootstrap_admin_email")?.lowercased() ?? config.auth.bootstrapAdminEmail
+        config.auth.cookieSecure = try values2.choice("auth.cookie_secure", ChorusConfiguration.Auth.CookieSecure.self) ?? config.auth.cookieSecure
+        config.limits.ipRequestsPerMinute = try values2.int("limits.ip_requests_per_minute", range: 0...100_000_000) ?? 0
+        config.limits.ipTokensPerMinute = try values2.int("limits.ip_tokens_per_minute", range: 0...1_000_000_000) ?? 0
+        config.limits.userRequestsPerMinute = try values2.int("limits.user_requests_per_minute", range: 0...100_000_000) ?? 0
+        config.limits.userTokensPerMinute = try values2.int("limits.user_tokens_per_minute", range: 0...1_000_000_000) ?? 0
+        config.limits.keyRequestsPerMinute = try values2.int("limits.key_requests_per_minute", range: 0...100_000_000) ?? 0
+        config.limits.keyTokensPerMinute = try values2.int("limits.key_tokens_per_minute", range: 0...1_000_000_000) ?? 0
+        config.limits.loginAttemptsPerMinute = try values2.int("limits.login_attempts_per_minute", range: 0...100_000_000) ?? config.limits.loginAttemptsPerMinute
         config.dataDirectory = resolve(try values2.string("data_dir") ?? config.dataDirectory)
         config.storage.sqlitePath = try values2.string("storage.sqlite_path").map(resolve) ?? (config.dataDirectory + "/chorus.sqlite")
         if let url = try values2.string("storage.postgres_url"), !url.isEmpty {
@@ -305,6 +326,30 @@ struct Values {
             throw ConfigurationError(key: dotted, problem: "expected a list, got `\(single)`")
         }
         return nil
+    }
+
+    /// A list, or (from the environment) a comma-separated string.
+    func list(_ dotted: String) throws -> [String]? {
+        if let array = reader.stringArray(forKey: key(dotted)) { return array }
+        return reader.string(forKey: key(dotted)).map { text in
+            text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+    }
+
+    func bool(_ dotted: String) throws -> Bool? {
+        guard let text = try string(dotted) else { return nil }
+        guard let value = Bool(text.lowercased()) else {
+            throw ConfigurationError(key: dotted, problem: "expected true or false, got `\(text)`")
+        }
+        return value
+    }
+
+    func choice<Choice: RawRepresentable & CaseIterable>(_ dotted: String, _ type: Choice.Type) throws -> Choice? where Choice.RawValue == String {
+        guard let text = try string(dotted) else { return nil }
+        guard let value = Choice(rawValue: text.lowercased()) else {
+            throw ConfigurationError(key: dotted, problem: "expected one of \(Choice.allCases.map(\.rawValue).joined(separator: ", ")), got `\(text)`")
+        }
+        return value
     }
 
     func int(_ dotted: String, range: ClosedRange<Int>) throws -> Int? {

@@ -13,10 +13,11 @@ public protocol ConversationStore: Sendable {
     /// Inserts or updates (checkpoint → final) the turn's assistant message: one row per message id.
     func saveAssistantMessage(_ message: StoredMessage) async throws
     func conversations(ownerID: String, limit: Int, updatedBefore: Int64?) async throws -> [Conversation]
-    func conversation(id: String, ownerID: String) async throws -> Conversation?
-    func messages(conversationID: String, ownerID: String) async throws -> [StoredMessage]
-    func renameConversation(id: String, ownerID: String, title: String?) async throws -> Conversation?
-    func deleteConversation(id: String, ownerID: String) async throws -> Bool
+    /// `ownerID` nil: whoever owns it (administrators with `admin:data`).
+    func conversation(id: String, ownerID: String?) async throws -> Conversation?
+    func messages(conversationID: String, ownerID: String?) async throws -> [StoredMessage]
+    func renameConversation(id: String, ownerID: String?, title: String?) async throws -> Conversation?
+    func deleteConversation(id: String, ownerID: String?) async throws -> Bool
 }
 
 /// The new messages of a turn.
@@ -122,28 +123,28 @@ public struct SQLConversationStore: ConversationStore {
         return try rows.map(Self.decodeConversation)
     }
 
-    public func conversation(id: String, ownerID: String) async throws -> Conversation? {
+    public func conversation(id: String, ownerID: String?) async throws -> Conversation? {
         try await Self.fetchConversation(backend.database, id: id, ownerID: ownerID)
     }
 
-    public func messages(conversationID: String, ownerID: String) async throws -> [StoredMessage] {
+    public func messages(conversationID: String, ownerID: String?) async throws -> [StoredMessage] {
         try await backend.database.raw("""
-            SELECT * FROM messages WHERE conversation_id = \(bind: conversationID) AND owner_id = \(bind: ownerID)
+            SELECT * FROM messages WHERE conversation_id = \(bind: conversationID) AND owner_id = COALESCE(\(bind: ownerID), owner_id)
             ORDER BY created_at, seq
             """).all().map(Self.decodeMessage)
     }
 
-    public func renameConversation(id: String, ownerID: String, title: String?) async throws -> Conversation? {
+    public func renameConversation(id: String, ownerID: String?, title: String?) async throws -> Conversation? {
         try await backend.transaction { db in
             try await db.raw("""
                 UPDATE conversations SET title = \(bind: title), updated_at = \(bind: nowMilliseconds())
-                WHERE id = \(bind: id) AND owner_id = \(bind: ownerID)
+                WHERE id = \(bind: id) AND owner_id = COALESCE(\(bind: ownerID), owner_id)
                 """).run()
             return try await Self.fetchConversation(db, id: id, ownerID: ownerID)
         }
     }
 
-    public func deleteConversation(id: String, ownerID: String) async throws -> Bool {
+    public func deleteConversation(id: String, ownerID: String?) async throws -> Bool {
         try await backend.transaction { db in
             guard try await Self.fetchConversation(db, id: id, ownerID: ownerID) != nil else { return false }
             try await db.raw("DELETE FROM messages WHERE conversation_id = \(bind: id)").run()
@@ -154,8 +155,8 @@ public struct SQLConversationStore: ConversationStore {
 
     // MARK: Rows
 
-    private static func fetchConversation(_ db: any SQLDatabase, id: String, ownerID: String) async throws -> Conversation? {
-        try await db.raw("SELECT * FROM conversations WHERE id = \(bind: id) AND owner_id = \(bind: ownerID)")
+    private static func fetchConversation(_ db: any SQLDatabase, id: String, ownerID: String?) async throws -> Conversation? {
+        try await db.raw("SELECT * FROM conversations WHERE id = \(bind: id) AND owner_id = COALESCE(\(bind: ownerID), owner_id)")
             .first().map(decodeConversation)
     }
 

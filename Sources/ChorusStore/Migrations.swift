@@ -45,5 +45,6 @@ public enum Migrations {
             "CREATE UNIQUE INDEX messages_one_assistant_per_turn ON messages (turn_id) WHERE role = 'assistant'",
         ]),
         tasks,
+        accounts,
     ]
 }

@@ -129,8 +129,8 @@ public struct SQLTaskStore: Sendable {
         try await backend.database.raw("SELECT * FROM tasks WHERE batch_id = \(bind: batchID) ORDER BY created_at, id").all().map(Self.decodeTask)
     }
 
-    public func batch(id: String, ownerID: String) async throws -> BatchRecord? {
-        try await backend.database.raw("SELECT * FROM batches WHERE id = \(bind: id) AND owner_id = \(bind: ownerID)").first().map { row in
+    public func batch(id: String, ownerID: String?) async throws -> BatchRecord? {
+        try await backend.database.raw("SELECT * FROM batches WHERE id = \(bind: id) AND owner_id = COALESCE(\(bind: ownerID), owner_id)").first().map { row in
             BatchRecord(
                 id: try row.decode(column: "id", as: String.self),
                 ownerID: try row.decode(column: "owner_id", as: String.self),
@@ -216,19 +216,19 @@ public struct SQLTaskStore: Sendable {
 
     /// Asks for cancellation. A pending task is cancelled at once; a running one is stopped by its
     /// worker, which sees the flag with its next lease renewal. Returns the task as it is now.
-    public func requestCancel(taskID: String, ownerID: String) async throws -> TaskRecord? {
+    public func requestCancel(taskID: String, ownerID: String?) async throws -> TaskRecord? {
         try await backend.transaction { db in
             let now = nowMilliseconds()
             try await db.raw("""
                 UPDATE tasks SET cancel_requested = 1, updated_at = \(bind: now)
-                WHERE id = \(bind: taskID) AND owner_id = \(bind: ownerID)
+                WHERE id = \(bind: taskID) AND owner_id = COALESCE(\(bind: ownerID), owner_id)
                 """).run()
             try await db.raw("""
                 UPDATE tasks SET status = \(bind: TaskState.cancelled.rawValue), finished_at = \(bind: now),
                     error = \(bind: try Self.text(.object(["message": .string("cancelled before it started"), "type": .string("cancelled")])))
-                WHERE id = \(bind: taskID) AND owner_id = \(bind: ownerID) AND status = \(bind: TaskState.pending.rawValue)
+                WHERE id = \(bind: taskID) AND owner_id = COALESCE(\(bind: ownerID), owner_id) AND status = \(bind: TaskState.pending.rawValue)
                 """).run()
-            return try await db.raw("SELECT * FROM tasks WHERE id = \(bind: taskID) AND owner_id = \(bind: ownerID)").first().map(Self.decodeTask)
+            return try await db.raw("SELECT * FROM tasks WHERE id = \(bind: taskID) AND owner_id = COALESCE(\(bind: ownerID), owner_id)").first().map(Self.decodeTask)
         }
     }
 

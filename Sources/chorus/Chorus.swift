@@ -15,7 +15,7 @@ struct Chorus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus",
         abstract: "A self-hosted AI chat and task backend: one streaming, OpenAI-compatible API to every model.",
-        subcommands: [Serve.self, Gateway.self, Worker.self, Migrate.self, Models.self])
+        subcommands: [Serve.self, Gateway.self, Worker.self, Migrate.self, Models.self, UserCommand.self])
 }
 
 /// Options shared by the commands that read the configuration.
@@ -115,21 +115,116 @@ struct Migrate: AsyncParsableCommand {
         let configuration = try await options.load()
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus.migrate")
-        if let url = configuration.storage.postgresURL {
-            let backend = try PostgresBackend(url: url, logger: logger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await backend.run() }
-                let applied = try await Migrator(backend: backend, logger: logger).migrate()
-                print("migrations applied: \(applied.isEmpty ? "none (up to date)" : applied.map(String.init).joined(separator: ", "))")
-                await backend.close()
-                group.cancelAll()
-            }
-        } else {
-            try FileManager.default.createDirectory(atPath: (configuration.storage.sqlitePath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let backend = try await SQLiteBackend.open(path: configuration.storage.sqlitePath, logger: logger)
+        try await withDatabase(configuration, logger: logger) { backend in
             let applied = try await Migrator(backend: backend, logger: logger).migrate()
             print("migrations applied: \(applied.isEmpty ? "none (up to date)" : applied.map(String.init).joined(separator: ", "))")
-            try await backend.close()
+        }
+    }
+}
+
+/// Opens the configured database (PostgreSQL when storage.postgres_url is set, else the SQLite
+/// file) for one command, and closes it after.
+func withDatabase(_ configuration: ChorusConfiguration, logger: Logger, _ body: @Sendable (any SQLBackend) async throws -> Void) async throws {
+    if let url = configuration.storage.postgresURL {
+        let backend = try PostgresBackend(url: url, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await backend.run() }
+            defer { group.cancelAll() }
+            try await body(backend)
+            await backend.close()
+        }
+    } else {
+        try FileManager.default.createDirectory(atPath: (configuration.storage.sqlitePath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let backend = try await SQLiteBackend.open(path: configuration.storage.sqlitePath, logger: logger)
+        do {
+            try await body(backend)
+        } catch {
+            try? await backend.close()
+            throw error
+        }
+        try await backend.close()
+    }
+}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage user accounts.", subcommands: [Create.self, Key.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a user. The password is read from standard input when it is not a terminal; otherwise one is generated and printed once.")
+
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "The user's email (their login).") var email: String
+        @Option(help: "A display name.") var name: String?
+        @Flag(help: "Give the user the admin role.") var admin = false
+        @Option(help: "The user's role (default: auth.default_role).") var role: String?
+
+        func run() async throws {
+            let configuration = try await options.load()
+            bootstrapLogging(configuration.logging)
+            let logger = Logger(label: "chorus.user")
+            var generated = false
+            var password: String
+            if isatty(STDIN_FILENO) == 0, let line = readLine(strippingNewline: true), !line.isEmpty {
+                password = line
+            } else {
+                password = Secrets.random(20)
+                generated = true
+            }
+            let role = admin ? BuiltinRole.admin : (role ?? configuration.auth.defaultRole)
+            let email = self.email, name = self.name
+            let given = password
+            try await withDatabase(configuration, logger: logger) { backend in
+                try await Migrator(backend: backend, logger: logger).migrate()
+                let accounts = AuthService(store: SQLAuthStore(backend: backend), configuration: configuration.auth, limits: configuration.limits, limiter: InMemoryRateLimiter(), logger: logger)
+                try await accounts.store.ensureBuiltinRoles(now: nowMilliseconds())
+                do {
+                    let user = try await accounts.createUser(email: email, password: given, name: name, role: role)
+                    print("created user \(user.id) \(user.email) with role \(user.role)")
+                } catch let error as ChorusError {
+                    throw ValidationError(error.message)
+                }
+            }
+            if generated { print("password: \(password) (shown once)") }
+            password = ""
+        }
+    }
+
+    struct Key: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API key for a user and print it once (for scripts and first setup).")
+
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "The user's email.") var email: String
+        @Option(help: "A name for the key.") var name = "cli"
+        @Option(help: "Comma-separated permissions narrowing the key (default: all of the user's).") var scopes: String?
+
+        func run() async throws {
+            let configuration = try await options.load()
+            bootstrapLogging(configuration.logging)
+            let logger = Logger(label: "chorus.user")
+            let (email, name) = (self.email, self.name)
+            var scopes: Set<Permission>?
+            if let list = self.scopes {
+                switch Permission.parse(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) {
+                case .success(let parsed): scopes = parsed
+                case .failure(let unknown): throw ValidationError("unknown permission `\(unknown.name)`")
+                }
+            }
+            let chosen = scopes
+            try await withDatabase(configuration, logger: logger) { backend in
+                try await Migrator(backend: backend, logger: logger).migrate()
+                let accounts = AuthService(store: SQLAuthStore(backend: backend), configuration: configuration.auth, limits: configuration.limits, limiter: InMemoryRateLimiter(), logger: logger)
+                guard let user = try await accounts.store.user(email: try AuthService.normalize(email: email)),
+                      let role = try await accounts.store.role(named: user.role) else {
+                    throw ValidationError("no user with the email \(email)")
+                }
+                do {
+                    let (_, secret) = try await accounts.createAPIKey(userID: user.id, rolePermissions: role.permissions, name: name, scopes: chosen, expiresInSeconds: nil, tokenBudget: nil)
+                    print(secret)
+                } catch let error as ChorusError {
+                    throw ValidationError(error.message)
+                }
+            }
         }
     }
 }

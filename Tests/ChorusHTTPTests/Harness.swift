@@ -23,9 +23,14 @@ struct Harness {
     let stats: FakeUpstreamStats
     let queue: InProcessQueue
     let tasks: SQLTaskStore
+    let security: Security
 
+    /// - Parameter configure: changes to the configuration; by default accounts are off (the
+    ///   suites about accounts turn them on).
     static func run(
         firstToken: Double = 2, betweenTokens: Double = 1, checkpointSeconds: Double = 5, worker: Bool = true,
+        environment: [String: String] = [:],
+        configure: @Sendable (inout ChorusConfiguration) -> Void = { $0.auth.enabled = false },
         _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-http-\(UUID().uuidString)")
@@ -38,6 +43,7 @@ struct Harness {
             let port = try #require(fakeClient.port)
             var configuration = ChorusConfiguration()
             configuration.conversations.checkpointSeconds = checkpointSeconds
+            configuration.auth.bcryptCost = 4
             configuration.models = ["fake", "fake2"].map { name in
                 var model = ModelConfiguration(
                     name: name, provider: .openai, baseURL: "http://127.0.0.1:\(port)/v1", apiKeyEnv: nil,
@@ -47,15 +53,20 @@ struct Harness {
                 model.retries = 0
                 return model
             }
+            configure(&configuration)
             let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("chorus.sqlite").path, logger: logger)
             try await Migrator(backend: backend, logger: logger).migrate()
             let httpClient = makeUpstreamClient(configuration: configuration)
-            let parts = EmbeddedParts(configuration: configuration, backend: backend, client: httpClient, environment: [:], logger: logger)
-            let app = Application(router: parts.router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: worker ? [parts.worker] : [], logger: logger)
+            let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), logger: logger)
+            try await security.prepare(environment: environment)
+            let parts = EmbeddedParts(configuration: configuration, backend: backend, client: httpClient, security: security, environment: [:], logger: logger)
+            let app = Application(
+                router: parts.router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                services: (worker ? [parts.worker] : []) + [security.audit], logger: logger)
             let (store, queue, taskStore) = (parts.store, parts.queue, parts.taskStore)
             do {
                 try await app.test(.live) { client in
-                    try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, tasks: taskStore))
+                    try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, tasks: taskStore, security: security))
                 }
             } catch {
                 try await httpClient.shutdown()
@@ -108,8 +119,8 @@ struct Harness {
         return try parser.feed(response.body.readableBytesView).map { ($0.id ?? "", try JSONValue.parse(Array($0.data.utf8))) }
     }
 
-    func get(_ path: String) async throws -> TestResponse {
-        try await client.execute(uri: path, method: .get)
+    func get(_ path: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        try await client.execute(uri: path, method: .get, headers: headers)
     }
 
     func json(_ response: TestResponse) throws -> JSONValue {

@@ -22,7 +22,7 @@ import Testing
             #expect(taskIDs.count == 2)
             for id in taskIDs {
                 let task = try await h.waitForTask(id)
-                #expect(task["state"] == .string("SUCCESS"))
+                #expect(task["state"] == .string("SUCCESS"), "\(task)")
                 #expect(task["result"]?["content"] == .string("t0 t1 t2 t3 "))
             }
             let conversationID = try #require(body["conversation_id"]?.stringValue)

@@ -107,19 +107,19 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         }
     }
 
-    public func task(id: String, ownerID: String) async throws -> TaskRecord {
+    public func task(id: String, ownerID: String?) async throws -> TaskRecord {
         guard let task = try await tasks.task(id: id, ownerID: ownerID) else { throw ChorusError.notFound(what: "task", id: id) }
         return task
     }
 
-    public func batch(id: String, ownerID: String) async throws -> (BatchRecord, [TaskRecord]) {
+    public func batch(id: String, ownerID: String?) async throws -> (BatchRecord, [TaskRecord]) {
         guard let batch = try await tasks.batch(id: id, ownerID: ownerID) else { throw ChorusError.notFound(what: "batch", id: id) }
         return (batch, try await tasks.tasks(batchID: id))
     }
 
     /// Cancels a task: at once if it has not started, else its worker stops the upstream call,
     /// saves the partial answer and marks it cancelled.
-    public func cancel(id: String, ownerID: String) async throws -> TaskRecord {
+    public func cancel(id: String, ownerID: String?) async throws -> TaskRecord {
         guard let task = try await tasks.requestCancel(taskID: id, ownerID: ownerID) else { throw ChorusError.notFound(what: "task", id: id) }
         if task.state == .cancelled, try await bus.lastSequence(taskID: id) == 0 {
             // It never started: its followers learn it here.

@@ -1,0 +1,265 @@
+import ChorusCore
+import ChorusStore
+import Foundation
+import HummingbirdBcrypt
+import Logging
+import NIOPosix
+import Synchronization
+
+/// Accounts: who a credential belongs to, registration and login, API keys, bootstrap, and the
+/// rate-limit and budget bookkeeping around chat calls. The HTTP layer turns its answers into
+/// routes; the rules live here.
+public final class AuthService: Sendable {
+    public let store: SQLAuthStore
+    public let configuration: ChorusConfiguration.Auth
+    public let limits: ChorusConfiguration.Limits
+    public let limiter: any RateLimiter
+    private let logger: Logger
+    /// When each API key's `last_used_at` was last written by this process (written at most once a minute).
+    private let lastUsedWrites = Mutex<[String: Int64]>([:])
+    /// Verified against when an email is unknown, so a login takes as long either way.
+    private let decoyHash: String
+
+    public init(store: SQLAuthStore, configuration: ChorusConfiguration.Auth, limits: ChorusConfiguration.Limits, limiter: any RateLimiter, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.limits = limits
+        self.limiter = limiter
+        self.logger = logger
+        self.decoyHash = Bcrypt.hash(Secrets.random(16), cost: UInt8(configuration.bcryptCost))
+    }
+
+    // MARK: Start
+
+    /// Creates the built-in roles, and the first administrator when there is no user: with the
+    /// password in `CHORUS_ADMIN_PASSWORD`, or a random one passed to `announce` (printed once).
+    public func prepare(environment: [String: String], announce: @Sendable (String) -> Void) async throws {
+        try await store.ensureBuiltinRoles(now: nowMilliseconds())
+        guard configuration.enabled, try await store.userCount() == 0 else { return }
+        let email = configuration.bootstrapAdminEmail
+        let given = environment["CHORUS_ADMIN_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        let password = given ?? Secrets.random(20)
+        if given != nil { try Self.checkPassword(password) }
+        _ = try await createUser(email: email, password: password, name: "Administrator", role: BuiltinRole.admin)
+        if given == nil {
+            announce("chorus first administrator: \(email) password \(password) (shown once)")
+        } else {
+            announce("chorus first administrator: \(email) (password from CHORUS_ADMIN_PASSWORD)")
+        }
+    }
+
+    // MARK: Credentials
+
+    /// The principal of an `Authorization: Bearer` value: an API key or a session token.
+    public func principal(bearer token: String) async throws -> Principal? {
+        let now = nowMilliseconds()
+        if token.hasPrefix(Secrets.apiKeyPrefix) {
+            guard let credential = try await store.credential(apiKeyHash: Secrets.hash(token), now: now), let key = credential.apiKey else { return nil }
+            noteUse(of: key, now: now)
+            let permissions = key.scopes.map { credential.rolePermissions.intersection($0) } ?? credential.rolePermissions
+            var principal = Principal(userID: credential.user.id, role: credential.user.role, permissions: permissions, method: .apiKey, apiKeyID: key.id)
+            principal.userBudget = credential.user.tokenBudget.map { .init(limit: $0, used: credential.user.tokensUsed) }
+            principal.keyBudget = key.tokenBudget.map { .init(limit: $0, used: key.tokensUsed) }
+            return principal
+        }
+        return try await principal(session: token, viaCookie: false)
+    }
+
+    /// The principal of a session token (from the cookie or a bearer header).
+    public func principal(session token: String, viaCookie: Bool) async throws -> Principal? {
+        guard token.hasPrefix(Secrets.sessionPrefix),
+              let credential = try await store.credential(sessionTokenHash: Secrets.hash(token), now: nowMilliseconds()) else { return nil }
+        var principal = Principal(
+            userID: credential.user.id, role: credential.user.role, permissions: credential.rolePermissions,
+            method: .session, sessionID: credential.sessionID, viaCookie: viaCookie)
+        principal.userBudget = credential.user.tokenBudget.map { .init(limit: $0, used: credential.user.tokensUsed) }
+        return principal
+    }
+
+    private func noteUse(of key: APIKeyRecord, now: Int64) {
+        let due = lastUsedWrites.withLock { writes -> Bool in
+            let last = writes[key.id] ?? key.lastUsedAt ?? 0
+            guard now - last >= 60_000 else { return false }
+            writes[key.id] = now
+            if writes.count > 100_000 { writes.removeAll() }
+            return true
+        }
+        guard due else { return }
+        let store = self.store, logger = self.logger
+        Task {
+            do { try await store.touchAPIKey(id: key.id, now: now) } catch {
+                logger.warning("could not record an API key's last use", metadata: ["key_id": "\(key.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Users
+
+    public static func normalize(email: String) throws -> String {
+        let email = email.trimmingCharacters(in: .whitespaces).lowercased()
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+              !email.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+            throw ChorusError.invalidRequest(message: "'email' must be an email address.", param: "email", code: "invalid_value")
+        }
+        return email
+    }
+
+    public static func checkPassword(_ password: String, param: String = "password") throws {
+        guard password.count >= 8 else {
+            throw ChorusError.invalidRequest(message: "The password must have at least 8 characters.", param: param, code: "password_too_short")
+        }
+        // bcrypt reads 72 bytes; longer passwords would be silently truncated.
+        guard password.utf8.count <= 72 else {
+            throw ChorusError.invalidRequest(message: "The password must be at most 72 bytes.", param: param, code: "password_too_long")
+        }
+    }
+
+    public func hashPassword(_ password: String) async throws -> String {
+        let cost = UInt8(configuration.bcryptCost)
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    public func verifyPassword(_ password: String, hash: String) async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    }
+
+    /// A new user with `role` (which must exist).
+    public func createUser(email: String, password: String, name: String?, role: String, inviteID: String? = nil) async throws -> UserRecord {
+        let email = try Self.normalize(email: email)
+        try Self.checkPassword(password)
+        guard try await store.role(named: role) != nil else {
+            throw ChorusError.invalidRequest(message: "No role named '\(role)'.", param: "role", code: "invalid_value")
+        }
+        let now = nowMilliseconds()
+        let user = UserRecord(
+            id: Identifier.make("user_"), email: email, name: name, passwordHash: try await hashPassword(password),
+            role: role, createdAt: now, updatedAt: now)
+        guard try await store.createUser(user, usingInvite: inviteID) else {
+            throw ChorusError.conflict(message: "A user with this email already exists.", code: "email_taken")
+        }
+        return user
+    }
+
+    /// Self-registration, as `auth.registration` allows.
+    public func register(email: String, password: String, name: String?, inviteCode: String?) async throws -> UserRecord {
+        switch configuration.registration {
+        case .closed:
+            throw ChorusError.forbidden(message: "Registration is closed on this server; ask an administrator for an account.", code: "registration_closed")
+        case .open:
+            return try await createUser(email: email, password: password, name: name, role: configuration.defaultRole)
+        case .invite:
+            guard let inviteCode, let invite = try await store.invite(codeHash: Secrets.hash(inviteCode), now: nowMilliseconds()) else {
+                throw ChorusError.forbidden(message: "Registration needs a valid invite code.", code: "invalid_invite")
+            }
+            return try await createUser(email: email, password: password, name: name, role: invite.role, inviteID: invite.id)
+        }
+    }
+
+    /// Checks the password and opens a session: the user, the session token (secret) and its expiry.
+    public func login(email: String, password: String) async throws -> (user: UserRecord, token: String, expiresAt: Int64) {
+        let email = (try? Self.normalize(email: email)) ?? ""
+        let user = email.isEmpty ? nil : try await store.user(email: email)
+        let valid = try await verifyPassword(password, hash: user?.passwordHash ?? decoyHash)
+        guard let user, valid, !user.disabled else {
+            throw ChorusError.unauthorized(message: "Incorrect email or password.", code: "invalid_credentials")
+        }
+        let token = Secrets.newSessionToken()
+        let now = nowMilliseconds()
+        let expiresAt = now + Int64(configuration.sessionTTLSeconds) * 1000
+        try await store.createSession(id: Identifier.make("sess_"), tokenHash: Secrets.hash(token), userID: user.id, now: now, expiresAt: expiresAt)
+        return (user, token, expiresAt)
+    }
+
+    public func changePassword(principal: Principal, current: String, new: String) async throws {
+        try Self.checkPassword(new, param: "new_password")
+        guard var user = try await store.user(id: principal.userID), try await verifyPassword(current, hash: user.passwordHash) else {
+            throw ChorusError.forbidden(message: "The current password is incorrect.", code: "invalid_credentials")
+        }
+        user.passwordHash = try await hashPassword(new)
+        user.updatedAt = nowMilliseconds()
+        try await store.update(user: user, endSessions: false)
+        try await store.deleteSessions(userID: user.id, keeping: principal.sessionID)
+    }
+
+    // MARK: API keys
+
+    /// A new key for `userID`; the secret is returned once and only its hash is kept.
+    public func createAPIKey(userID: String, rolePermissions: Set<Permission>, name: String, scopes: Set<Permission>?, expiresInSeconds: Int?, tokenBudget: Int64?) async throws -> (APIKeyRecord, String) {
+        if let scopes, let extra = scopes.subtracting(rolePermissions).sorted().first {
+            throw ChorusError.invalidRequest(message: "A key cannot have the scope '\(extra.rawValue)', which its user does not have.", param: "scopes", code: "invalid_scope")
+        }
+        let secret = Secrets.newAPIKey()
+        let now = nowMilliseconds()
+        let key = APIKeyRecord(
+            id: Identifier.make("key_"), userID: userID, name: name, prefix: String(secret.prefix(Secrets.apiKeyPrefix.count + 4)),
+            keyHash: Secrets.hash(secret), scopes: scopes, createdAt: now,
+            expiresAt: expiresInSeconds.map { now + Int64($0) * 1000 }, tokenBudget: tokenBudget)
+        try await store.create(apiKey: key)
+        return (key, secret)
+    }
+
+    // MARK: Rate limits and budgets
+
+    /// The request counters of one request: per IP always, per user and key once signed in.
+    public static func requestItems(limits: ChorusConfiguration.Limits, principal: Principal?, ip: String) -> [RateLimitItem] {
+        var items = [RateLimitItem(kind: "requests", scope: "IP address", key: "ip:\(ip):r", perMinute: limits.ipRequestsPerMinute, cost: 1, charge: true)]
+        if let principal, principal.method != .disabled {
+            items.append(RateLimitItem(kind: "requests", scope: "user", key: "user:\(principal.userID):r", perMinute: limits.userRequestsPerMinute, cost: 1, charge: true))
+            if let key = principal.apiKeyID {
+                items.append(RateLimitItem(kind: "requests", scope: "API key", key: "key:\(key):r", perMinute: limits.keyRequestsPerMinute, cost: 1, charge: true))
+            }
+        }
+        return items.filter { $0.perMinute > 0 }
+    }
+
+    /// The token counters of a chat call (`cost` is what is charged after the call).
+    public func tokenItems(principal: Principal, ip: String, cost: Int64 = 1) -> [RateLimitItem] {
+        var items = [RateLimitItem(kind: "tokens", scope: "IP address", key: "ip:\(ip):t", perMinute: limits.ipTokensPerMinute, cost: cost, charge: false)]
+        if principal.method != .disabled {
+            items.append(RateLimitItem(kind: "tokens", scope: "user", key: "user:\(principal.userID):t", perMinute: limits.userTokensPerMinute, cost: cost, charge: false))
+            if let key = principal.apiKeyID {
+                items.append(RateLimitItem(kind: "tokens", scope: "API key", key: "key:\(key):t", perMinute: limits.keyTokensPerMinute, cost: cost, charge: false))
+            }
+        }
+        return items.filter { $0.perMinute > 0 }
+    }
+
+    /// Before a chat call: the minute's tokens are not spent, and neither the user's nor the key's
+    /// token budget. Throws 429.
+    public func admitChat(principal: Principal, ip: String) async throws {
+        let items = tokenItems(principal: principal, ip: ip)
+        if !items.isEmpty, case .denied(let item, let wait) = try await limiter.acquire(items) {
+            throw Self.limitError(item, retryAfterMilliseconds: wait)
+        }
+        // The budgets were read with the credential, on this request.
+        if let budget = principal.userBudget, budget.spent {
+            throw ChorusError.quotaExceeded(message: "You exceeded your token budget (\(budget.limit) tokens); ask an administrator to raise it.")
+        }
+        if let budget = principal.keyBudget, budget.spent {
+            throw ChorusError.quotaExceeded(message: "This API key exceeded its token budget (\(budget.limit) tokens).")
+        }
+    }
+
+    /// After a chat call: charges its real usage to the per-minute counters and the budgets.
+    public func settleChat(principal: Principal, ip: String, tokens: Int) async {
+        guard tokens > 0 else { return }
+        do {
+            try await limiter.charge(tokenItems(principal: principal, ip: ip, cost: Int64(tokens)))
+            // Only counters with a budget need the write.
+            try await store.chargeTokens(
+                userID: principal.userBudget != nil ? principal.userID : nil,
+                apiKeyID: principal.keyBudget != nil ? principal.apiKeyID : nil, tokens: Int64(tokens))
+        } catch {
+            logger.warning("could not charge token usage", metadata: ["user_id": "\(principal.userID)", "error": "\(error)"])
+        }
+    }
+
+    public static func limitError(_ item: RateLimitItem, retryAfterMilliseconds: Int64) -> ChorusError {
+        let seconds = max(1, Int((Double(retryAfterMilliseconds) / 1000).rounded(.up)))
+        return .rateLimited(
+            kind: item.kind,
+            message: "Rate limit reached for \(item.kind) per minute (limit \(item.perMinute)) on this \(item.scope). Please try again in \(seconds) s.",
+            retryAfterSeconds: seconds)
+    }
+}
