@@ -205,13 +205,21 @@ models:
 EOF
 }
 
-start_serve() {  # NAME -> CHORUS_PID, CHORUS_URL
+# Chorus runs with accounts on, as users run it (LiteLLM, likewise, with a master key): the first
+# start creates the administrator with this password, and each database gets an API key.
+export CHORUS_ADMIN_PASSWORD=bench-admin-password
+chorus_key() {  # CONFIG -> prints a new API key of the administrator
+    "$CHORUS" user key --config "$1" --email admin@localhost --name bench
+}
+
+start_serve() {  # NAME -> CHORUS_PID, CHORUS_URL, CHORUS_KEY
     local dir="$WORK/$1"
     rm -rf "$dir"
     serve_config "$dir" 5
     start "$1" "$CHORUS" serve --config "$dir/chorus.yaml" --port 0
     CHORUS_PID=$LAST_PID
     CHORUS_URL="http://127.0.0.1:$(port_from_log "$1" 60)"
+    CHORUS_KEY=$(chorus_key "$dir/chorus.yaml")
 }
 start_serve serve
 
@@ -246,7 +254,13 @@ url_of() {
     esac
 }
 model_of() { [[ $1 == direct ]] && echo fake-model || echo fake; }
-auth_of() { [[ $1 == litellm ]] && echo "Authorization: Bearer sk-bench" || echo "X-Bench: 1"; }
+auth_of() {
+    case $1 in
+        litellm) echo "Authorization: Bearer sk-bench" ;;
+        chorus) echo "Authorization: Bearer $CHORUS_KEY" ;;
+        *) echo "X-Bench: 1" ;;
+    esac
+}
 
 # load TARGET SCENARIO ARGS... : one chorus-bench run against a chat target; JSON into $RUNS.
 load() {
@@ -320,7 +334,7 @@ for requested in "${STREAM_N[@]}"; do
     start_serve "serve-streams-$requested"
     sleep 1
     ramp=$(python3 -c "print(max(1.0, $n / 2000))")
-    "$LOADGEN" run --url "$CHORUS_URL/v1/chat/completions" --kind stream --expected-tokens "$STREAM_TOKENS" \
+    "$LOADGEN" run --url "$CHORUS_URL/v1/chat/completions" --header "Authorization: Bearer $CHORUS_KEY" --kind stream --expected-tokens "$STREAM_TOKENS" \
         --body "$(body fake true "tokens=$STREAM_TOKENS rate=$STREAM_TOKEN_RATE")" \
         --rate "$(python3 -c "print($n / $ramp)")" --count "$n" --max-connections "$n" --initial-connections 64 \
         --grace "$(python3 -c "print($STREAM_SECONDS + 60)")" \
@@ -385,12 +399,13 @@ GATEWAY_URL="http://127.0.0.1:$(port_from_log gateway 60)"
 start worker1 "$CHORUS" worker --config "$WORK/dist/chorus.yaml" --name w1 --models fake
 WORKER1_PID=$LAST_PID
 wait_http "$GATEWAY_URL/healthz" 30
+GATEWAY_KEY=$(chorus_key "$WORK/dist/chorus.yaml")
 sleep 1
 
 TASK_BODY='{"prompt":"Say something. [[fake tokens=8]]","models":["fake"]}'
-task_load() {  # BASE_URL TARGET ARGS...
-    local base=$1 target=$2; shift 2
-    "$LOADGEN" run --url "$base/v1/batches" --kind task --expected-tokens 8 --body "$TASK_BODY" \
+task_load() {  # BASE_URL KEY TARGET ARGS...
+    local base=$1 key=$2 target=$3; shift 3
+    "$LOADGEN" run --url "$base/v1/batches" --header "Authorization: Bearer $key" --kind task --expected-tokens 8 --body "$TASK_BODY" \
         --scenario async --target "$target" --out "$RUNS" --duration "$DUR" --warmup "$WARM" --grace "$GRACE" "$@" > /dev/null \
         || log "run failed: async $target $*"
     settle_async
@@ -410,8 +425,8 @@ celery_load() {  # TARGET ARGS...
 # The floor for submit -> first token: the same answer straight from the fake upstream, streamed.
 load direct async-floor --kind stream --expected-tokens 8 --body "$(body fake-model true tokens=8)" \
     --rate "$ASYNC_RATE" --duration "$DUR" --warmup "$WARM" --grace "$GRACE"
-task_load "$GATEWAY_URL" chorus-dist-1w --rate "$ASYNC_RATE"
-task_load "$GATEWAY_URL" chorus-dist-1w --connections "$ASYNC_CONN" --pid "gateway=$GATEWAY_PID" --pid "worker1=$WORKER1_PID"
+task_load "$GATEWAY_URL" "$GATEWAY_KEY" chorus-dist-1w --rate "$ASYNC_RATE"
+task_load "$GATEWAY_URL" "$GATEWAY_KEY" chorus-dist-1w --connections "$ASYNC_CONN" --pid "gateway=$GATEWAY_PID" --pid "worker1=$WORKER1_PID"
 
 # Celery: the `start` helper runs in a subshell above, so start it here to keep its pid.
 celery_worker() {  # CONCURRENCY -> CELERY_PID
@@ -437,8 +452,8 @@ if [[ $ASYNC_TWO_WORKERS == 1 ]]; then
     start worker2 "$CHORUS" worker --config "$WORK/dist/chorus.yaml" --name w2 --models fake
     WORKER2_PID=$LAST_PID
     sleep 2
-    task_load "$GATEWAY_URL" chorus-dist-2w --rate "$ASYNC_RATE"
-    task_load "$GATEWAY_URL" chorus-dist-2w --connections "$ASYNC_CONN" --pid "gateway=$GATEWAY_PID" \
+    task_load "$GATEWAY_URL" "$GATEWAY_KEY" chorus-dist-2w --rate "$ASYNC_RATE"
+    task_load "$GATEWAY_URL" "$GATEWAY_KEY" chorus-dist-2w --connections "$ASYNC_CONN" --pid "gateway=$GATEWAY_PID" \
         --pid "worker1=$WORKER1_PID" --pid "worker2=$WORKER2_PID"
 
     celery_worker 2
@@ -447,8 +462,8 @@ if [[ $ASYNC_TWO_WORKERS == 1 ]]; then
     stop_pid "$CELERY_PID"
 fi
 
-task_load "$CHORUS_URL" chorus-embedded --rate "$ASYNC_RATE"
-task_load "$CHORUS_URL" chorus-embedded --connections "$ASYNC_CONN" --pid "chorus=$CHORUS_PID"
+task_load "$CHORUS_URL" "$CHORUS_KEY" chorus-embedded --rate "$ASYNC_RATE"
+task_load "$CHORUS_URL" "$CHORUS_KEY" chorus-embedded --connections "$ASYNC_CONN" --pid "chorus=$CHORUS_PID"
 [[ -n "$WORKER2_PID" ]] && stop_pid "$WORKER2_PID"
 stop_pid "$WORKER1_PID"
 stop_pid "$GATEWAY_PID"
@@ -464,14 +479,15 @@ STORAGE_URL="http://127.0.0.1:$(port_from_log gateway-storage 60)"
 start worker-storage "$CHORUS" worker --config "$WORK/storage/chorus.yaml" --name ws --models fake
 STORAGE_WORKER_PID=$LAST_PID
 wait_http "$STORAGE_URL/healthz" 30
+STORAGE_KEY=$(chorus_key "$WORK/storage/chorus.yaml")
 sleep 1
 # The same non-streamed saturation point through a gateway on PostgreSQL (a pool of connections
 # instead of embedded SQLite's single writer), for comparison with scenario 1.
-"$LOADGEN" run --url "$STORAGE_URL/v1/chat/completions" --body "$(body fake false tokens=8)" --connections "$SAT_CONN" \
+"$LOADGEN" run --url "$STORAGE_URL/v1/chat/completions" --header "Authorization: Bearer $STORAGE_KEY" --body "$(body fake false tokens=8)" --connections "$SAT_CONN" \
     --duration "$DUR" --warmup "$WARM" --grace "$GRACE" --pid "gateway=$STORAGE_PID" --pid "fake=$FAKE_PID" \
     --scenario nonstream-gateway --target chorus-gateway-pg --out "$RUNS" > /dev/null || log "gateway saturation run failed"
 settle "$STORAGE_PID" "$STORAGE_WORKER_PID" "$(head -1 "$PG_DATA/postmaster.pid")"
-"$VENV/bin/python" "$BENCH/peers/storage.py" --gateway "$STORAGE_URL" --loadgen "$LOADGEN" \
+"$VENV/bin/python" "$BENCH/peers/storage.py" --gateway "$STORAGE_URL" --header "Authorization: Bearer $STORAGE_KEY" --loadgen "$LOADGEN" \
     --pg-port "$PG_PORT" --pg-database chorus_storage --normal "$STORAGE_N" --long "$STORAGE_LONG" --failed "$STORAGE_FAIL" \
     --tasks "$STORAGE_FAIL" --stats-wait "$STATS_WAIT" --out "$RUNS" || log "storage scenario failed"
 stop_pid "$STORAGE_WORKER_PID"

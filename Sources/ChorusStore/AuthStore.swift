@@ -89,13 +89,12 @@ public struct SQLAuthStore: Sendable {
                     """).first()
                 if used == nil { throw ChorusError.forbidden(message: "This invite code has already been used.", code: "invalid_invite") }
             }
-            try await db.raw("""
+            return try await db.raw("""
                 INSERT INTO users (id, email, name, password_hash, role, disabled, token_budget, tokens_used, created_at, updated_at)
                 VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.name), \(bind: user.passwordHash), \(bind: user.role),
                         \(bind: user.disabled ? 1 : 0), \(bind: user.tokenBudget), \(bind: user.tokensUsed), \(bind: user.createdAt), \(bind: user.updatedAt))
-                ON CONFLICT (email) DO NOTHING
-                """).run()
-            return true
+                ON CONFLICT (email) DO NOTHING RETURNING id
+                """).first() != nil
         }
     }
 
@@ -314,8 +313,9 @@ public struct SQLAuthStore: Sendable {
         if let user = filter.userID { query.appendLiteral(" AND user_id = "); query.appendInterpolation(bind: user) }
         if let method = filter.method { query.appendLiteral(" AND method = "); query.appendInterpolation(bind: method.uppercased()) }
         if let prefix = filter.pathPrefix {
-            query.appendLiteral(" AND substr(path, 1, "); query.appendInterpolation(bind: prefix.utf8.count)
-            query.appendLiteral(") = "); query.appendInterpolation(bind: prefix)
+            // CAST: PostgreSQL's substr takes an integer, and an Int binds as a bigint.
+            query.appendLiteral(" AND substr(path, 1, CAST("); query.appendInterpolation(bind: prefix.count)
+            query.appendLiteral(" AS INTEGER)) = "); query.appendInterpolation(bind: prefix)
         }
         query.appendLiteral(" ORDER BY id DESC LIMIT "); query.appendInterpolation(bind: limit)
         return try await backend.database.raw(query).all().map { row in

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 import ChorusRuntime
+import ChorusHTTP
 
 @Suite struct ChatCompletionsTests {
     @Test func aNormalTurnIsTwoWritesAndStoresBothMessages() async throws {

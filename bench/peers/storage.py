@@ -42,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateway", required=True)
     parser.add_argument("--loadgen", required=True)
+    parser.add_argument("--header", default="X-Bench: 1", help="a header for every request (the API key)")
     parser.add_argument("--pg-port", type=int, required=True)
     parser.add_argument("--pg-database", required=True)
     parser.add_argument("--normal", type=int, default=200)
@@ -78,7 +79,7 @@ def main() -> None:
                       json.dumps({"prompt": "Say something. [[fake tokens=8]]", "models": ["fake"]})))
     for name, turns, path, extra, request in kinds:
         before = snapshot(port, db)
-        done = subprocess.run([args.loadgen, "run", "--url", args.gateway + path, "--body", request,
+        done = subprocess.run([args.loadgen, "run", "--url", args.gateway + path, "--header", args.header, "--body", request,
                                "--count", str(turns), "--grace", "30", "--scenario", "storage", "--target", "gateway",
                                *extra], capture_output=True, text=True, timeout=300)
         middle = snapshot(port, db)

@@ -40,7 +40,11 @@ public final class AuthService: Sendable {
         let given = environment["CHORUS_ADMIN_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
         let password = given ?? Secrets.random(20)
         if given != nil { try Self.checkPassword(password) }
-        _ = try await createUser(email: email, password: password, name: "Administrator", role: BuiltinRole.admin)
+        do {
+            _ = try await createUser(email: email, password: password, name: "Administrator", role: BuiltinRole.admin)
+        } catch ChorusError.conflict {
+            return  // another process starting at the same time made it
+        }
         if given == nil {
             announce("chorus first administrator: \(email) password \(password) (shown once)")
         } else {
