@@ -107,27 +107,18 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue {
-    /// Decodes JSON bytes; throws `ChorusError.invalidRequest` with a readable message when malformed.
+    /// Decodes JSON bytes (strictly, with `JSONParser`); throws `ChorusError.invalidRequest` with a
+    /// readable message when malformed.
     public static func parse(_ bytes: some Sequence<UInt8>) throws -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch {
-            throw ChorusError.invalidRequest(message: "We could not parse the JSON body of your request. (\(jsonErrorSummary(error)))", param: nil, code: "invalid_json")
+        if let value = try bytes.withContiguousStorageIfAvailable({ try JSONParser.parse($0) }) {
+            return value
         }
+        return try JSONParser.parse(Array(bytes))
     }
 
     /// Encodes this value as compact JSON.
     public func encoded() throws -> Data {
         try JSONEncoder.compact.encode(self)
-    }
-}
-
-private func jsonErrorSummary(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.dataCorrupted(let context):
-        return context.underlyingError.map { "\($0.localizedDescription)" } ?? context.debugDescription
-    default:
-        return "invalid JSON"
     }
 }
 

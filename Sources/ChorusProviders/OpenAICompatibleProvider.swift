@@ -220,10 +220,74 @@ struct StreamChunk: Decodable {
     var error: ErrorDetail?
 }
 
+/// Reads a `StreamChunk` from the text of one SSE event with `JSONParser` (this runs once per
+/// streamed token). Mirrors what `JSONDecoder` would accept for `StreamChunk`: a missing or `null`
+/// field is `nil`, a field of the wrong type (or a chunk that is not an object) throws.
 struct StreamChunkDecoder {
-    private let decoder = JSONDecoder()
+    struct TypeMismatch: Error {
+        var field: String
+    }
 
     mutating func decode(_ text: String) throws -> StreamChunk {
-        try decoder.decode(StreamChunk.self, from: Data(text.utf8))
+        guard case .object(let root) = try JSONParser.parse(text.utf8) else { throw TypeMismatch(field: "chunk") }
+        var chunk = StreamChunk()
+        if let choices = try Self.array(root["choices"], "choices") {
+            chunk.choices = try choices.map { element in
+                guard case .object(let choice) = element else { throw TypeMismatch(field: "choices[]") }
+                var delta: StreamChunk.Choice.Delta?
+                if let fields = try Self.object(choice["delta"], "delta") {
+                    delta = StreamChunk.Choice.Delta(
+                        content: try Self.string(fields["content"], "content"),
+                        reasoning_content: try Self.string(fields["reasoning_content"], "reasoning_content"),
+                        reasoning: try Self.string(fields["reasoning"], "reasoning"))
+                }
+                return StreamChunk.Choice(delta: delta, finish_reason: try Self.string(choice["finish_reason"], "finish_reason"))
+            }
+        }
+        if let usage = try Self.object(root["usage"], "usage") {
+            chunk.usage = StreamChunk.UsageCounts(
+                prompt_tokens: try Self.int(usage["prompt_tokens"], "prompt_tokens"),
+                completion_tokens: try Self.int(usage["completion_tokens"], "completion_tokens"))
+        }
+        if let error = try Self.object(root["error"], "error") {
+            chunk.error = StreamChunk.ErrorDetail(message: try Self.string(error["message"], "message"))
+        }
+        return chunk
+    }
+
+    private static func string(_ value: JSONValue?, _ field: String) throws -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let string)?: return string
+        default: throw TypeMismatch(field: field)
+        }
+    }
+
+    /// An integer, or a number with an integral value (as `JSONDecoder` accepts `12.0` for `Int`).
+    private static func int(_ value: JSONValue?, _ field: String) throws -> Int? {
+        switch value {
+        case nil, .null?: return nil
+        case .int(let int)?: return int
+        case .double(let double)?:
+            guard let int = Int(exactly: double) else { throw TypeMismatch(field: field) }
+            return int
+        default: throw TypeMismatch(field: field)
+        }
+    }
+
+    private static func object(_ value: JSONValue?, _ field: String) throws -> [String: JSONValue]? {
+        switch value {
+        case nil, .null?: return nil
+        case .object(let object)?: return object
+        default: throw TypeMismatch(field: field)
+        }
+    }
+
+    private static func array(_ value: JSONValue?, _ field: String) throws -> [JSONValue]? {
+        switch value {
+        case nil, .null?: return nil
+        case .array(let array)?: return array
+        default: throw TypeMismatch(field: field)
+        }
     }
 }
