@@ -2,7 +2,9 @@ import ChorusCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
+import NIOWebSocket
 
 extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
@@ -27,20 +29,43 @@ struct APIMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let origin = request.headers[.origin].flatMap { corsOrigins.contains($0) ? $0 : nil }
+        var response: Response
         if request.method == .options, request.headers[.accessControlRequestMethod] != nil, request.headers[.origin] != nil {
-            return preflight(request, allowedOrigin: origin)
+            response = preflight(request, allowedOrigin: origin)
+        } else {
+            var failure: ChorusError?
+            response = try await respond(request, context: context, next: next, failure: &failure)
+            if Self.isWebSocketUpgrade(request), !(200..<300).contains(response.status.code) {
+                response = try await Self.refuseWebSocket(status: Int(response.status.code), code: failure?.code, request: request, context: context)
+            }
         }
-        var response = try await respond(request, context: context, next: next)
         for (name, value) in Self.securityHeaders where response.headers[name] == nil {
             response.headers[name] = value
         }
-        if let origin {
+        if let origin, request.method != .options {
             response.headers[.accessControlAllowOrigin] = origin
             response.headers[.accessControlAllowCredentials] = "true"
             response.headers[.accessControlExposeHeaders] = "X-Request-Id, X-Conversation-Id, Retry-After"
             response.headers.append(HTTPField(name: .vary, value: "Origin"))
         }
         return response
+    }
+
+    static func isWebSocketUpgrade(_ request: Request) -> Bool {
+        request.method == .get && request.headers[.upgrade]?.lowercased() == "websocket"
+    }
+
+    /// A refused WebSocket upgrade. The upgrade path can only answer a refusal with an empty 400
+    /// (and browsers never show a refused handshake's status anyway), so the handshake is accepted
+    /// and the socket closed at once with code 4000 + the HTTP status (4401, 4403, 4404, 4429…)
+    /// and the error code as the reason.
+    static func refuseWebSocket(status: Int, code: String?, request: Request, context: Context) async throws -> Response {
+        let reason = code.map { "{\"error\":{\"status\":\(status),\"code\":\"\(String($0.prefix(60)))\"}}" } ?? "{\"error\":{\"status\":\(status)}}"
+        let closeCode = WebSocketErrorCode(codeNumber: 4000 + min(status, 999))
+        let closing = WebSocketUpgradeMiddleware<Context>(onUpgrade: { _, outbound, _ in
+            try await outbound.close(closeCode, reason: reason)
+        })
+        return try await closing.handle(request, context: context) { _, _ in Response(status: .ok) }
     }
 
     /// A CORS preflight: allowed origins get the methods and the headers they ask for; others a 403.
@@ -62,7 +87,7 @@ struct APIMiddleware: RouterMiddleware {
         return Response(status: .noContent, headers: headers)
     }
 
-    private func respond(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    private func respond(_ request: Request, context: Context, next: (Request, Context) async throws -> Response, failure: inout ChorusError?) async throws -> Response {
         var context = context
         if let incoming = request.headers[.requestID], incoming.count <= 128, incoming.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) {
             context.requestID = incoming
@@ -73,6 +98,7 @@ struct APIMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             let chorusError = Self.chorusError(for: error)
+            failure = chorusError
             if case .internalError(let detail) = chorusError {
                 context.logger.error("request failed", metadata: ["error": "\(detail)", "path": "\(request.uri.path)"])
             }
@@ -115,3 +141,4 @@ struct APIMiddleware: RouterMiddleware {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
+

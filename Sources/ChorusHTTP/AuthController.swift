@@ -62,6 +62,13 @@ struct AuthController: Sendable {
     }
 
     @Sendable func me(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        if let principal = context.principal, principal.method == .disabled {
+            let local = UserRecord(id: principal.userID, email: "local", name: "Local administrator (accounts are off)", passwordHash: "", role: principal.role, createdAt: 0, updatedAt: 0)
+            return try .json(.object([
+                "object": .string("me"), "user": AccountJSON.user(local),
+                "permissions": .array(principal.permissions.sorted().map { .string($0.rawValue) }), "auth": .string("disabled"),
+            ]))
+        }
         guard let principal = context.principal, let user = try await accounts.store.user(id: principal.userID) else {
             throw ChorusError.unauthorized(message: "Not signed in.", code: "missing_credentials")
         }

@@ -20,6 +20,8 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = ChorusRequestContext
 
     static let sessionCookie = "chorus_session"
+    /// JSON bodies up to this size are parsed for the audit log's parameters.
+    static let auditedBodyBytes = 64 * 1024
 
     /// nil when accounts are off (`auth.enabled: false`).
     let accounts: AuthService?
@@ -27,7 +29,6 @@ struct AuthMiddleware: RouterMiddleware {
     let limits: ChorusConfiguration.Limits
     let trustedProxies: Set<String>
     let audit: AuditLog?
-    let maxBodyBytes: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -38,6 +39,8 @@ struct AuthMiddleware: RouterMiddleware {
         let mutating = [.post, .put, .patch, .delete].contains(request.method)
         var params: JSONValue = .object([:])
         do {
+            // Refused requests are logged with their parameters too; only bodies up to
+            // `auditedBodyBytes` are read here, so an anonymous client cannot make us buffer more.
             if mutating, audit != nil {
                 params = try await auditParameters(&request)
             }
@@ -140,19 +143,18 @@ struct AuthMiddleware: RouterMiddleware {
     private func auditParameters(_ request: inout Request) async throws -> JSONValue {
         var params = AuditRedaction.redact(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
-        if contentType.hasPrefix("application/json") {
-            let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: maxBodyBytes)
-            } catch {
-                throw ChorusError.payloadTooLarge(limit: maxBodyBytes)
-            }
+        let length = request.headers[.contentLength].flatMap { Int($0) }
+        // Small JSON bodies are read for their fields (routes keep their own, larger limits: the
+        // body is only buffered here, not limited); others are described by type and size.
+        if contentType.hasPrefix("application/json"), let length, length <= Self.auditedBodyBytes {
+            let body = try await request.collectBody(upTo: Self.auditedBodyBytes)
             if case .object(var fields) = params, let parsed = try? JSONValue.parse(body.readableBytesView), case .object(let bodyFields) = AuditRedaction.redact(parsed) {
                 for (name, value) in bodyFields { fields[name] = value }
                 params = .object(fields)
             }
-        } else if !contentType.isEmpty, case .object(var fields) = params {
-            fields["content_type"] = .string(String(contentType.prefix(64)))
+        } else if !contentType.isEmpty || length != nil, case .object(var fields) = params {
+            if !contentType.isEmpty { fields["content_type"] = .string(String(contentType.prefix(64))) }
+            if let length { fields["content_length"] = .int(length) }
             params = .object(fields)
         }
         return params

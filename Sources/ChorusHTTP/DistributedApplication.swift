@@ -21,6 +21,8 @@ public struct DistributedParts: Sendable {
     public let engine: ChatEngine<SQLConversationStore>
     public let taskService: TaskService<SQLConversationStore>
     public let handlers: [any TaskHandler]
+    /// Accounts, with rate-limit counters in Redis shared by every process.
+    public let security: Security
 
     /// Services that must run for the parts to work, in start order.
     public var services: [any Service] {
@@ -52,9 +54,12 @@ public struct DistributedParts: Sendable {
         let engine = ChatEngine(store: store, models: models, historyMessages: configuration.conversations.historyMessages, checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
         let queue = RedisTaskQueue(redis: redis, prefix: configuration.redis.prefix, logger: logger)
         let bus = RedisEventBus(redis: redis, prefix: configuration.redis.prefix, logger: logger)
-        let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine), ConversationExportHandler(store: store)]
+        let security = Security(configuration: configuration, backend: backend, limiter: RedisRateLimiter(redis: redis, prefix: configuration.redis.prefix), logger: logger)
+        let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
         let taskService = TaskService(tasks: SQLTaskStore(backend: backend), conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
-        return DistributedParts(backend: backend, redis: redis, client: client, models: models, queue: queue, bus: bus, engine: engine, taskService: taskService, handlers: handlers)
+        return DistributedParts(
+            backend: backend, redis: redis, client: client, models: models, queue: queue, bus: bus, engine: engine,
+            taskService: taskService, handlers: handlers, security: security)
     }
 
     /// Applies pending migrations (safe when several processes start at once).
@@ -70,7 +75,7 @@ public func buildGatewayApplication(
     onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
 ) throws -> some ApplicationProtocol {
     let parts = try DistributedParts.make(configuration: configuration, logger: logger, localModels: [])
-    let security = Security(configuration: configuration, backend: parts.backend, limiter: RedisRateLimiter(redis: parts.redis, prefix: configuration.redis.prefix), logger: logger)
+    let security = parts.security
     let router = buildRouter(engine: parts.engine, models: parts.models, configuration: configuration, tasks: parts.taskService, database: parts.backend.database, security: security)
     var app = Application(
         router: router,

@@ -74,7 +74,7 @@ struct EmbeddedParts {
         let queue = InProcessQueue()
         let bus = InProcessEventBus()
         let taskStore = SQLTaskStore(backend: backend)
-        let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine), ConversationExportHandler(store: store)]
+        let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
         let taskService = TaskService(tasks: taskStore, conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
         self.models = models
         self.store = store
@@ -107,11 +107,12 @@ func buildRouter<Store: ConversationStore>(
     router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
     router.middlewares.add(AuthMiddleware(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
-        trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit, maxBodyBytes: configuration.http.maxBodyBytes))
+        trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit))
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
-    let tasksController = TasksController(service: tasks, idempotency: Idempotency(tasks: tasks.tasks), maxBodyBytes: configuration.http.maxBodyBytes)
+    var tasksController = TasksController(service: tasks, idempotency: Idempotency(tasks: tasks.tasks), maxBodyBytes: configuration.http.maxBodyBytes)
+    tasksController.accounts = security.accounts
     let uploads = UploadsController(tasks: tasksController, maxFileBytes: configuration.files.maxBytes)
     var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
     chat.uploads = uploads
@@ -120,6 +121,7 @@ func buildRouter<Store: ConversationStore>(
         AuthController(accounts: security.accounts, maxBodyBytes: configuration.http.maxBodyBytes).addRoutes(to: router)
         AdminController(accounts: security.accounts).addRoutes(to: router)
     } else {
+        router.get("/v1/auth/me", use: AuthController(accounts: security.accounts, maxBodyBytes: configuration.http.maxBodyBytes).me)
         router.get("/v1/admin/audit", use: AdminController(accounts: security.accounts).audit)
     }
     router.addRoutes(ModelsController(models: models).endpoints, atPath: "/v1/models")

@@ -15,6 +15,8 @@ struct TasksController<Store: ConversationStore>: Sendable {
     let idempotency: Idempotency
     let maxBodyBytes: Int
     var keepAliveInterval: Duration = .seconds(15)
+    /// Token limits and budgets, checked before chat tasks are queued and charged when they end.
+    var accounts: AuthService?
 
     func addRoutes(to router: Router<ChorusRequestContext>) {
         router.post("/v1/batches", use: createBatch)
@@ -101,7 +103,8 @@ struct TasksController<Store: ConversationStore>: Sendable {
         }
         fields["stream"] = nil
         fields["stream_options"] = nil
-        let submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: fields)
+        var submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: fields)
+        submission.billing = try await admitChat(context)
         return try await idempotency.run(request, body: body, ownerID: context.ownerID) {
             let (batch, tasks) = try await service.submit(submission)
             return (.accepted, Self.renderSubmission(batch, tasks))
@@ -139,6 +142,13 @@ struct TasksController<Store: ConversationStore>: Sendable {
 
     /// Images become image parts (data URLs, resolved on the worker from the stored file); text
     /// documents become text parts.
+    /// Checks the caller's token limits and budgets before chat work is queued; returns who pays.
+    func admitChat(_ context: ChorusRequestContext) async throws -> JSONValue? {
+        guard let accounts, let principal = context.principal else { return nil }
+        try await accounts.admitChat(principal: principal, ip: context.clientIP)
+        return accounts.billing(principal: principal, ip: context.clientIP)
+    }
+
     func attach(fileIDs: [String], to messages: [ChatMessage], ownerID: String) async throws -> [ChatMessage] {
         guard !fileIDs.isEmpty else { return messages }
         guard let last = messages.lastIndex(where: { $0.role == "user" }) else { return messages }

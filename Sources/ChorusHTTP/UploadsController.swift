@@ -52,11 +52,13 @@ struct UploadsController<Store: ConversationStore>: Sendable {
         // Validate everything before storing any file.
         let uploads = parts.filter { $0.name == "files" || $0.name == "file" }.filter { !($0.filename ?? "").isEmpty || !$0.body.isEmpty }
         for upload in uploads { try FileRules.check(upload, maxBytes: maxFileBytes) }
+        let billing = try await tasks.admitChat(context)
         return try await tasks.idempotency.run(request, body: body.isEmpty ? ByteBuffer(bytes: Array(prompt.utf8)) : ByteBuffer(bytes: try JSONValue.object(body).encoded() + Array(prompt.utf8)), ownerID: context.ownerID) {
             var fileIDs: [String] = []
             for upload in uploads { fileIDs.append(try await store(upload, ownerID: context.ownerID).id) }
             let messages = try await tasks.attach(fileIDs: fileIDs, to: [ChatMessage(role: "user", text: prompt)], ownerID: context.ownerID)
-            let submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: [:])
+            var submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: [:])
+            submission.billing = billing
             let (batch, records) = try await tasks.service.submit(submission)
             return (.accepted, TasksController<Store>.renderSubmission(batch, records))
         }

@@ -68,7 +68,10 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
             ownerID: ownerID, conversationID: request.conversationID, newConversationID: Identifier.make("conv_"),
             title: title, model: request.model, messages: stored, now: now))
 
-        let history = try await store.history(conversationID: conversation.id, ownerID: ownerID, limit: historyMessages)
+        // A new conversation's history is exactly what was just stored: no need to read it back.
+        let history = request.conversationID == nil
+            ? Array(stored.suffix(historyMessages))
+            : try await store.history(conversationID: conversation.id, ownerID: ownerID, limit: historyMessages)
         var upstreamMessages = instructions.map(\.json)
         for message in history where !(message.role == "assistant" && message.content.isEmpty) {
             upstreamMessages.append(.object(["role": .string(message.role), "content": message.parts ?? .string(message.content)]))

@@ -245,3 +245,28 @@ struct AccountsTests {
         #expect(AccessPolicy.requirement(method: .get, path: "/somewhere") == .signedIn)
     }
 }
+
+@Suite("Error bodies")
+struct ErrorBodyTests {
+    struct Boom: Error, CustomStringConvertible {
+        var description: String { "SELECT * FROM users WHERE password_hash = 'secret' at Sources/ChorusStore/AuthStore.swift:42" }
+    }
+
+    @Test("an internal error answers 500 with a generic OpenAI body: no SQL, no paths, no stack")
+    func internalErrorsSayNothingInside() async throws {
+        let router = Router(context: ChorusRequestContext.self)
+        router.middlewares.add(APIMiddleware())
+        router.get("boom") { _, _ -> Response in throw Boom() }
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            let response = try await client.execute(uri: "/boom", method: .get)
+            #expect(response.status == .internalServerError)
+            let body = String(buffer: response.body)
+            #expect(!body.contains("SELECT") && !body.contains("Sources/") && !body.contains("secret"))
+            let error = try JSONValue.parse(response.body.readableBytesView)["error"]
+            #expect(error?["type"] == .string("server_error"))
+            #expect(error?["code"] == .string("internal_error"))
+            #expect(response.headers[.requestID] != nil)
+        }
+    }
+}

@@ -11,6 +11,11 @@ Environment (set by the project's test script):
   OPENAI_SCHEMAS      the official OpenAI schemas JSON (components.schemas subset)
   LLAMA_SERVER_BIN    llama.cpp's native `llama-server` (local-model test only)
   CHORUS_LOCAL_MODEL  SmolLM2-135M-Instruct GGUF       (local-model test only)
+
+Authentication is on by default (docs/SECURITY.md): `start_chorus` gives every instance a random
+bootstrap administrator password (CHORUS_ADMIN_PASSWORD), signs in as that administrator and
+creates an API key; `Chorus.http`, `stream_chat` and the task-event helpers send it. Helpers that
+only get a URL find the key with `auth_headers(url)`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -63,7 +69,8 @@ def _binary(env_name: str, default: Path) -> str:
             f"or set {env_name}",
             pytrace=False,
         )
-    return str(path)
+    # Absolute: processes run with their temporary folder as the working directory.
+    return str(path.resolve())
 
 
 @pytest.fixture(scope="session")
@@ -247,15 +254,114 @@ def fake_model_yaml(fake_base_url: str, name: str = "fake", timeouts: str = FAKE
     )
 
 
+# Every Chorus the tests start hashes passwords with the cheapest bcrypt cost.
+DEFAULT_EXTRA_CONFIG: dict[str, Any] = {"auth": {"bcrypt_cost": 4}}
+ADMIN_EMAIL = "admin@localhost"
+
+
+def merge_config(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    """`extra` deep-merged over `base` (mappings merge key by key; anything else replaces)."""
+    merged = {key: (dict(value) if isinstance(value, dict) else value) for key, value in base.items()}
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_sections_yaml(sections: dict[str, Any]) -> str:
+    """Top-level sections as YAML; values in JSON flow style (JSON is valid YAML)."""
+    return "".join(f"{name}: {json.dumps(value)}\n" for name, value in sections.items())
+
+
 def chorus_config_yaml(data_dir: Path, models_yaml: str, history_messages: int = 20,
-                       checkpoint_seconds: float = 1) -> str:
+                       checkpoint_seconds: float = 1, extra: dict[str, Any] | None = None) -> str:
+    """The configuration file of a test Chorus. `extra` holds further top-level sections
+    (`auth`, `limits`, `http`, `files`, ...), merged over DEFAULT_EXTRA_CONFIG."""
     return (
         f"data_dir: {data_dir}\n"
         f"conversations:\n"
         f"  history_messages: {history_messages}\n"
         f"  checkpoint_seconds: {checkpoint_seconds}\n"
-        f"models:\n" + models_yaml
+        + config_sections_yaml(merge_config(DEFAULT_EXTRA_CONFIG, extra))
+        + "models:\n" + models_yaml
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials
+
+# The API key each running Chorus (or gateway) URL was given, for helpers that only get a URL.
+_API_KEYS: dict[str, str] = {}
+
+
+def _url_key(url: str) -> str:
+    url = url.rstrip("/")
+    return url[:-len("/v1")] if url.endswith("/v1") else url
+
+
+def register_api_key(url: str, api_key: str | None) -> None:
+    if api_key:
+        _API_KEYS[_url_key(url)] = api_key
+
+
+def api_key_for(url: str) -> str | None:
+    return _API_KEYS.get(_url_key(url))
+
+
+def auth_headers(url_or_key: str | None) -> dict[str, str]:
+    """`Authorization: Bearer <key>` for a Chorus URL (its registered key) or for a key or
+    session token given directly; {} when there is none."""
+    if not url_or_key:
+        return {}
+    key = api_key_for(url_or_key) if url_or_key.startswith("http") else url_or_key
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def login(url: str, email: str, password: str, session: str | None = "bearer",
+          headers: dict[str, str] | None = None) -> httpx.Response:
+    """POST /v1/auth/login; the raw response."""
+    body: dict[str, Any] = {"email": email, "password": password}
+    if session is not None:
+        body["session"] = session
+    return httpx.post(_url_key(url) + "/v1/auth/login", json=body, headers=headers or {}, timeout=30)
+
+
+def bearer_session(url: str, email: str, password: str) -> str:
+    """A program session token (`cs_…`) for the user."""
+    r = login(url, email, password, "bearer")
+    assert r.status_code == 200, f"POST /v1/auth/login as {email}: {r.status_code} {r.text}"
+    token = r.json().get("token")
+    assert isinstance(token, str) and token, f"login with session=bearer returned no token: {r.text}"
+    return token
+
+
+def create_api_key(url: str, credential: str, **body: Any) -> dict[str, Any]:
+    """POST /v1/api-keys with a bearer credential; the 201 body (with `key`)."""
+    r = httpx.post(_url_key(url) + "/v1/api-keys", json={"name": "e2e", **body},
+                   headers=auth_headers(credential), timeout=30)
+    assert r.status_code == 201, f"POST /v1/api-keys: {r.status_code} {r.text}"
+    created = r.json()
+    assert isinstance(created.get("key"), str) and created["key"].startswith("sk-chorus-"), created
+    return created
+
+
+@dataclass
+class AdminCredentials:
+    password: str
+    session_token: str
+    api_key: str
+    api_key_id: str
+
+
+def admin_credentials(url: str, password: str, email: str = ADMIN_EMAIL) -> AdminCredentials:
+    """Signs in as the bootstrap administrator and creates an API key `e2e`."""
+    token = bearer_session(url, email, password)
+    created = create_api_key(url, token, name="e2e")
+    register_api_key(url, created["key"])
+    return AdminCredentials(password=password, session_token=token, api_key=created["key"],
+                            api_key_id=created["id"])
 
 
 @dataclass
@@ -264,6 +370,11 @@ class Chorus:
     process: ManagedProcess
     config_path: Path
     data_dir: Path
+    api_key: str | None = None            # the administrator's API key (None with auth off)
+    admin_password: str | None = None
+    admin_token: str | None = field(default=None, repr=False)   # the administrator's bearer session
+    admin_key_id: str | None = None
+    workdir: Path | None = None
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -277,8 +388,13 @@ class Chorus:
     @property
     def http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=self.url, timeout=httpx.Timeout(30.0))
+            self._client = httpx.Client(base_url=self.url, timeout=httpx.Timeout(30.0),
+                                        headers=auth_headers(self.api_key))
         return self._client
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return auth_headers(self.api_key)
 
     def chat(self, content: str, *, stream: bool = False, conversation_id: str | None = None,
              model: str = "fake", **extra: Any) -> httpx.Response:
@@ -322,21 +438,68 @@ def query_db(db_path: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         connection.close()
 
 
+_GENERATE = object()
+
+
 def start_chorus(chorus_bin: str, workdir: Path, models_yaml: str, *, checkpoint_seconds: float = 1,
                  history_messages: int = 20, env: dict[str, str] | None = None,
-                 listen_timeout: float = LISTEN_TIMEOUT_S) -> Chorus:
+                 listen_timeout: float = LISTEN_TIMEOUT_S, config: dict[str, Any] | None = None,
+                 admin_password: Any = _GENERATE, sign_in: bool = True, name: str = "chorus") -> Chorus:
+    """Starts `chorus serve` on port 0 and waits for its listening line.
+
+    `config`: further configuration sections (merged over `auth: {bcrypt_cost: 4}`).
+    `admin_password`: the bootstrap administrator's password (CHORUS_ADMIN_PASSWORD); random by
+    default; None starts without it (Chorus then prints a generated one, read from stdout).
+    `sign_in`: sign in as the administrator and create its API key (skipped with auth off).
+    """
     data_dir = workdir / "data"
     config_path = workdir / "chorus.yaml"
-    config_path.write_text(chorus_config_yaml(data_dir, models_yaml, history_messages, checkpoint_seconds))
+    sections = merge_config(DEFAULT_EXTRA_CONFIG, config)
+    config_path.write_text(chorus_config_yaml(data_dir, models_yaml, history_messages, checkpoint_seconds, config))
+    process_env = dict(env if env is not None else os.environ)
+    process_env.pop("CHORUS_ADMIN_PASSWORD", None)
+    password: str | None = secrets.token_urlsafe(18) if admin_password is _GENERATE else admin_password
+    if password is not None:
+        process_env["CHORUS_ADMIN_PASSWORD"] = password
     process = ManagedProcess(
-        "chorus",
+        name,
         [chorus_bin, "serve", "--config", str(config_path), "--port", "0"],
         workdir,
-        env=env if env is not None else os.environ.copy(),
+        env=process_env,
         cwd=workdir,
     )
     url = process.listening_url("chorus listening on ", listen_timeout)
-    return Chorus(url=url, process=process, config_path=config_path, data_dir=data_dir)
+    instance = Chorus(url=url, process=process, config_path=config_path, data_dir=data_dir,
+                      admin_password=password, workdir=workdir)
+    auth_enabled = (sections.get("auth") or {}).get("enabled", True) not in (False, "false")
+    if sign_in and auth_enabled:
+        if password is None:
+            password = printed_admin_password(process)
+            instance.admin_password = password
+        try:
+            credentials = admin_credentials(url, password,
+                                            (sections.get("auth") or {}).get("bootstrap_admin_email", ADMIN_EMAIL))
+        except BaseException:
+            print(process.describe())
+            process.stop()
+            raise
+        instance.api_key = credentials.api_key
+        instance.admin_token = credentials.session_token
+        instance.admin_key_id = credentials.api_key_id
+    return instance
+
+
+FIRST_ADMIN_PREFIX = "chorus first administrator:"
+
+
+def printed_admin_password(process: ManagedProcess, timeout: float = 10) -> str:
+    """The password from `chorus first administrator: admin@localhost password <pw> (shown once)`."""
+    line = next((l for l in process.stdout_lines if l.startswith(FIRST_ADMIN_PREFIX)), None)
+    if line is None:
+        line = process.wait_for_line(FIRST_ADMIN_PREFIX, timeout)
+    words = line[len(FIRST_ADMIN_PREFIX):].split()
+    assert len(words) >= 3 and words[1] == "password", f"unexpected first-administrator line: {line!r}"
+    return words[2]
 
 
 @pytest.fixture(scope="session")
@@ -419,6 +582,7 @@ def stream_chat(chorus: "Chorus", body: dict[str, Any], headers: dict[str, str] 
     is being closed would make the NEXT, unrelated request of a test fail.
     """
     body = {**body, "stream": True}
+    headers = {**chorus.auth_headers, **(headers or {})}
     with httpx.Client(base_url=chorus.url, timeout=httpx.Timeout(30.0)) as client:
         with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
             if response.status_code != 200:

@@ -34,7 +34,9 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from conftest import LISTEN_TIMEOUT_S, FakeUpstream, ManagedProcess, wait_until
+from conftest import (DEFAULT_EXTRA_CONFIG, LISTEN_TIMEOUT_S, AdminCredentials, FakeUpstream, ManagedProcess,
+                      admin_credentials, auth_headers, config_sections_yaml, merge_config, register_api_key,
+                      wait_until)
 
 PG_BIN = Path(os.environ.get("CHORUS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 TERMINAL_STATES = {"SUCCESS", "FAILURE", "CANCELLED"}
@@ -230,12 +232,14 @@ class Gateway:
     name: str
     url: str
     process: ManagedProcess
+    api_key: str | None = None      # the cluster's administrator API key; `http` sends it
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
     def http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=self.url, timeout=httpx.Timeout(30.0))
+            self._client = httpx.Client(base_url=self.url, timeout=httpx.Timeout(30.0),
+                                        headers=auth_headers(self.api_key))
         return self._client
 
     def close(self) -> None:
@@ -306,6 +310,13 @@ class Cluster:
         self.lease_seconds = lease_seconds
         self.requeue_after_seconds = requeue_after_seconds
         self.concurrency: int | None = None      # tasks.concurrency; set before the first start
+        # Further configuration sections (`limits`, `auth`, ...), merged over `auth: {bcrypt_cost: 4}`;
+        # set before the first start.
+        self.extra_config: dict[str, Any] = {}
+        # Every gateway and worker gets the same bootstrap password; the administrator is created
+        # once in the shared database, and the first gateway gives the cluster its API key.
+        self.admin_password = secrets.token_urlsafe(18)
+        self.admin: AdminCredentials | None = None
         self.gateways: list[Gateway] = []
         self.workers: dict[str, ManagedProcess] = {}
         self.killed: set[int] = set()       # pids the test killed on purpose
@@ -327,15 +338,21 @@ class Cluster:
             f"  lease_seconds: {self.lease_seconds}\n"
             f"  requeue_after_seconds: {self.requeue_after_seconds}\n"
             + (f"  concurrency: {self.concurrency}\n" if self.concurrency is not None else "")
+            + config_sections_yaml(merge_config(DEFAULT_EXTRA_CONFIG, self.extra_config))
             + "models:\n" + models)
+
+    @property
+    def api_key(self) -> str | None:
+        return self.admin.api_key if self.admin else None
 
     # processes
 
     def _process(self, name: str, args: list[str]) -> ManagedProcess:
         if not self.config_path.exists():
             self.write_config()
+        env = {**os.environ, "CHORUS_ADMIN_PASSWORD": self.admin_password}
         return ManagedProcess(name, [self.chorus_bin, *args, "--config", str(self.config_path)], self.workdir,
-                              env=os.environ.copy(), cwd=self.workdir)
+                              env=env, cwd=self.workdir)
 
     def migrate(self) -> str:
         if not self.config_path.exists():
@@ -356,7 +373,10 @@ class Cluster:
         pending_workers = [(name, self.start_worker(name, (worker_models or {}).get(name), wait=False)) for name in workers]
         for process in pending_gateways:
             url = process.listening_url("chorus gateway listening on ")
-            self.gateways.append(Gateway(process.name, url, process))
+            if self.admin is None:
+                self.admin = admin_credentials(url, self.admin_password)
+            register_api_key(url, self.admin.api_key)
+            self.gateways.append(Gateway(process.name, url, process, api_key=self.admin.api_key))
         for name, process in pending_workers:
             process.wait_for_line(f"chorus worker {name} started")
 
@@ -532,6 +552,7 @@ def read_task_events(base_url: str, task_id: str, *, last_event_id: int | None =
     events), then closes it."""
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
     events: list[SSEEvent] = []
+    headers.update(auth_headers(base_url))
     with httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout)) as client:
         with client.stream("GET", f"/v1/tasks/{task_id}/events", headers=headers) as response:
             assert response.status_code == 200, f"GET events: {response.status_code} {response.read()!r}"
@@ -571,7 +592,8 @@ class Follower(threading.Thread):
             self.connected.set()
 
     def _run_sse(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(self.timeout)) as client:
+        with httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(self.timeout),
+                          headers=auth_headers(self.base_url)) as client:
             with client.stream("GET", f"/v1/tasks/{self.task_id}/events") as response:
                 if response.status_code != 200:
                     raise AssertionError(f"GET /v1/tasks/{self.task_id}/events: {response.status_code} {response.read()!r}")
@@ -586,7 +608,8 @@ class Follower(threading.Thread):
         from websockets.sync.client import connect
         url = "ws" + self.base_url[len("http"):] + f"/v1/tasks/{self.task_id}/ws"
         deadline = time.monotonic() + self.timeout
-        with connect(url, open_timeout=10, close_timeout=2) as websocket:
+        with connect(url, open_timeout=10, close_timeout=2,
+                     additional_headers=auth_headers(self.base_url)) as websocket:
             self.connected.set()
             websocket.send(json.dumps({"type": "ping"}))
             while True:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 from pathlib import Path
 
 import httpx
 
-from conftest import (FakeUpstream, ManagedProcess, chorus_config_yaml, fake_model_yaml, unique_tag)
+from conftest import (FakeUpstream, ManagedProcess, admin_credentials, auth_headers, chorus_config_yaml,
+                      fake_model_yaml, unique_tag)
 
 
 def write_config(tmp_path: Path, models_yaml: str) -> Path:
@@ -63,7 +65,8 @@ def test_http_port_environment_override(chorus_bin: str, tmp_path: Path, fake_up
     config.write_text(config.read_text() + f"http:\n  port: {file_port}\n")  # the environment wins over this
     port = free_port()
     assert port != file_port
-    env = {**os.environ, "CHORUS_HTTP_PORT": str(port)}
+    admin_password = secrets.token_urlsafe(18)
+    env = {**os.environ, "CHORUS_HTTP_PORT": str(port), "CHORUS_ADMIN_PASSWORD": admin_password}
     process = ManagedProcess(f"chorus-env-{unique_tag()}", [chorus_bin, "serve", "--config", str(config)],
                              tmp_path, env=env, cwd=tmp_path)
     try:
@@ -71,7 +74,8 @@ def test_http_port_environment_override(chorus_bin: str, tmp_path: Path, fake_up
         assert url == f"http://127.0.0.1:{port}"
         r = httpx.get(url + "/healthz", timeout=10)
         assert r.status_code == 200
-        models = httpx.get(url + "/v1/models", timeout=10).json()
+        api_key = admin_credentials(url, admin_password).api_key
+        models = httpx.get(url + "/v1/models", headers=auth_headers(api_key), timeout=10).json()
         assert [m["id"] for m in models["data"]] == ["fake"]
     finally:
         assert process.stop() == 0, "chorus should exit cleanly on SIGTERM\n" + process.describe()

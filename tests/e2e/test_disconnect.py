@@ -25,9 +25,10 @@ PROMPT_DIRECTIVE = "[[fake tokens=200 rate=20]]"
 CLIENT_SCRIPT = textwrap.dedent("""
     import json, sys
     import httpx
-    url, body = sys.argv[1], sys.argv[2]
+    url, body, api_key = sys.argv[1], sys.argv[2], sys.argv[3]
+    headers = {"content-type": "application/json", "authorization": "Bearer " + api_key}
     with httpx.Client(timeout=60) as client:
-        with client.stream("POST", url, content=body, headers={"content-type": "application/json"}) as r:
+        with client.stream("POST", url, content=body, headers=headers) as r:
             print("STATUS", r.status_code, r.headers.get("x-conversation-id"), flush=True)
             for line in r.iter_lines():
                 if line.startswith("data:"):
@@ -46,7 +47,7 @@ def killed_subprocess_client(chorus: Chorus, prompt: str) -> tuple[str, str]:
     """Runs a separate Python client, reads a few content chunks from it, then SIGKILLs it."""
     body = json.dumps(user_body(prompt, stream=True))
     child = subprocess.Popen(
-        [sys.executable, "-c", CLIENT_SCRIPT, chorus.base_url + "/chat/completions", body],
+        [sys.executable, "-c", CLIENT_SCRIPT, chorus.base_url + "/chat/completions", body, chorus.api_key],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -84,6 +85,7 @@ def reset_socket_client(chorus: Chorus, prompt: str) -> tuple[str, str]:
     try:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: chorus\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {chorus.api_key}\r\n".encode()
             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )
         data = b""

@@ -8,12 +8,14 @@ started once for the module. Waits are polls with generous deadlines, never timi
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from conftest import FakeUpstream, answer, fake_model_yaml, start_chorus, unique_tag, wait_until
+from conftest import (FakeUpstream, answer, auth_headers, bearer_session, create_api_key, fake_model_yaml, start_chorus,
+                      unique_tag, wait_until)
 from distributed import (  # noqa: F401 - fixtures are found by name in this module
     Cluster,
     Follower,
@@ -236,7 +238,7 @@ def test_redis_restart_loses_nothing(cluster: Cluster):
     # While Redis is down: not ready, and a submission is still accepted (stored in PostgreSQL).
     # Both checks wait for Redis connections that never come: run them side by side.
     def not_ready(gateway) -> httpx.Response:
-        with httpx.Client(base_url=gateway.url, timeout=20) as client:
+        with httpx.Client(base_url=gateway.url, timeout=20, headers=auth_headers(gateway.url)) as client:
             return wait_until(lambda: (lambda r: r if r.status_code == 503 else None)(client.get("/readyz")),
                               30, interval=0.2, message=f"/readyz on {gateway.name} to answer 503 while Redis is down")
     with ThreadPoolExecutor(3) as pool:
@@ -487,3 +489,84 @@ def test_worker_concurrency_holds_across_queues(cluster: Cluster):
     assert peak == 1, f"a worker with tasks.concurrency=1 ran {peak} tasks at once: {running_seen}"
     for task_id in submitted["task_ids"]:
         assert g1.task(task_id)["state"] == "SUCCESS"
+
+
+# --------------------------------------------------------------------------------------------
+# 12. Accounts across gateways: one rate limit, revocation everywhere at once
+
+
+def test_gateways_share_one_rate_limit(cluster: Cluster):
+    """`limits.key_requests_per_minute: 120` is one budget for the key, whichever gateway a request
+    reaches (the counters live in Redis)."""
+    limit = 120
+    cluster.extra_config = {"limits": {"key_requests_per_minute": limit}}
+    cluster.start(gateways=2, workers=())
+    g1, g2 = cluster.gateways
+    key = create_api_key(g1.url, cluster.admin.session_token, name="shared-limit")["key"]
+    clients = [httpx.Client(base_url=g.url, headers=auth_headers(key), timeout=30) for g in (g1, g2)]
+    total = 2 * limit
+
+    def send(i: int) -> tuple[int, int, httpx.Response]:   # alternating: even to gateway1, odd to gateway2
+        r = clients[i % 2].get("/v1/models")
+        return i % 2, r.status_code, r
+
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(send, range(total)))
+        elapsed = time.monotonic() - started
+    finally:
+        for client in clients:
+            client.close()
+    statuses = [status for _, status, _ in results]
+    assert set(statuses) <= {200, 429}, sorted(set(statuses))
+    admitted = statuses.count(200)
+    per_gateway = {g: sum(1 for gw, status, _ in results if gw == g and status == 200) for g in (0, 1)}
+    budget = limit + limit * elapsed / 60
+    summary = (f"{admitted} of {total} admitted in {elapsed:.2f} s (budget {budget:.1f}); "
+               f"admitted per gateway: {per_gateway}")
+    print(summary)
+    assert admitted <= 1.05 * budget, "the gateways do not share one limit: " + summary
+    assert admitted >= 0.95 * limit, "fewer requests admitted than the limit allows: " + summary
+    assert per_gateway[0] > 0 and per_gateway[1] > 0, summary
+    refused = next(r for _, status, r in results if status == 429)
+    error = refused.json()["error"]
+    assert error["code"] == "rate_limit_exceeded" and error["type"] == "requests", refused.text
+    assert refused.headers.get("retry-after", "").isdigit() and int(refused.headers["retry-after"]) >= 1, refused.headers
+    # The administrator's key has its own budget.
+    assert g2.http.get("/v1/models").status_code == 200
+
+
+def test_revocation_reaches_every_gateway_at_once(cluster: Cluster):
+    cluster.start(gateways=2, workers=())
+    g1, g2 = cluster.gateways
+    admin_session = cluster.admin.session_token
+    created = create_api_key(g1.url, admin_session, name="revoke-me")
+    key = created["key"]
+    for gateway in (g2, g1, g2):      # used (and so possibly cached) on both gateways first
+        r = httpx.get(gateway.url + "/v1/models", headers=auth_headers(key), timeout=10)
+        assert r.status_code == 200, f"{gateway.name}: {r.status_code} {r.text}"
+    r = g1.http.delete(f"/v1/api-keys/{created['id']}")
+    assert r.status_code == 200 and r.json()["revoked_at"] is not None, r.text
+    r = httpx.get(g2.url + "/v1/models", headers=auth_headers(key), timeout=10)
+    assert r.status_code == 401, f"a key revoked on gateway1 still works on gateway2: {r.status_code} {r.text}"
+    assert r.json()["error"]["code"] == "invalid_api_key", r.text
+
+    # A session ended on one gateway ends on the other; a user disabled on one is refused by the other.
+    email = f"user-{unique_tag()}@example.com"
+    password = secrets.token_urlsafe(18)
+    r = g2.http.post("/v1/admin/users", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    token = bearer_session(g2.url, email, password)
+    user_key = create_api_key(g2.url, token)["key"]
+    for gateway in (g1, g2):
+        assert httpx.get(gateway.url + "/v1/auth/me", headers=auth_headers(token), timeout=10).status_code == 200
+        assert httpx.get(gateway.url + "/v1/models", headers=auth_headers(user_key), timeout=10).status_code == 200
+    assert httpx.post(g1.url + "/v1/auth/logout", headers=auth_headers(token), timeout=10).status_code == 204
+    r = httpx.get(g2.url + "/v1/auth/me", headers=auth_headers(token), timeout=10)
+    assert r.status_code == 401, f"a session ended on gateway1 still works on gateway2: {r.status_code} {r.text}"
+    r = g1.http.patch(f"/v1/admin/users/{user_id}", json={"disabled": True})
+    assert r.status_code == 200, r.text
+    r = httpx.get(g2.url + "/v1/models", headers=auth_headers(user_key), timeout=10)
+    assert r.status_code == 401, f"a user disabled on gateway1 still works on gateway2: {r.status_code} {r.text}"

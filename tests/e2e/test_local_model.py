@@ -87,7 +87,7 @@ def test_local_model_streams_stores_and_stops(chorus_bin: str, tmp_path: Path):
         assert any(Path(cmdline(p)[0]).name.startswith("llama-server") or cmdline(p)[0] == server_binary
                    for p in llama_pids), [cmdline(p) for p in llama_pids]
 
-        models = httpx.get(chorus.base_url + "/models", timeout=10).json()
+        models = httpx.get(chorus.base_url + "/models", headers=chorus.auth_headers, timeout=10).json()
         assert "local" in [m["id"] for m in models["data"]]
 
         # The first request may arrive while the model is still loading: it waits for it.

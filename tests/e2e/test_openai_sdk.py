@@ -16,7 +16,7 @@ def client(chorus: Chorus) -> OpenAI:
     # No retries: the SDK would retry 5xx answers and dropped connections by itself, hiding
     # failures. A fresh client (and connection pool) per test: Chorus closes the connection after
     # a streamed response (test_schemas.py::test_streamed_response_connection_reuse).
-    sdk = OpenAI(base_url=chorus.base_url, api_key="unused", max_retries=0, timeout=30)
+    sdk = OpenAI(base_url=chorus.base_url, api_key=chorus.api_key, max_retries=0, timeout=30)
     yield sdk
     sdk.close()
 
@@ -139,7 +139,7 @@ def test_upstream_first_token_timeout_is_504(chorus: Chorus):
     """first_token timeout is 3 s; the fake answers nothing for 5 s. Both modes run at once (each
     takes several timeouts, as Chorus retries before the first token)."""
     def call(stream: bool):
-        sdk = OpenAI(base_url=chorus.base_url, api_key="unused", max_retries=0, timeout=60)
+        sdk = OpenAI(base_url=chorus.base_url, api_key=chorus.api_key, max_retries=0, timeout=60)
         try:
             result = sdk.chat.completions.create(
                 model="fake", messages=user(f"{unique_tag()} [[fake stall_first=5 tokens=2]]"), stream=stream

@@ -162,6 +162,7 @@ def test_streamed_response_connection_reuse(chorus: Chorus):
     body = json.dumps(user_body(f"{unique_tag()} [[fake tokens=3]]", stream=True)).encode()
     with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: chorus\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Bearer {chorus.api_key}\r\n".encode()
                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         head, payload = read_http_response(sock)
         assert head.startswith("HTTP/1.1 200"), head

@@ -247,15 +247,39 @@ public final class AuthService: Sendable {
 
     /// After a chat call: charges its real usage to the per-minute counters and the budgets.
     public func settleChat(principal: Principal, ip: String, tokens: Int) async {
+        await charge(
+            userID: principal.method == .disabled ? nil : principal.userID, apiKeyID: principal.apiKeyID, ip: ip,
+            userBudget: principal.userBudget != nil, keyBudget: principal.keyBudget != nil, tokens: tokens)
+    }
+
+    /// Who pays for an asynchronous chat task: kept in the task's parameters, so that the worker
+    /// that runs it (maybe in another process) charges the same counters and budgets.
+    public func billing(principal: Principal, ip: String) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "ip": .string(ip), "user_budget": .bool(principal.userBudget != nil), "key_budget": .bool(principal.keyBudget != nil),
+        ]
+        if principal.method != .disabled { object["user_id"] = .string(principal.userID) }
+        if let key = principal.apiKeyID { object["api_key_id"] = .string(key) }
+        return .object(object)
+    }
+
+    /// Charges a finished task's usage as `billing` says.
+    public func settle(billing: JSONValue, tokens: Int) async {
+        await charge(
+            userID: billing["user_id"]?.stringValue, apiKeyID: billing["api_key_id"]?.stringValue, ip: billing["ip"]?.stringValue ?? "unknown",
+            userBudget: billing["user_budget"]?.boolValue ?? false, keyBudget: billing["key_budget"]?.boolValue ?? false, tokens: tokens)
+    }
+
+    private func charge(userID: String?, apiKeyID: String?, ip: String, userBudget: Bool, keyBudget: Bool, tokens: Int) async {
         guard tokens > 0 else { return }
+        var principal = Principal(userID: userID ?? localOwnerID, role: "", permissions: [], method: userID == nil ? .disabled : .apiKey, apiKeyID: apiKeyID)
+        principal.apiKeyID = apiKeyID
         do {
             try await limiter.charge(tokenItems(principal: principal, ip: ip, cost: Int64(tokens)))
             // Only counters with a budget need the write.
-            try await store.chargeTokens(
-                userID: principal.userBudget != nil ? principal.userID : nil,
-                apiKeyID: principal.keyBudget != nil ? principal.apiKeyID : nil, tokens: Int64(tokens))
+            try await store.chargeTokens(userID: userBudget ? userID : nil, apiKeyID: keyBudget ? apiKeyID : nil, tokens: Int64(tokens))
         } catch {
-            logger.warning("could not charge token usage", metadata: ["user_id": "\(principal.userID)", "error": "\(error)"])
+            logger.warning("could not charge token usage", metadata: ["user_id": "\(userID ?? "-")", "error": "\(error)"])
         }
     }
 

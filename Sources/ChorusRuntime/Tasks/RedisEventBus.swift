@@ -88,7 +88,9 @@ public final class RedisEventBus: TaskEventBus {
     }
 }
 
-/// The one reader loop of a process: `XREAD BLOCK` over every followed task's stream.
+/// The one reader loop of a process: `XREAD BLOCK` over every followed task's stream, plus this
+/// hub's wake stream: a follower that joins while the read is blocked adds an entry there, so the
+/// read returns at once and the next round includes the new task (no waiting out the block).
 actor FollowerHub {
     /// Each follower has its own position; the shared read starts from the lowest.
     private struct Follower {
@@ -101,17 +103,31 @@ actor FollowerHub {
     private let logger: Logger
     private var followed: [String: [String: Follower]] = [:]
     private var reader: Task<Void, Never>?
+    private let wakeKey: String
+    /// The last wake entry seen; a wake sent before the read started still ends it at once.
+    private var lastWake = "0-0"
+    private var blocked = false
+    private var wakeSent = false
 
     init(redis: RedisClient, prefix: String, logger: Logger) {
         self.redis = redis
         self.prefix = prefix
         self.logger = logger
+        self.wakeKey = "\(prefix):wake:\(Identifier.make(""))"
     }
 
     func add(followerID: String, taskID: String, after: Int, continuation: AsyncThrowingStream<TaskEvent, any Error>.Continuation) {
+        let isNew = followed[taskID] == nil
         followed[taskID, default: [:]][followerID] = Follower(last: after, continuation: continuation)
         if reader == nil {
             reader = Task { await self.readLoop() }
+        } else if isNew, blocked, !wakeSent {
+            wakeSent = true
+            let redis = self.redis, key = self.wakeKey
+            Task {
+                _ = try? await redis.xadd(key, fields: [(name: "w", value: "1")], maxLength: 1)
+                _ = try? await redis.expire(key, seconds: 60)
+            }
         }
     }
 
@@ -125,11 +141,19 @@ actor FollowerHub {
         while !followed.isEmpty, !Task.isCancelled {
             let tasks = Array(followed.keys)
             let streams = tasks.map { (key: "\(prefix):events:\($0)", after: "0-\(followed[$0]?.values.map(\.last).min() ?? 0)") }
+                + [(key: wakeKey, after: lastWake)]
             do {
-                // A short block: followers added meanwhile join the next round.
+                // Followers added meanwhile wake the read (see `add`), or join the next round.
+                blocked = true
+                wakeSent = false
                 let results = try await redis.xread(streams: streams, count: 500, block: .milliseconds(250))
+                blocked = false
                 backoff = 0.1
                 for result in results {
+                    if result.key == wakeKey {
+                        lastWake = result.entries.last?.id ?? lastWake
+                        continue
+                    }
                     let taskID = String(result.key.dropFirst("\(prefix):events:".count))
                     for entry in result.entries {
                         guard let event = RedisEventBus.event(entry) else {
@@ -142,6 +166,7 @@ actor FollowerHub {
                     }
                 }
             } catch {
+                blocked = false
                 logger.warning("following task events failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
                 backoff = min(backoff * 2, 5)

@@ -37,9 +37,12 @@ public protocol TaskHandler: Sendable {
 public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
     public let type = "chat"
     let engine: ChatEngine<Store>
+    /// Charges the answer's usage to the submitter's token limits and budgets.
+    let accounts: AuthService?
 
-    public init(engine: ChatEngine<Store>) {
+    public init(engine: ChatEngine<Store>, accounts: AuthService? = nil) {
         self.engine = engine
+        self.accounts = accounts
     }
 
     public func validate(params: JSONValue) throws {}
@@ -56,6 +59,9 @@ public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
             case .content(let text): try await context.emit(.answer, token: text)
             case .finish, .usage: break
             }
+        }
+        if let accounts, let usage = output.usage, let billing = task.params["billing"], billing != .null {
+            await accounts.settle(billing: billing, tokens: usage.totalTokens)
         }
         var result: [String: JSONValue] = [
             "content": .string(output.content),

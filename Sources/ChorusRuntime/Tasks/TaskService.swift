@@ -37,6 +37,8 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         public var conversationID: String?
         /// Sampling parameters and other upstream fields, forwarded as they are.
         public var body: [String: JSONValue]
+        /// Who pays for the tokens (see `AuthService.billing`); kept with each task.
+        public var billing: JSONValue?
 
         public init(ownerID: String, models: [String], messages: [ChatMessage], conversationID: String?, body: [String: JSONValue]) {
             self.ownerID = ownerID
@@ -75,7 +77,7 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         let records = submission.models.map { model in
             TaskRecord(
                 id: Identifier.make("task_"), ownerID: submission.ownerID, batchID: batchID, type: "chat", model: model,
-                params: .object(["body": .object(body), "instructions": .array(instructions.map(\.json))]),
+                params: .object(["body": .object(body), "instructions": .array(instructions.map(\.json)), "billing": submission.billing ?? .null]),
                 conversationID: conversation.id, createdAt: now, updatedAt: now)
         }
         try await tasks.create(batch: batch, tasks: records)
