@@ -33,7 +33,7 @@ public func buildServeApplication(
     logger.info("database ready", metadata: ["sqlite": "\(configuration.storage.sqlitePath)"])
 
     let client = makeUpstreamClient(configuration: configuration)
-    let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), logger: logger)
+    let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), cacheCredentials: true, logger: logger)
     try await security.prepare(environment: environment)
     let parts = EmbeddedParts(configuration: configuration, backend: backend, client: client, security: security, environment: environment, logger: logger)
     let router = parts.router
@@ -141,9 +141,12 @@ public struct Security: Sendable {
     let enabled: Bool
     let logger: Logger
 
-    public init(configuration: ChorusConfiguration, backend: any SQLBackend, limiter: any RateLimiter, logger: Logger) {
+    /// - Parameter cacheCredentials: only for `chorus serve`, the database's only writer of accounts.
+    public init(configuration: ChorusConfiguration, backend: any SQLBackend, limiter: any RateLimiter, cacheCredentials: Bool = false, logger: Logger) {
         let store = SQLAuthStore(backend: backend)
-        self.accounts = AuthService(store: store, configuration: configuration.auth, limits: configuration.limits, limiter: limiter, logger: logger)
+        self.accounts = AuthService(
+            store: store, configuration: configuration.auth, limits: configuration.limits, limiter: limiter,
+            cacheCredentials: cacheCredentials, logger: logger)
         self.limiter = limiter
         self.audit = AuditLog(store: store, logger: logger)
         self.enabled = configuration.auth.enabled

@@ -1,5 +1,6 @@
 import ChorusCore
 import SQLKit
+import Synchronization
 
 /// What a credential resolves to: the user, the role's permissions, and the key or session used.
 public struct Credential: Sendable, Equatable {
@@ -13,16 +14,27 @@ public struct Credential: Sendable, Equatable {
 /// Users, roles, sessions, API keys, invites and the audit log.
 public struct SQLAuthStore: Sendable {
     let backend: any SQLBackend
+    private let changeCounter = ChangeCounter()
 
     public init(backend: any SQLBackend) {
         self.backend = backend
+    }
+
+    /// Grows with every change this process makes to roles, users, sessions or keys (not the
+    /// audit log): a cache of credentials is valid while it stays the same.
+    public var changes: Int { changeCounter.value.load(ordering: .acquiring) }
+
+    /// A write transaction that may change what a credential resolves to.
+    private func change<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        defer { changeCounter.value.add(1, ordering: .releasing) }
+        return try await backend.transaction(body)
     }
 
     // MARK: Roles
 
     /// Creates the built-in roles if they are missing (idempotent, safe when processes start together).
     public func ensureBuiltinRoles(now: Int64) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             for (name, permissions) in BuiltinRole.permissions.sorted(by: { $0.key < $1.key }) {
                 try await db.raw("""
                     INSERT INTO roles (name, permissions, builtin, created_at)
@@ -43,7 +55,7 @@ public struct SQLAuthStore: Sendable {
 
     /// false if the name is taken.
     public func createRole(_ role: RoleRecord, now: Int64) async throws -> Bool {
-        try await backend.transaction { db in
+        try await change { db in
             if try await db.raw("SELECT name FROM roles WHERE name = \(bind: role.name)").first() != nil { return false }
             try await db.raw("""
                 INSERT INTO roles (name, permissions, builtin, created_at)
@@ -54,7 +66,7 @@ public struct SQLAuthStore: Sendable {
     }
 
     public func updateRole(name: String, permissions: Set<Permission>) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             try await db.raw("UPDATE roles SET permissions = \(bind: Self.text(permissions)) WHERE name = \(bind: name) AND builtin = 0").run()
         }
     }
@@ -62,7 +74,7 @@ public struct SQLAuthStore: Sendable {
     public enum RoleDeletion: Sendable { case deleted, notFound, builtin, inUse }
 
     public func deleteRole(name: String) async throws -> RoleDeletion {
-        try await backend.transaction { db in
+        try await change { db in
             guard let row = try await db.raw("SELECT builtin FROM roles WHERE name = \(bind: name)").first() else { return .notFound }
             if try row.decode(column: "builtin", as: Int64.self) != 0 { return .builtin }
             if try await db.raw("SELECT id FROM users WHERE role = \(bind: name) LIMIT 1").first() != nil { return .inUse }
@@ -80,7 +92,7 @@ public struct SQLAuthStore: Sendable {
     /// false if the email is taken. With `invite`, the invite is used in the same transaction
     /// (false if it was used meanwhile).
     public func createUser(_ user: UserRecord, usingInvite inviteID: String? = nil) async throws -> Bool {
-        try await backend.transaction { db in
+        try await change { db in
             if try await db.raw("SELECT id FROM users WHERE email = \(bind: user.email)").first() != nil { return false }
             if let inviteID {
                 let used = try await db.raw("""
@@ -116,7 +128,7 @@ public struct SQLAuthStore: Sendable {
 
     /// Writes the user's changeable fields; disabling (or a new password) ends their sessions.
     public func update(user: UserRecord, endSessions: Bool) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             try await db.raw("""
                 UPDATE users SET name = \(bind: user.name), password_hash = \(bind: user.passwordHash), role = \(bind: user.role),
                     disabled = \(bind: user.disabled ? 1 : 0), token_budget = \(bind: user.tokenBudget), updated_at = \(bind: user.updatedAt)
@@ -131,7 +143,7 @@ public struct SQLAuthStore: Sendable {
     // MARK: Sessions
 
     public func createSession(id: String, tokenHash: String, userID: String, now: Int64, expiresAt: Int64) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             try await db.raw("""
                 INSERT INTO sessions (id, token_hash, user_id, created_at, expires_at)
                 VALUES (\(bind: id), \(bind: tokenHash), \(bind: userID), \(bind: now), \(bind: expiresAt))
@@ -142,14 +154,14 @@ public struct SQLAuthStore: Sendable {
     }
 
     public func deleteSession(id: String) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             try await db.raw("DELETE FROM sessions WHERE id = \(bind: id)").run()
         }
     }
 
     /// Ends every session of the user except `keeping`.
     public func deleteSessions(userID: String, keeping: String?) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             try await db.raw("DELETE FROM sessions WHERE user_id = \(bind: userID) AND id <> \(bind: keeping ?? "")").run()
         }
     }
@@ -170,7 +182,7 @@ public struct SQLAuthStore: Sendable {
     // MARK: API keys
 
     public func create(apiKey: APIKeyRecord) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             try await db.raw("""
                 INSERT INTO api_keys (id, key_hash, prefix, user_id, name, scopes, created_at, expires_at, last_used_at, revoked_at, token_budget, tokens_used)
                 VALUES (\(bind: apiKey.id), \(bind: apiKey.keyHash), \(bind: apiKey.prefix), \(bind: apiKey.userID), \(bind: apiKey.name),
@@ -211,7 +223,7 @@ public struct SQLAuthStore: Sendable {
 
     /// Revokes the key (`userID` nil: whoever owns it). Returns the key, or nil if there is none.
     public func revokeAPIKey(id: String, userID: String?, now: Int64) async throws -> APIKeyRecord? {
-        try await backend.transaction { db in
+        try await change { db in
             guard let row = try await db.raw("SELECT * FROM api_keys WHERE id = \(bind: id)").first() else { return nil }
             var key = try Self.decodeKey(row)
             if let userID, key.userID != userID { return nil }
@@ -223,10 +235,9 @@ public struct SQLAuthStore: Sendable {
         }
     }
 
+    /// Not a change for credential caches: what a key resolves to stays the same.
     public func touchAPIKey(id: String, now: Int64) async throws {
-        try await backend.transaction { db in
-            try await db.raw("UPDATE api_keys SET last_used_at = \(bind: now) WHERE id = \(bind: id)").run()
-        }
+        try await backend.write("UPDATE api_keys SET last_used_at = \(bind: now) WHERE id = \(bind: id)")
     }
 
     // MARK: Token budgets
@@ -234,7 +245,7 @@ public struct SQLAuthStore: Sendable {
     /// Adds real usage to the user's and the key's counters (only those with a budget are written).
     public func chargeTokens(userID: String?, apiKeyID: String?, tokens: Int64) async throws {
         guard tokens > 0, userID != nil || apiKeyID != nil else { return }
-        try await backend.transaction { db in
+        try await change { db in
             if let userID {
                 try await db.raw("UPDATE users SET tokens_used = tokens_used + \(bind: tokens) WHERE id = \(bind: userID)").run()
             }
@@ -247,7 +258,7 @@ public struct SQLAuthStore: Sendable {
     // MARK: Invites
 
     public func createInvite(id: String, codeHash: String, role: String, createdBy: String, now: Int64, expiresAt: Int64?) async throws {
-        try await backend.transaction { db in
+        try await change { db in
             try await db.raw("""
                 INSERT INTO invites (id, code_hash, role, created_by, created_at, expires_at, used_by, used_at)
                 VALUES (\(bind: id), \(bind: codeHash), \(bind: role), \(bind: createdBy), \(bind: now), \(bind: expiresAt), NULL, NULL)
@@ -367,4 +378,8 @@ public struct SQLAuthStore: Sendable {
             lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self), revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
             tokenBudget: try row.decode(column: "token_budget", as: Int64?.self), tokensUsed: try row.decode(column: "tokens_used", as: Int64.self))
     }
+}
+
+private final class ChangeCounter: Sendable {
+    let value = Atomic<Int>(0)
 }

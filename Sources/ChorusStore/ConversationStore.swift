@@ -86,9 +86,9 @@ public struct SQLConversationStore: ConversationStore {
     }
 
     public func saveAssistantMessage(_ message: StoredMessage) async throws {
-        try await backend.transaction { db in
-            // seq orders messages created in the same millisecond; the turn's user message came first.
-            try await db.raw("""
+        // One statement, atomic by itself: no BEGIN/COMMIT round trips.
+        // seq orders messages created in the same millisecond; the turn's user message came first.
+        try await backend.write("""
                 INSERT INTO messages (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
                                       metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
                 VALUES (\(bind: message.id), \(bind: message.conversationID), \(bind: message.ownerID),
@@ -102,8 +102,7 @@ public struct SQLConversationStore: ConversationStore {
                     content = excluded.content, reasoning = excluded.reasoning, status = excluded.status,
                     metadata = excluded.metadata, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, updated_at = excluded.updated_at
-                """).run()
-        }
+                """)
     }
 
     public func history(conversationID: String, ownerID: String, limit: Int) async throws -> [StoredMessage] {

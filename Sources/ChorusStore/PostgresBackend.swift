@@ -88,6 +88,18 @@ public final class PostgresBackend: SQLBackend, Service {
             return result
         }
     }
+
+    public func write(_ statement: SQLQueryString) async throws {
+        _ = try await writeReturning(statement)
+    }
+
+    public func writeReturning(_ statement: SQLQueryString) async throws -> [any SQLRow] {
+        let rows = try await client.withConnection { connection in
+            try await connection.sql(logger: logger).raw(statement).all()
+        }
+        writes.add(1, ordering: .relaxed)
+        return rows
+    }
 }
 
 extension PostgresBackend {

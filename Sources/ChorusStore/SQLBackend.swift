@@ -12,6 +12,11 @@ public protocol SQLBackend: Sendable {
     var database: any SQLDatabase { get }
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs one writing statement, atomic by itself (no BEGIN/COMMIT round trips); counted as a
+    /// write transaction.
+    func write(_ statement: SQLQueryString) async throws
+    /// `write` for a statement with `RETURNING`: the rows it returns.
+    func writeReturning(_ statement: SQLQueryString) async throws -> [any SQLRow]
     /// The number of write transactions committed since start (for the storage benchmark).
     var committedWrites: Int { get }
     func close() async throws
@@ -56,6 +61,19 @@ public final class SQLiteBackend: SQLBackend {
                 try? await database.raw("ROLLBACK").run()
                 throw error
             }
+        }
+    }
+
+    public func write(_ statement: SQLQueryString) async throws {
+        _ = try await writeReturning(statement)
+    }
+
+    public func writeReturning(_ statement: SQLQueryString) async throws -> [any SQLRow] {
+        // Under the lock: on the one connection, a statement must not land inside another task's transaction.
+        try await writeLock.withLock {
+            let rows = try await database.raw(statement).all()
+            writes.add(1, ordering: .relaxed)
+            return rows
         }
     }
 

@@ -145,18 +145,15 @@ public struct SQLTaskStore: Sendable {
     /// The conditional claim: a task runs once even when delivered twice. Succeeds for a pending
     /// task, or for a running one whose worker's lease has passed (it died). nil: someone else has it.
     public func claim(taskID: String, workerID: String, leaseUntil: Int64, now: Int64) async throws -> TaskRecord? {
-        try await backend.transaction { db in
-            try await db.raw("""
-                UPDATE tasks SET status = \(bind: TaskState.started.rawValue), worker_id = \(bind: workerID),
-                    lease_until = \(bind: leaseUntil), attempts = attempts + 1, started_at = COALESCE(started_at, \(bind: now)),
-                    updated_at = \(bind: now)
-                WHERE id = \(bind: taskID) AND cancel_requested = 0 AND (status = \(bind: TaskState.pending.rawValue)
-                    OR (status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue)) AND lease_until < \(bind: now)))
-                """).run()
-            let row = try await db.raw("SELECT * FROM tasks WHERE id = \(bind: taskID)").first()
-            guard let task = try row.map(Self.decodeTask), task.workerID == workerID, task.leaseUntil == leaseUntil else { return nil }
-            return task
-        }
+        // One statement (no BEGIN/SELECT/COMMIT round trips): a row comes back only if the claim won.
+        try await backend.writeReturning("""
+            UPDATE tasks SET status = \(bind: TaskState.started.rawValue), worker_id = \(bind: workerID),
+                lease_until = \(bind: leaseUntil), attempts = attempts + 1, started_at = COALESCE(started_at, \(bind: now)),
+                updated_at = \(bind: now)
+            WHERE id = \(bind: taskID) AND cancel_requested = 0 AND (status = \(bind: TaskState.pending.rawValue)
+                OR (status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue)) AND lease_until < \(bind: now)))
+            RETURNING *
+            """).first.map(Self.decodeTask)
     }
 
     /// Extends the leases of the tasks this worker runs; returns those whose cancellation was asked.
@@ -189,29 +186,23 @@ public struct SQLTaskStore: Sendable {
     }
 
     public func updateProgress(taskID: String, workerID: String, current: Int, total: Int?) async throws {
-        try await backend.transaction { db in
-            try await db.raw("""
-                UPDATE tasks SET status = \(bind: TaskState.progress.rawValue), progress_current = \(bind: current),
-                    progress_total = \(bind: total), updated_at = \(bind: nowMilliseconds())
-                WHERE id = \(bind: taskID) AND worker_id = \(bind: workerID) AND status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue))
-                """).run()
-        }
+        try await backend.write("""
+            UPDATE tasks SET status = \(bind: TaskState.progress.rawValue), progress_current = \(bind: current),
+                progress_total = \(bind: total), updated_at = \(bind: nowMilliseconds())
+            WHERE id = \(bind: taskID) AND worker_id = \(bind: workerID) AND status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue))
+            """)
     }
 
     /// Records the end of a task. With `workerID`, only while that worker still holds it.
     @discardableResult
     public func finish(taskID: String, workerID: String?, state: TaskState, result: JSONValue?, error: JSONValue?, now: Int64) async throws -> Bool {
-        try await backend.transaction { db in
-            let holder: SQLQueryString = workerID.map { "AND worker_id = \(bind: $0)" } ?? ""
-            try await db.raw("""
-                UPDATE tasks SET status = \(bind: state.rawValue), result = \(bind: try result.map(Self.text)),
-                    error = \(bind: try error.map(Self.text)), finished_at = \(bind: now), updated_at = \(bind: now), lease_until = NULL
-                WHERE id = \(bind: taskID) AND status NOT IN (\(bind: TaskState.success.rawValue), \(bind: TaskState.failure.rawValue), \(bind: TaskState.cancelled.rawValue)) \(holder)
-                """).run()
-            let row = try await db.raw("SELECT status, finished_at FROM tasks WHERE id = \(bind: taskID)").first()
-            return try row?.decode(column: "status", as: String.self) == state.rawValue
-                && row?.decode(column: "finished_at", as: Int64?.self) == now
-        }
+        let holder: SQLQueryString = workerID.map { "AND worker_id = \(bind: $0)" } ?? ""
+        return try await !backend.writeReturning("""
+            UPDATE tasks SET status = \(bind: state.rawValue), result = \(bind: try result.map(Self.text)),
+                error = \(bind: try error.map(Self.text)), finished_at = \(bind: now), updated_at = \(bind: now), lease_until = NULL
+            WHERE id = \(bind: taskID) AND status NOT IN (\(bind: TaskState.success.rawValue), \(bind: TaskState.failure.rawValue), \(bind: TaskState.cancelled.rawValue)) \(holder)
+            RETURNING id
+            """).isEmpty
     }
 
     /// Asks for cancellation. A pending task is cancelled at once; a running one is stopped by its
@@ -245,9 +236,7 @@ public struct SQLTaskStore: Sendable {
 
     public func markEnqueued(taskIDs: [String], at time: Int64) async throws {
         guard !taskIDs.isEmpty else { return }
-        try await backend.transaction { db in
-            try await db.raw("UPDATE tasks SET enqueued_at = \(bind: time) WHERE id IN \(Self.list(taskIDs))").run()
-        }
+        try await backend.write("UPDATE tasks SET enqueued_at = \(bind: time) WHERE id IN \(Self.list(taskIDs))")
     }
 
     public func recordDeadLetter(_ letter: DeadLetter) async throws {

@@ -9,6 +9,8 @@ import ServiceLifecycle
 import UnixSignals
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 
 @main
 struct Chorus: AsyncParsableCommand {
@@ -16,6 +18,14 @@ struct Chorus: AsyncParsableCommand {
         commandName: "chorus",
         abstract: "A self-hosted AI chat and task backend: one streaming, OpenAI-compatible API to every model.",
         subcommands: [Serve.self, Gateway.self, Worker.self, Migrate.self, Models.self, UserCommand.self])
+
+    /// Runs Swift Concurrency's tasks on NIO's event loops, so that a request's awaits on I/O do
+    /// not hop between two thread pools (nothing in Chorus blocks a thread: SQLite and bcrypt run
+    /// on NIO's thread pool).
+    static func main() async {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        await main(nil)
+    }
 }
 
 /// Options shared by the commands that read the configuration.

@@ -57,7 +57,7 @@ struct Harness {
             let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("chorus.sqlite").path, logger: logger)
             try await Migrator(backend: backend, logger: logger).migrate()
             let httpClient = makeUpstreamClient(configuration: configuration)
-            let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), logger: logger)
+            let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), cacheCredentials: true, logger: logger)
             try await security.prepare(environment: environment)
             let parts = EmbeddedParts(configuration: configuration, backend: backend, client: httpClient, security: security, environment: [:], logger: logger)
             let app = Application(

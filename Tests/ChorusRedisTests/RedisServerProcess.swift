@@ -11,7 +11,7 @@ import Darwin
 /// A throwaway `redis-server` for one test: its own port, its own temporary directory, no persistence.
 /// Set `REDIS_SERVER` to use a binary that is not on the usual paths.
 final class RedisServerProcess {
-    let port: Int
+    private(set) var port: Int
     let directory: URL
     private let extraArguments: [String]
     private var process: Process?
@@ -22,7 +22,19 @@ final class RedisServerProcess {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-redis-\(UUID().uuidString)")
         self.extraArguments = extraArguments
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
-        try await self.start()
+        // The free port can be taken by another test's server before this one binds it: then it
+        // exits at once, and it is started again on another port.
+        var attempts = 0
+        while true {
+            do {
+                try await self.start()
+                return
+            } catch where attempts < 4 && self.process?.isRunning == false {
+                attempts += 1
+                self.process = nil
+                self.port = try Self.freePort()
+            }
+        }
     }
 
     var configuration: RedisConfiguration {

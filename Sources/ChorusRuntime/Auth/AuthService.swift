@@ -19,8 +19,22 @@ public final class AuthService: Sendable {
     private let lastUsedWrites = Mutex<[String: Int64]>([:])
     /// Verified against when an email is unknown, so a login takes as long either way.
     private let decoyHash: String
+    /// Resolved credentials by token hash, valid while the store reports no change (only when
+    /// this process is the only writer: embedded mode; never across gateways).
+    private let cache = Mutex<[String: CachedPrincipal]>([:])
+    private let cacheCredentials: Bool
 
-    public init(store: SQLAuthStore, configuration: ChorusConfiguration.Auth, limits: ChorusConfiguration.Limits, limiter: any RateLimiter, logger: Logger) {
+    private struct CachedPrincipal {
+        let principal: Principal
+        let expiresAt: Int64?
+        let changes: Int
+    }
+
+    /// - Parameter cacheCredentials: keep resolved credentials in memory. Only for a process that
+    ///   is the database's only writer of accounts (`chorus serve`): revocation is then still
+    ///   immediate, because every change made here invalidates the cache.
+    public init(store: SQLAuthStore, configuration: ChorusConfiguration.Auth, limits: ChorusConfiguration.Limits, limiter: any RateLimiter, cacheCredentials: Bool = false, logger: Logger) {
+        self.cacheCredentials = cacheCredentials
         self.store = store
         self.configuration = configuration
         self.limits = limits
@@ -56,43 +70,71 @@ public final class AuthService: Sendable {
 
     /// The principal of an `Authorization: Bearer` value: an API key or a session token.
     public func principal(bearer token: String) async throws -> Principal? {
-        let now = nowMilliseconds()
-        if token.hasPrefix(Secrets.apiKeyPrefix) {
-            guard let credential = try await store.credential(apiKeyHash: Secrets.hash(token), now: now), let key = credential.apiKey else { return nil }
-            noteUse(of: key, now: now)
-            let permissions = key.scopes.map { credential.rolePermissions.intersection($0) } ?? credential.rolePermissions
-            var principal = Principal(userID: credential.user.id, role: credential.user.role, permissions: permissions, method: .apiKey, apiKeyID: key.id)
-            principal.userBudget = credential.user.tokenBudget.map { .init(limit: $0, used: credential.user.tokensUsed) }
-            principal.keyBudget = key.tokenBudget.map { .init(limit: $0, used: key.tokensUsed) }
-            return principal
-        }
-        return try await principal(session: token, viaCookie: false)
+        try await cached(token) { try await self.resolve(bearer: token) }
     }
 
     /// The principal of a session token (from the cookie or a bearer header).
     public func principal(session token: String, viaCookie: Bool) async throws -> Principal? {
+        guard var principal = try await cached(token, { try await self.resolveSession(token) }) else { return nil }
+        principal.viaCookie = viaCookie
+        return principal
+    }
+
+    private func cached(_ token: String, _ resolve: @Sendable () async throws -> (Principal, expiresAt: Int64?)?) async throws -> Principal? {
+        guard cacheCredentials else { return try await resolve()?.0 }
+        let hash = Secrets.hash(token)
+        let now = nowMilliseconds()
+        let changes = store.changes
+        if let hit = cache.withLock({ $0[hash] }), hit.changes == changes, hit.expiresAt.map({ $0 > now }) ?? true {
+            if let keyID = hit.principal.apiKeyID { noteUse(keyID: keyID, lastUsedAt: nil, now: now) }
+            return hit.principal
+        }
+        // `changes` was read before the lookup: an entry resolved while something changed is stale at once.
+        guard let (principal, expiresAt) = try await resolve() else { return nil }
+        cache.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[hash] = CachedPrincipal(principal: principal, expiresAt: expiresAt, changes: changes)
+        }
+        return principal
+    }
+
+    private func resolve(bearer token: String) async throws -> (Principal, expiresAt: Int64?)? {
+        let now = nowMilliseconds()
+        if token.hasPrefix(Secrets.apiKeyPrefix) {
+            guard let credential = try await store.credential(apiKeyHash: Secrets.hash(token), now: now), let key = credential.apiKey else { return nil }
+            noteUse(keyID: key.id, lastUsedAt: key.lastUsedAt, now: now)
+            let permissions = key.scopes.map { credential.rolePermissions.intersection($0) } ?? credential.rolePermissions
+            var principal = Principal(userID: credential.user.id, role: credential.user.role, permissions: permissions, method: .apiKey, apiKeyID: key.id)
+            principal.userBudget = credential.user.tokenBudget.map { .init(limit: $0, used: credential.user.tokensUsed) }
+            principal.keyBudget = key.tokenBudget.map { .init(limit: $0, used: key.tokensUsed) }
+            return (principal, key.expiresAt)
+        }
+        return try await resolveSession(token)
+    }
+
+    private func resolveSession(_ token: String) async throws -> (Principal, expiresAt: Int64?)? {
         guard token.hasPrefix(Secrets.sessionPrefix),
               let credential = try await store.credential(sessionTokenHash: Secrets.hash(token), now: nowMilliseconds()) else { return nil }
         var principal = Principal(
             userID: credential.user.id, role: credential.user.role, permissions: credential.rolePermissions,
-            method: .session, sessionID: credential.sessionID, viaCookie: viaCookie)
+            method: .session, sessionID: credential.sessionID)
         principal.userBudget = credential.user.tokenBudget.map { .init(limit: $0, used: credential.user.tokensUsed) }
-        return principal
+        return (principal, credential.sessionExpiresAt)
     }
 
-    private func noteUse(of key: APIKeyRecord, now: Int64) {
+    private func noteUse(keyID: String, lastUsedAt: Int64?, now: Int64) {
         let due = lastUsedWrites.withLock { writes -> Bool in
-            let last = writes[key.id] ?? key.lastUsedAt ?? 0
+            let last = writes[keyID] ?? lastUsedAt ?? 0
             guard now - last >= 60_000 else { return false }
-            writes[key.id] = now
+            writes[keyID] = now
             if writes.count > 100_000 { writes.removeAll() }
             return true
         }
         guard due else { return }
         let store = self.store, logger = self.logger
         Task {
-            do { try await store.touchAPIKey(id: key.id, now: now) } catch {
-                logger.warning("could not record an API key's last use", metadata: ["key_id": "\(key.id)", "error": "\(error)"])
+            do { try await store.touchAPIKey(id: keyID, now: now) } catch {
+                logger.warning("could not record an API key's last use", metadata: ["key_id": "\(keyID)", "error": "\(error)"])
             }
         }
     }
