@@ -112,8 +112,16 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                     try await turn.provider.stream(turn.upstream) { event in
                         progress.apply(event)
                         try await onEvent(event)
+                        // Off the relay path: a slow database must not hold up the next token.
                         if let snapshot = progress.checkpointDue() {
-                            try await save(turn, snapshot, status: .streaming, metadata: [:])
+                            let engine = self
+                            progress.checkpointStarted(Task {
+                                do {
+                                    try await engine.save(turn, snapshot, status: .streaming, metadata: [:])
+                                } catch {
+                                    engine.logger.warning("could not checkpoint a streaming answer", metadata: ["request_id": "\(turn.requestID)", "error": "\(error)"])
+                                }
+                            })
                         }
                     }
                     break
@@ -125,9 +133,12 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                 }
             }
             let output = progress.output
+            // The final write comes after any checkpoint, so a late checkpoint cannot overwrite it.
+            await progress.checkpointsFinished()
             try await save(turn, output, status: .complete, metadata: [:])
             return output
         } catch {
+            await progress.checkpointsFinished()
             await savePartial(turn, progress.output, error: error)
             throw error
         }
@@ -215,6 +226,7 @@ final class TurnProgress: Sendable {
     private struct State {
         var output = CompletionOutput()
         var lastCheckpoint = ContinuousClock.now
+        var checkpoint: Task<Void, Never>?
     }
     private let state = Mutex(State())
     private let interval: Duration
@@ -232,13 +244,27 @@ final class TurnProgress: Sendable {
         state.withLock { $0.output.apply(event) }
     }
 
-    /// The output to checkpoint, when the interval has passed since the last one.
+    /// The output to checkpoint, when the interval has passed since the last one and that one
+    /// has been written.
     func checkpointDue() -> CompletionOutput? {
         let now = ContinuousClock.now
         return state.withLock { state in
-            guard now - state.lastCheckpoint >= interval else { return nil }
+            guard now - state.lastCheckpoint >= interval, state.checkpoint == nil else { return nil }
             state.lastCheckpoint = now
             return state.output
         }
+    }
+
+    func checkpointStarted(_ task: Task<Void, Never>) {
+        state.withLock { $0.checkpoint = task }
+        Task {
+            await task.value
+            self.state.withLock { if $0.checkpoint == task { $0.checkpoint = nil } }
+        }
+    }
+
+    /// Waits for the checkpoint being written, if any.
+    func checkpointsFinished() async {
+        await state.withLock { $0.checkpoint }?.value
     }
 }
