@@ -59,19 +59,24 @@ else
     EVENT=""
 fi
 
+# Accounts are on, as users run Chorus: the first start makes the administrator, then a key.
+export CHORUS_ADMIN_PASSWORD=${CHORUS_ADMIN_PASSWORD:-bench-admin-password}
+api_key() { "$CHORUS" user key --config "$WORK/chorus.yaml" --email admin@localhost --name profile; }
+
 if [[ -n "$EVENT" ]]; then
     "$CHORUS" serve --config "$WORK/chorus.yaml" --port 0 > "$WORK/chorus.log" 2>&1 &
     PID=$!
     PORT=$(wait_port)
+    AUTH="Authorization: Bearer $(api_key)"
     URL="http://127.0.0.1:$PORT/v1/chat/completions"
-    "$LOADGEN" run --url "$URL" --body "$BODY" --connections 8 --count 500 > /dev/null 2>&1
-    "$LOADGEN" run --url "$URL" --body "$BODY" --connections 16 --duration $((SECONDS_TO_SAMPLE + 2)) --warmup 1 \
+    "$LOADGEN" run --url "$URL" --header "$AUTH" --body "$BODY" --connections 8 --count 500 > /dev/null 2>&1
+    "$LOADGEN" run --url "$URL" --header "$AUTH" --body "$BODY" --connections 16 --duration $((SECONDS_TO_SAMPLE + 2)) --warmup 1 \
         --pid "chorus=$PID" > "$WORK/load.json" 2> /dev/null &
     LOAD=$!
     sleep 1.5
     perf record -e "$EVENT" -F 2000 -g -o "$WORK/perf.data" -p "$PID" -- sleep "$SECONDS_TO_SAMPLE" > "$WORK/perf-record.log" 2>&1
     wait "$LOAD" || true
-    REQUESTS=$(python3 -c "import json; r=json.load(open('$WORK/load.json')); print(r['ok'], 'requests,', r['achieved_rps'], 'req/s, p50', r['latency']['p50_us']/1000, 'ms; chorus CPU', r['processes']['chorus']['cpu_cores'], 'cores')" 2>/dev/null || echo "?")
+    REQUESTS=$(python3 -c "import json; r=json.load(open('$WORK/load.json')); print(r['ok'], 'requests ok,', r['errors'], 'errors,', r['achieved_rps'], 'req/s, p50', r['latency']['p50_us']/1000, 'ms; chorus CPU', r['processes']['chorus']['cpu_cores'], 'cores')" 2>/dev/null || echo "?")
     set +o pipefail  # `head` closes the pipes early on purpose
     {
         echo "# perf record -e $EVENT -F 2000 -g -p <chorus serve> for ${SECONDS_TO_SAMPLE}s, closed loop 16 connections, non-streamed, SQLite"
@@ -97,10 +102,11 @@ else
         "$WORK/chorus-nodebug" serve --config "$WORK/chorus.yaml" --port 0 > "$WORK/chorus.log" 2>&1 &
     PID=$!
     PORT=$(wait_port)
+    AUTH="Authorization: Bearer $(api_key)"
     URL="http://127.0.0.1:$PORT/v1/chat/completions"
-    "$LOADGEN" run --url "$URL" --body "$BODY" --connections 2 --count 50 --grace 120 > /dev/null 2>&1
+    "$LOADGEN" run --url "$URL" --header "$AUTH" --body "$BODY" --connections 2 --count 50 --grace 120 > /dev/null 2>&1
     callgrind_control -i on "$PID" > /dev/null
-    "$LOADGEN" run --url "$URL" --body "$BODY" --connections 2 --count "$REQUESTS" --grace 300 > "$WORK/load.json"
+    "$LOADGEN" run --url "$URL" --header "$AUTH" --body "$BODY" --connections 2 --count "$REQUESTS" --grace 300 > "$WORK/load.json"
     callgrind_control -i off "$PID" > /dev/null
     kill -INT "$PID"
     wait "$PID" 2>/dev/null || true

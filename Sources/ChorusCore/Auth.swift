@@ -196,13 +196,8 @@ public struct AuditEntry: Sendable, Equatable {
 
 /// Random secrets and their stored form.
 public enum Secrets {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
-
     /// `count` characters from [A-Za-z0-9], from the system's cryptographic generator.
-    public static func random(_ count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return String(decoding: (0..<count).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] }, as: UTF8.self)
-    }
+    public static func random(_ count: Int) -> String { RandomText.make(count) }
 
     public static let apiKeyPrefix = "sk-chorus-"
     public static let sessionPrefix = "cs_"

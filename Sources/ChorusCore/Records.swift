@@ -81,13 +81,34 @@ public struct StoredMessage: Sendable, Equatable, Codable {
 
 /// Random identifiers with a readable prefix: `conv_…`, `msg_…`, `chatcmpl-…`.
 public enum Identifier {
+    /// `prefix` and 24 characters of [0-9A-Za-z] (about 143 bits).
     public static func make(_ prefix: String) -> String {
+        prefix + RandomText.make(24)
+    }
+}
+
+/// Random text from [0-9A-Za-z], from the system's cryptographic generator: 8 random bytes per
+/// call of the generator (one system call), not one call per character.
+public enum RandomText {
+    static let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+
+    public static func make(_ count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
-        var bytes = Array(prefix.utf8)
-        bytes.reserveCapacity(bytes.count + 24)
-        for _ in 0..<24 { bytes.append(alphabet[Int(generator.next(upperBound: UInt8(alphabet.count)))]) }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(unsafeUninitializedCapacity: count) { buffer in
+            var filled = 0
+            while filled < count {
+                var word = generator.next()
+                for _ in 0..<8 where filled < count {
+                    let byte = UInt8(truncatingIfNeeded: word)
+                    word >>= 8
+                    // 248 = 4 × 62: dropping the rest keeps every character equally likely.
+                    guard byte < 248 else { continue }
+                    buffer[filled] = alphabet[Int(byte % 62)]
+                    filled += 1
+                }
+            }
+            return count
+        }
     }
 }
 

@@ -63,13 +63,23 @@ public final class AuditLog: Service {
 /// What the audit log keeps of a request's parameters: field names and short scalar values;
 /// secrets redacted, long text and lists summarised (so prompts are not copied into the log).
 public enum AuditRedaction {
-    static let secretWords = ["password", "secret", "authorization", "cookie", "credential"]
-    static let secretSuffixes = ["token", "key", "code"]
+    static let secretWords: [[UInt8]] = ["password", "secret", "authorization", "cookie", "credential"].map { Array($0.utf8) }
+    static let secretSuffixes: [[UInt8]] = ["token", "key", "code"].map { Array($0.utf8) }
 
     /// `password`, `new_password`, `api_key`, `csrf_token`, `invite_code`… but not `max_tokens`.
+    /// On bytes: this runs for every field of every audited body.
     public static func isSecret(_ name: String) -> Bool {
-        let lowered = name.lowercased()
-        return secretWords.contains { lowered.contains($0) } || secretSuffixes.contains { lowered.hasSuffix($0) }
+        var lowered = Array(name.utf8)
+        for index in lowered.indices where lowered[index] >= 65 && lowered[index] <= 90 { lowered[index] += 32 }
+        for suffix in secretSuffixes where lowered.count >= suffix.count && lowered.suffix(suffix.count).elementsEqual(suffix) {
+            return true
+        }
+        for word in secretWords where lowered.count >= word.count {
+            for start in 0...(lowered.count - word.count) where lowered[start] == word[0] {
+                if lowered[start..<(start + word.count)].elementsEqual(word) { return true }
+            }
+        }
+        return false
     }
 
     public static func redact(_ value: JSONValue, depth: Int = 0) -> JSONValue {
