@@ -40,9 +40,15 @@ struct AdminController: Sendable {
 
     @Sendable func createUser(_ request: Request, context: ChorusRequestContext) async throws -> Response {
         let body = try await JSONBody.read(request, limit: 64 * 1024)
-        let user = try await accounts.createUser(
+        // Every field is checked before anything is written.
+        let budget = try body.int("token_budget", range: 0...Int(Int32.max) * 1000)
+        var user = try await accounts.createUser(
             email: try body.requiredString("email", maxLength: 254), password: try body.requiredString("password"),
             name: try body.string("name", maxLength: 200), role: try body.string("role", maxLength: 100) ?? accounts.configuration.defaultRole)
+        if let budget {
+            user.tokenBudget = Int64(budget)
+            try await accounts.store.update(user: user, endSessions: false)
+        }
         return try .json(AccountJSON.user(user), status: .created)
     }
 
@@ -75,6 +81,16 @@ struct AdminController: Sendable {
         }
         if body.has("token_budget") {
             user.tokenBudget = try body.int("token_budget", range: 0...Int(Int32.max) * 1000).map(Int64.init)
+        }
+        // Never leave the server without someone who can manage users.
+        let before = try await accounts.store.user(id: user.id)
+        let wasAdministrator = try await accounts.store.enabledAdministrators().contains(user.id)
+        if wasAdministrator, before?.role != user.role || user.disabled {
+            let newRole = try await accounts.store.role(named: user.role)
+            let stillAdministrator = !user.disabled && (newRole?.permissions.contains(.adminUsers) ?? false)
+            if !stillAdministrator, try await accounts.store.enabledAdministrators().count <= 1 {
+                throw ChorusError.conflict(message: "This is the last enabled administrator; make another one first.", code: "last_administrator")
+            }
         }
         user.updatedAt = nowMilliseconds()
         try await accounts.store.update(user: user, endSessions: endSessions)

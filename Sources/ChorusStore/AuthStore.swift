@@ -110,6 +110,16 @@ public struct SQLAuthStore: Sendable {
         }
     }
 
+    /// Enabled users whose role carries `admin:users` (who could repair the others).
+    public func enabledAdministrators() async throws -> [String] {
+        try await backend.database.raw("""
+            SELECT u.id AS id, r.permissions AS permissions FROM users u JOIN roles r ON r.name = u.role WHERE u.disabled = 0
+            """).all().compactMap { row in
+                Self.permissions(try row.decode(column: "permissions", as: String.self)).contains(.adminUsers)
+                    ? try row.decode(column: "id", as: String.self) : nil
+            }
+    }
+
     public func user(id: String) async throws -> UserRecord? {
         try await backend.database.raw("SELECT * FROM users WHERE id = \(bind: id)").first().map(Self.decodeUser)
     }

@@ -270,3 +270,26 @@ struct ErrorBodyTests {
         }
     }
 }
+
+extension AccountsTests {
+    @Test("the last administrator cannot demote or disable itself away; a budget can be set at creation")
+    func lastAdministrator() async throws {
+        try await withAccounts { h in
+            let token = try await login(h, "admin@localhost", Self.adminPassword)
+            let me = try h.json(try await h.get("/v1/auth/me", headers: bearer(token)))
+            let adminID = try #require(me["user"]?["id"]?.stringValue)
+            let demote = try await h.client.execute(uri: "/v1/admin/users/\(adminID)", method: .patch, headers: bearer(token), body: ByteBuffer(string: #"{"role":"user"}"#))
+            #expect(demote.status == .conflict)
+            #expect(try h.json(demote)["error"]?["code"] == .string("last_administrator"))
+            let created = try await h.post("/v1/admin/users", json: #"{"email":"second@example.com","password":"second admin","role":"admin","token_budget":500}"#, headers: bearer(token))
+            #expect(created.status == .created)
+            #expect(try h.json(created)["token_budget"] == .int(500))
+            let invalid = try await h.post("/v1/admin/users", json: #"{"email":"third@example.com","password":"third user","token_budget":-1}"#, headers: bearer(token))
+            #expect(invalid.status == .badRequest)
+            #expect(try await h.security.accounts.store.user(email: "third@example.com") == nil, "nothing half-written")
+            // With a second administrator, the first may step down.
+            let demoted = try await h.client.execute(uri: "/v1/admin/users/\(adminID)", method: .patch, headers: bearer(token), body: ByteBuffer(string: #"{"role":"user"}"#))
+            #expect(demoted.status == .ok)
+        }
+    }
+}
