@@ -38,25 +38,45 @@ public struct SSEParser: Sendable {
 
     /// Feeds bytes and returns the events they complete.
     public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [SSEEvent] {
+        if let events = try bytes.withContiguousStorageIfAvailable({ try feed(buffer: $0) }) {
+            return events
+        }
+        return try Array(bytes).withUnsafeBufferPointer { try feed(buffer: $0) }
+    }
+
+    /// Scans for line ends and copies each line's bytes in one piece (this runs for every chunk of
+    /// every upstream stream).
+    private mutating func feed(buffer: UnsafeBufferPointer<UInt8>) throws -> [SSEEvent] {
         var events: [SSEEvent] = []
-        for byte in bytes {
+        var index = 0
+        let count = buffer.count
+        while index < count {
             if afterCR {
                 afterCR = false
-                if byte == UInt8(ascii: "\n") { continue }
+                if buffer[index] == Self.lf {
+                    index += 1
+                    continue
+                }
             }
-            switch byte {
-            case UInt8(ascii: "\n"):
-                if let event = endLine() { events.append(event) }
-            case UInt8(ascii: "\r"):
-                afterCR = true
-                if let event = endLine() { events.append(event) }
-            default:
-                line.append(byte)
+            var end = index
+            while end < count, buffer[end] != Self.lf, buffer[end] != Self.cr { end += 1 }
+            if end > index {
+                line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[index..<end]))
                 if line.count > maxLineLength { throw LineTooLong() }
             }
+            guard end < count else { break }
+            if buffer[end] == Self.cr { afterCR = true }
+            if let event = endLine() { events.append(event) }
+            index = end + 1
         }
         return events
     }
+
+    private static let lf = UInt8(ascii: "\n")
+    private static let cr = UInt8(ascii: "\r")
+    private static let dataField = Array("data".utf8)
+    private static let eventField = Array("event".utf8)
+    private static let idField = Array("id".utf8)
 
     /// Call at end of input: an event not terminated by a blank line is discarded, per the spec.
     public mutating func finish() {
@@ -83,18 +103,16 @@ public struct SSEParser: Sendable {
             field = line[...]
             value = []
         }
-        switch String(decoding: field, as: UTF8.self) {
-        case "data":
-            if hasData { data.append(UInt8(ascii: "\n")) }
+        if field.elementsEqual(Self.dataField) {
+            if hasData { data.append(Self.lf) }
             data.append(contentsOf: value)
             hasData = true
-        case "event":
+        } else if field.elementsEqual(Self.eventField) {
             eventName = String(decoding: value, as: UTF8.self)
-        case "id":
+        } else if field.elementsEqual(Self.idField) {
             if !value.contains(0) { pendingID = String(decoding: value, as: UTF8.self) }
-        default:
-            break  // "retry" and unknown fields are ignored
         }
+        // "retry" and unknown fields are ignored.
         return nil
     }
 
