@@ -58,6 +58,7 @@ struct AdminController: Sendable {
 
     @Sendable func updateUser(_ request: Request, context: ChorusRequestContext) async throws -> Response {
         var user = try await findUser(context)
+        let originalRole = user.role
         let body = try await JSONBody.read(request, limit: 64 * 1024)
         var endSessions = false
         if body.has("name") { user.name = try body.string("name", maxLength: 200) }
@@ -83,12 +84,11 @@ struct AdminController: Sendable {
             user.tokenBudget = try body.int("token_budget", range: 0...Int(Int32.max) * 1000).map(Int64.init)
         }
         // Never leave the server without someone who can manage users.
-        let before = try await accounts.store.user(id: user.id)
-        let wasAdministrator = try await accounts.store.enabledAdministrators().contains(user.id)
-        if wasAdministrator, before?.role != user.role || user.disabled {
+        if originalRole != user.role || user.disabled {
+            let administrators = try await accounts.store.enabledAdministrators()
             let newRole = try await accounts.store.role(named: user.role)
             let stillAdministrator = !user.disabled && (newRole?.permissions.contains(.adminUsers) ?? false)
-            if !stillAdministrator, try await accounts.store.enabledAdministrators().count <= 1 {
+            if administrators.contains(user.id), !stillAdministrator, administrators.count <= 1 {
                 throw ChorusError.conflict(message: "This is the last enabled administrator; make another one first.", code: "last_administrator")
             }
         }

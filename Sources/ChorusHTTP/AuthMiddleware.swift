@@ -36,7 +36,7 @@ struct AuthMiddleware: RouterMiddleware {
         let started = ContinuousClock.now
         context.clientIP = clientIP(request, peer: context.peerIP)
         context.viaHTTPS = trustedProxies.contains(context.peerIP) && request.headers[.forwardedProto]?.lowercased() == "https"
-        let mutating = [.post, .put, .patch, .delete].contains(request.method)
+        let mutating = Self.isMutating(request)
         var params: JSONValue = .object([:])
         do {
             // Refused requests are logged with their parameters too; only bodies up to
@@ -52,6 +52,10 @@ struct AuthMiddleware: RouterMiddleware {
             if mutating { record(request, context: context, params: params, status: APIMiddleware.chorusError(for: error).httpStatus, since: started) }
             throw error
         }
+    }
+
+    static func isMutating(_ request: Request) -> Bool {
+        [.post, .put, .patch, .delete].contains(request.method)
     }
 
     // MARK: Admission
@@ -90,7 +94,7 @@ struct AuthMiddleware: RouterMiddleware {
             guard let principal = try await accounts.principal(session: token, viaCookie: true) else {
                 throw ChorusError.unauthorized(message: "Your session has ended; sign in again.", code: "invalid_api_key")
             }
-            if [.post, .put, .patch, .delete].contains(request.method) {
+            if Self.isMutating(request) {
                 // Cookies ride along with cross-site requests; the CSRF token does not.
                 guard let sent = request.headers[.csrfToken], Secrets.constantTimeEquals(sent, Secrets.csrfToken(forSession: token)) else {
                     throw ChorusError.forbidden(message: "Missing or wrong X-CSRF-Token header (see GET /v1/auth/me).", code: "csrf_failed")

@@ -72,6 +72,11 @@ import Testing
             #expect(answer.status == .partial)
             #expect(answer.metadata["reason"] == .string("cancelled"))
             #expect(answer.content.hasPrefix("t0 "))
+            // The fake upstream notices the closed connection on its own event loop: allow it a moment.
+            let closedBy = ContinuousClock.now + .seconds(3)
+            while await h.stats.snapshot().streamsAbortedByClient == 0, ContinuousClock.now < closedBy {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(await h.stats.snapshot().streamsAbortedByClient == 1, "the upstream request was closed")
             let events = try await h.taskEvents(id)
             #expect(events.last?.1["type"] == .string("error"))

@@ -260,12 +260,13 @@ public final class AuthService: Sendable {
     }
 
     /// The token counters of a chat call (`cost` is what is charged after the call).
-    public func tokenItems(principal: Principal, ip: String, cost: Int64 = 1) -> [RateLimitItem] {
+    /// - Parameter userID: nil when accounts are off (then only the IP is counted).
+    public func tokenItems(userID: String?, apiKeyID: String?, ip: String, cost: Int64 = 1) -> [RateLimitItem] {
         var items = [RateLimitItem(kind: "tokens", scope: "IP address", key: "ip:\(ip):t", perMinute: limits.ipTokensPerMinute, cost: cost, charge: false)]
-        if principal.method != .disabled {
-            items.append(RateLimitItem(kind: "tokens", scope: "user", key: "user:\(principal.userID):t", perMinute: limits.userTokensPerMinute, cost: cost, charge: false))
-            if let key = principal.apiKeyID {
-                items.append(RateLimitItem(kind: "tokens", scope: "API key", key: "key:\(key):t", perMinute: limits.keyTokensPerMinute, cost: cost, charge: false))
+        if let userID {
+            items.append(RateLimitItem(kind: "tokens", scope: "user", key: "user:\(userID):t", perMinute: limits.userTokensPerMinute, cost: cost, charge: false))
+            if let apiKeyID {
+                items.append(RateLimitItem(kind: "tokens", scope: "API key", key: "key:\(apiKeyID):t", perMinute: limits.keyTokensPerMinute, cost: cost, charge: false))
             }
         }
         return items.filter { $0.perMinute > 0 }
@@ -274,7 +275,7 @@ public final class AuthService: Sendable {
     /// Before a chat call: the minute's tokens are not spent, and neither the user's nor the key's
     /// token budget. Throws 429.
     public func admitChat(principal: Principal, ip: String) async throws {
-        let items = tokenItems(principal: principal, ip: ip)
+        let items = tokenItems(userID: principal.method == .disabled ? nil : principal.userID, apiKeyID: principal.apiKeyID, ip: ip)
         if !items.isEmpty, case .denied(let item, let wait) = try await limiter.acquire(items) {
             throw Self.limitError(item, retryAfterMilliseconds: wait)
         }
@@ -314,10 +315,8 @@ public final class AuthService: Sendable {
 
     private func charge(userID: String?, apiKeyID: String?, ip: String, userBudget: Bool, keyBudget: Bool, tokens: Int) async {
         guard tokens > 0 else { return }
-        var principal = Principal(userID: userID ?? localOwnerID, role: "", permissions: [], method: userID == nil ? .disabled : .apiKey, apiKeyID: apiKeyID)
-        principal.apiKeyID = apiKeyID
         do {
-            try await limiter.charge(tokenItems(principal: principal, ip: ip, cost: Int64(tokens)))
+            try await limiter.charge(tokenItems(userID: userID, apiKeyID: apiKeyID, ip: ip, cost: Int64(tokens)))
             // Only counters with a budget need the write.
             try await store.chargeTokens(userID: userBudget ? userID : nil, apiKeyID: keyBudget ? apiKeyID : nil, tokens: Int64(tokens))
         } catch {
