@@ -31,6 +31,7 @@ public final class SQLiteBackend: SQLBackend {
     public let database: any SQLDatabase
     private let writeLock = AsyncLock()
     private let writes = Atomic<Int>(0)
+    private let committer: GroupCommitter
 
     public var committedWrites: Int { writes.load(ordering: .relaxed) }
 
@@ -46,21 +47,35 @@ public final class SQLiteBackend: SQLBackend {
 
     private init(connection: SQLiteConnection) {
         self.connection = connection
-        self.database = connection.sql()
+        let database = connection.sql()
+        self.database = database
+        let lock = writeLock
+        self.committer = GroupCommitter { body in
+            try await lock.withLock {
+                try await database.raw("BEGIN IMMEDIATE").run()
+                do {
+                    try await body(database)
+                    try await database.raw("COMMIT").run()
+                } catch {
+                    try? await database.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+        }
     }
 
+    /// One logical transaction; concurrent ones are committed together (see `GroupCommitter`).
+    /// `committedWrites` counts logical transactions.
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await writeLock.withLock {
-            try await database.raw("BEGIN IMMEDIATE").run()
-            do {
-                let result = try await body(database)
-                try await database.raw("COMMIT").run()
-                writes.add(1, ordering: .relaxed)
-                return result
-            } catch {
-                try? await database.raw("ROLLBACK").run()
-                throw error
+        try await withoutActuallyEscaping(body) { body in
+            let result = Mutex<T?>(nil)
+            let item = GroupCommitter.Item { db in
+                let value = try await body(db)
+                result.withLock { $0 = value }
             }
+            try await committer.submit(item)
+            writes.add(1, ordering: .relaxed)
+            return result.withLock { $0! }
         }
     }
 
