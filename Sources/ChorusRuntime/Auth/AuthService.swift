@@ -70,19 +70,28 @@ public final class AuthService: Sendable {
 
     /// The principal of an `Authorization: Bearer` value: an API key or a session token.
     public func principal(bearer token: String) async throws -> Principal? {
-        try await cached(token) { try await self.resolve(bearer: token) }
+        let hash = Secrets.hash(token)
+        if token.hasPrefix(Secrets.apiKeyPrefix) {
+            return try await cached(hash) { try await self.resolveKey(hash: hash) }
+        }
+        return try await principal(session: token, hash: hash, viaCookie: false)
     }
 
     /// The principal of a session token (from the cookie or a bearer header).
     public func principal(session token: String, viaCookie: Bool) async throws -> Principal? {
-        guard var principal = try await cached(token, { try await self.resolveSession(token) }) else { return nil }
+        try await principal(session: token, hash: Secrets.hash(token), viaCookie: viaCookie)
+    }
+
+    private func principal(session token: String, hash: String, viaCookie: Bool) async throws -> Principal? {
+        guard token.hasPrefix(Secrets.sessionPrefix),
+              var principal = try await cached(hash, { try await self.resolveSession(hash: hash) }) else { return nil }
         principal.viaCookie = viaCookie
         return principal
     }
 
-    private func cached(_ token: String, _ resolve: @Sendable () async throws -> (Principal, expiresAt: Int64?)?) async throws -> Principal? {
+    /// - Parameter hash: the token's stored form, the cache's key and the lookup's.
+    private func cached(_ hash: String, _ resolve: @Sendable () async throws -> (Principal, expiresAt: Int64?)?) async throws -> Principal? {
         guard cacheCredentials else { return try await resolve()?.0 }
-        let hash = Secrets.hash(token)
         let now = nowMilliseconds()
         let changes = store.changes
         if let hit = cache.withLock({ $0[hash] }), hit.changes == changes, hit.expiresAt.map({ $0 > now }) ?? true {
@@ -98,23 +107,19 @@ public final class AuthService: Sendable {
         return principal
     }
 
-    private func resolve(bearer token: String) async throws -> (Principal, expiresAt: Int64?)? {
+    private func resolveKey(hash: String) async throws -> (Principal, expiresAt: Int64?)? {
         let now = nowMilliseconds()
-        if token.hasPrefix(Secrets.apiKeyPrefix) {
-            guard let credential = try await store.credential(apiKeyHash: Secrets.hash(token), now: now), let key = credential.apiKey else { return nil }
-            noteUse(keyID: key.id, lastUsedAt: key.lastUsedAt, now: now)
-            let permissions = key.scopes.map { credential.rolePermissions.intersection($0) } ?? credential.rolePermissions
-            var principal = Principal(userID: credential.user.id, role: credential.user.role, permissions: permissions, method: .apiKey, apiKeyID: key.id)
-            principal.userBudget = credential.user.tokenBudget.map { .init(limit: $0, used: credential.user.tokensUsed) }
-            principal.keyBudget = key.tokenBudget.map { .init(limit: $0, used: key.tokensUsed) }
-            return (principal, key.expiresAt)
-        }
-        return try await resolveSession(token)
+        guard let credential = try await store.credential(apiKeyHash: hash, now: now), let key = credential.apiKey else { return nil }
+        noteUse(keyID: key.id, lastUsedAt: key.lastUsedAt, now: now)
+        let permissions = key.scopes.map { credential.rolePermissions.intersection($0) } ?? credential.rolePermissions
+        var principal = Principal(userID: credential.user.id, role: credential.user.role, permissions: permissions, method: .apiKey, apiKeyID: key.id)
+        principal.userBudget = credential.user.tokenBudget.map { .init(limit: $0, used: credential.user.tokensUsed) }
+        principal.keyBudget = key.tokenBudget.map { .init(limit: $0, used: key.tokensUsed) }
+        return (principal, key.expiresAt)
     }
 
-    private func resolveSession(_ token: String) async throws -> (Principal, expiresAt: Int64?)? {
-        guard token.hasPrefix(Secrets.sessionPrefix),
-              let credential = try await store.credential(sessionTokenHash: Secrets.hash(token), now: nowMilliseconds()) else { return nil }
+    private func resolveSession(hash: String) async throws -> (Principal, expiresAt: Int64?)? {
+        guard let credential = try await store.credential(sessionTokenHash: hash, now: nowMilliseconds()) else { return nil }
         var principal = Principal(
             userID: credential.user.id, role: credential.user.role, permissions: credential.rolePermissions,
             method: .session, sessionID: credential.sessionID)
