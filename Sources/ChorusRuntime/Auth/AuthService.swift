@@ -17,8 +17,9 @@ public final class AuthService: Sendable {
     private let logger: Logger
     /// When each API key's `last_used_at` was last written by this process (written at most once a minute).
     private let lastUsedWrites = Mutex<[String: Int64]>([:])
-    /// Verified against when an email is unknown, so a login takes as long either way.
-    private let decoyHash: String
+    /// Verified against when an email is unknown, so a login takes as long either way. Made on
+    /// the first login, not at start-up (workers and CLI commands never need it).
+    private let decoy = Mutex<String?>(nil)
     /// Resolved credentials by token hash, valid while the store reports no change (only when
     /// this process is the only writer: embedded mode; never across gateways).
     private let cache = Mutex<[String: CachedPrincipal]>([:])
@@ -40,7 +41,6 @@ public final class AuthService: Sendable {
         self.limits = limits
         self.limiter = limiter
         self.logger = logger
-        self.decoyHash = Bcrypt.hash(Secrets.random(16), cost: UInt8(configuration.bcryptCost))
     }
 
     // MARK: Start
@@ -211,7 +211,9 @@ public final class AuthService: Sendable {
     public func login(email: String, password: String) async throws -> (user: UserRecord, token: String, expiresAt: Int64) {
         let email = (try? Self.normalize(email: email)) ?? ""
         let user = email.isEmpty ? nil : try await store.user(email: email)
-        let valid = try await verifyPassword(password, hash: user?.passwordHash ?? decoyHash)
+        let hash: String
+        if let stored = user?.passwordHash { hash = stored } else { hash = try await decoyHash() }
+        let valid = try await verifyPassword(password, hash: hash)
         guard let user, valid, !user.disabled else {
             throw ChorusError.unauthorized(message: "Incorrect email or password.", code: "invalid_credentials")
         }
@@ -220,6 +222,13 @@ public final class AuthService: Sendable {
         let expiresAt = now + Int64(configuration.sessionTTLSeconds) * 1000
         try await store.createSession(id: Identifier.make("sess_"), tokenHash: Secrets.hash(token), userID: user.id, now: now, expiresAt: expiresAt)
         return (user, token, expiresAt)
+    }
+
+    private func decoyHash() async throws -> String {
+        if let hash = decoy.withLock({ $0 }) { return hash }
+        let hash = try await hashPassword(Secrets.random(16))
+        decoy.withLock { $0 = $0 ?? hash }
+        return hash
     }
 
     public func changePassword(principal: Principal, current: String, new: String) async throws {
