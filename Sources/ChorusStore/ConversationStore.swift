@@ -8,6 +8,11 @@ public protocol ConversationStore: Sendable {
     /// `conversationID` is nil. One write. Throws `ChorusError.notFound` for another owner's or an
     /// unknown conversation, with nothing written.
     func startTurn(_ turn: TurnStart) async throws -> Conversation
+    /// `startTurn` and the batch of tasks that will answer it, in the same single write: a queued
+    /// turn costs one commit at submission. `makeTasks` gets the (possibly new) conversation.
+    func startBatch(
+        _ turn: TurnStart, makeTasks: @escaping @Sendable (Conversation) -> (BatchRecord, [TaskRecord])
+    ) async throws -> (Conversation, BatchRecord, [TaskRecord])
     /// The last `limit` messages, oldest first.
     func history(conversationID: String, ownerID: String, limit: Int) async throws -> [StoredMessage]
     /// Inserts or updates (checkpoint → final) the turn's assistant message: one row per message id.
@@ -51,38 +56,90 @@ public struct SQLConversationStore: ConversationStore {
     }
 
     public func startTurn(_ turn: TurnStart) async throws -> Conversation {
-        try await backend.transaction { db in
-            var conversation: Conversation
-            var seq: Int64
-            if let id = turn.conversationID {
-                guard let existing = try await Self.fetchConversation(db, id: id, ownerID: turn.ownerID) else {
-                    throw ChorusError.notFound(what: "conversation", id: id)
-                }
-                conversation = existing
-                conversation.updatedAt = turn.now
-                // Update first: on PostgreSQL the row lock makes concurrent turns of one conversation
-                // take their seq numbers one after the other (SQLite serializes writes anyway).
-                try await db.raw("UPDATE conversations SET updated_at = \(bind: turn.now) WHERE id = \(bind: id)").run()
-                seq = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE conversation_id = \(bind: id)")
-                    .first().map { try $0.decode(column: "seq", as: Int64.self) } ?? 0
-            } else {
-                conversation = Conversation(
-                    id: turn.newConversationID, ownerID: turn.ownerID, title: turn.title, model: turn.model,
-                    createdAt: turn.now, updatedAt: turn.now)
-                seq = 0
-                try await db.raw("""
-                    INSERT INTO conversations (id, owner_id, title, model, created_at, updated_at)
-                    VALUES (\(bind: conversation.id), \(bind: conversation.ownerID), \(bind: conversation.title),
-                            \(bind: conversation.model), \(bind: turn.now), \(bind: turn.now))
-                    """).run()
-            }
-            for var message in turn.messages {
-                seq += 1
-                message.conversationID = conversation.id
-                try await Self.insert(db, message, seq: seq)
-            }
+        if turn.conversationID == nil, singleStatementWrites {
+            let (conversation, statements) = try Self.newConversationStatements(turn)
+            try await backend.write(Self.combined(statements))
             return conversation
         }
+        return try await backend.transaction { db in try await Self.startTurn(db, turn) }
+    }
+
+    public func startBatch(
+        _ turn: TurnStart, makeTasks: @escaping @Sendable (Conversation) -> (BatchRecord, [TaskRecord])
+    ) async throws -> (Conversation, BatchRecord, [TaskRecord]) {
+        if turn.conversationID == nil, singleStatementWrites {
+            let (conversation, statements) = try Self.newConversationStatements(turn)
+            let (batch, tasks) = makeTasks(conversation)
+            try await backend.write(Self.combined(statements + SQLTaskStore.insertStatements(batch: batch, tasks: tasks)))
+            return (conversation, batch, tasks)
+        }
+        return try await backend.transaction { db in
+            let conversation = try await Self.startTurn(db, turn)
+            let (batch, tasks) = makeTasks(conversation)
+            try await SQLTaskStore.insert(db, batch: batch, tasks: tasks)
+            return (conversation, batch, tasks)
+        }
+    }
+
+    /// PostgreSQL runs a new conversation's inserts as ONE statement (data-modifying `WITH`
+    /// clauses), atomic by itself: one round trip instead of BEGIN, an INSERT per table and COMMIT.
+    /// SQLite has no INSERT inside WITH; its transactions are in-process calls, committed in groups.
+    private var singleStatementWrites: Bool { backend.database.dialect.name == "postgresql" }
+
+    /// `WITH w1 AS (s1), w2 AS (s2), … sN`: the statements as one.
+    private static func combined(_ statements: [SQLQueryString]) -> SQLQueryString {
+        guard statements.count > 1 else { return statements[0] }
+        let clauses = statements.dropLast().enumerated().map { index, statement -> SQLQueryString in
+            "w\(unsafeRaw: String(index)) AS (\(statement))"
+        }
+        return "WITH \(clauses.joined(separator: ", ")) \(statements[statements.count - 1])"
+    }
+
+    /// The conversation row and the turn's messages (one multi-row INSERT).
+    private static func newConversationStatements(_ turn: TurnStart) throws -> (Conversation, [SQLQueryString]) {
+        let conversation = Conversation(
+            id: turn.newConversationID, ownerID: turn.ownerID, title: turn.title, model: turn.model,
+            createdAt: turn.now, updatedAt: turn.now)
+        var statements: [SQLQueryString] = ["""
+            INSERT INTO conversations (id, owner_id, title, model, created_at, updated_at)
+            VALUES (\(bind: conversation.id), \(bind: conversation.ownerID), \(bind: conversation.title),
+                    \(bind: conversation.model), \(bind: turn.now), \(bind: turn.now))
+            """]
+        if !turn.messages.isEmpty {
+            let rows = try turn.messages.enumerated().map { index, message in
+                var message = message
+                message.conversationID = conversation.id
+                return try messageRow(message, seq: Int64(index + 1))
+            }
+            statements.append("INSERT INTO messages \(messageColumns) VALUES \(rows.joined(separator: ", "))")
+        }
+        return (conversation, statements)
+    }
+
+    private static func startTurn(_ db: any SQLDatabase, _ turn: TurnStart) async throws -> Conversation {
+        if turn.conversationID == nil {
+            let (conversation, statements) = try newConversationStatements(turn)
+            for statement in statements { try await db.raw(statement).run() }
+            return conversation
+        }
+        guard let id = turn.conversationID, var conversation = try await fetchConversation(db, id: id, ownerID: turn.ownerID) else {
+            throw ChorusError.notFound(what: "conversation", id: turn.conversationID ?? "")
+        }
+        conversation.updatedAt = turn.now
+        // Update first: on PostgreSQL the row lock makes concurrent turns of one conversation take
+        // their seq numbers one after the other (SQLite serializes writes anyway).
+        try await db.raw("UPDATE conversations SET updated_at = \(bind: turn.now) WHERE id = \(bind: id)").run()
+        let last = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE conversation_id = \(bind: id)")
+            .first().map { try $0.decode(column: "seq", as: Int64.self) } ?? 0
+        if !turn.messages.isEmpty {
+            let rows = try turn.messages.enumerated().map { index, message in
+                var message = message
+                message.conversationID = id
+                return try messageRow(message, seq: last + Int64(index + 1))
+            }
+            try await db.raw("INSERT INTO messages \(messageColumns) VALUES \(rows.joined(separator: ", "))").run()
+        }
+        return conversation
     }
 
     public func saveAssistantMessage(_ message: StoredMessage) async throws {
@@ -159,17 +216,21 @@ public struct SQLConversationStore: ConversationStore {
             .first().map(decodeConversation)
     }
 
-    private static func insert(_ db: any SQLDatabase, _ message: StoredMessage, seq: Int64) async throws {
-        try await db.raw("""
-            INSERT INTO messages (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
-                                  metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
-            VALUES (\(bind: message.id), \(bind: message.conversationID), \(bind: message.ownerID), \(bind: seq),
-                    \(bind: message.role), \(bind: message.content), \(bind: message.reasoning),
-                    \(bind: try encodeJSON(message.parts)), \(bind: message.model), \(bind: message.status.rawValue),
-                    \(bind: try encodeMetadata(message.metadata)), \(bind: message.usage.map { Int64($0.promptTokens) }),
-                    \(bind: message.usage.map { Int64($0.completionTokens) }), \(bind: message.turnID),
-                    \(bind: message.createdAt), \(bind: message.updatedAt))
-            """).run()
+    private static let messageColumns: SQLQueryString = """
+        (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
+         metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
+        """
+
+    /// A message's `VALUES` tuple, in the order of `messageColumns`.
+    private static func messageRow(_ message: StoredMessage, seq: Int64) throws -> SQLQueryString {
+        """
+        (\(bind: message.id), \(bind: message.conversationID), \(bind: message.ownerID), \(bind: seq),
+         \(bind: message.role), \(bind: message.content), \(bind: message.reasoning),
+         \(bind: try encodeJSON(message.parts)), \(bind: message.model), \(bind: message.status.rawValue),
+         \(bind: try encodeMetadata(message.metadata)), \(bind: message.usage.map { Int64($0.promptTokens) }),
+         \(bind: message.usage.map { Int64($0.completionTokens) }), \(bind: message.turnID),
+         \(bind: message.createdAt), \(bind: message.updatedAt))
+        """
     }
 
     private static func decodeConversation(_ row: any SQLRow) throws -> Conversation {

@@ -90,26 +90,42 @@ public struct SQLTaskStore: Sendable {
     // MARK: Submission
 
     public func create(batch: BatchRecord?, tasks: [TaskRecord]) async throws {
-        try await backend.transaction { db in
-            if let batch {
-                try await db.raw("""
-                    INSERT INTO batches (id, owner_id, conversation_id, models, created_at)
-                    VALUES (\(bind: batch.id), \(bind: batch.ownerID), \(bind: batch.conversationID),
-                            \(bind: try Self.text(.array(batch.models.map(JSONValue.string)))), \(bind: batch.createdAt))
-                    """).run()
-            }
-            for task in tasks {
-                try await db.raw("""
-                    INSERT INTO tasks (id, owner_id, batch_id, type, model, status, params, result, error, progress_current,
-                                       progress_total, conversation_id, attempts, worker_id, lease_until, cancel_requested,
-                                       enqueued_at, created_at, started_at, finished_at, updated_at)
-                    VALUES (\(bind: task.id), \(bind: task.ownerID), \(bind: task.batchID), \(bind: task.type), \(bind: task.model),
-                            \(bind: task.state.rawValue), \(bind: try Self.text(task.params)), NULL, NULL, NULL, NULL,
-                            \(bind: task.conversationID), 0, NULL, NULL, 0, \(bind: task.createdAt), \(bind: task.createdAt),
-                            NULL, NULL, \(bind: task.createdAt))
-                    """).run()
-            }
+        try await backend.transaction { db in try await Self.insert(db, batch: batch, tasks: tasks) }
+    }
+
+    /// Inserts a batch and its tasks inside the caller's transaction.
+    static func insert(_ db: any SQLDatabase, batch: BatchRecord?, tasks: [TaskRecord]) async throws {
+        for statement in try insertStatements(batch: batch, tasks: tasks) {
+            try await db.raw(statement).run()
         }
+    }
+
+    /// The `INSERT`s of a batch and its tasks: one for the batch, one (multi-row) for the tasks.
+    static func insertStatements(batch: BatchRecord?, tasks: [TaskRecord]) throws -> [SQLQueryString] {
+        var statements: [SQLQueryString] = []
+        if let batch {
+            statements.append("""
+                INSERT INTO batches (id, owner_id, conversation_id, models, created_at)
+                VALUES (\(bind: batch.id), \(bind: batch.ownerID), \(bind: batch.conversationID),
+                        \(bind: try Self.text(.array(batch.models.map(JSONValue.string)))), \(bind: batch.createdAt))
+                """)
+        }
+        if !tasks.isEmpty {
+            let rows: [SQLQueryString] = try tasks.map { task in """
+                (\(bind: task.id), \(bind: task.ownerID), \(bind: task.batchID), \(bind: task.type), \(bind: task.model),
+                 \(bind: task.state.rawValue), \(bind: try Self.text(task.params)), NULL, NULL, NULL, NULL,
+                 \(bind: task.conversationID), 0, NULL, NULL, 0, \(bind: task.createdAt), \(bind: task.createdAt),
+                 NULL, NULL, \(bind: task.createdAt))
+                """
+            }
+            statements.append("""
+                INSERT INTO tasks (id, owner_id, batch_id, type, model, status, params, result, error, progress_current,
+                                   progress_total, conversation_id, attempts, worker_id, lease_until, cancel_requested,
+                                   enqueued_at, created_at, started_at, finished_at, updated_at)
+                VALUES \(rows.joined(separator: ", "))
+                """)
+        }
+        return statements
     }
 
     // MARK: Reads

@@ -119,6 +119,28 @@ import Testing
         }
     }
 
+    @Test func aTaskAbandonedByAsManyWorkersAsAllowedIsFailedAndDeadLettered() async throws {
+        try await Harness.run { h in
+            let now = nowMilliseconds()
+            try await h.tasks.create(batch: nil, tasks: [TaskRecord(
+                id: "task_abandoned", ownerID: localOwnerID, type: "chat", model: "fake", params: .object([:]),
+                conversationID: "conv_none", createdAt: now, updatedAt: now)])
+            // Three workers claimed it and died (their leases ran out).
+            for worker in ["w1", "w2", "w3"] {
+                #expect(try await h.tasks.claim(taskID: "task_abandoned", workerID: worker, leaseUntil: now - 1, now: now) != nil)
+            }
+            await h.queue.enqueue(taskID: "task_abandoned", model: "fake")
+            let task = try await h.waitForTask("task_abandoned")
+            #expect(task["state"] == .string("FAILURE"))
+            #expect(task["error"]?["code"] == .string("internal_error"))
+            #expect(task["attempts"] == .int(4))
+            let letters = try h.json(try await h.get("/v1/admin/dead-letters"))["data"]?.arrayValue ?? []
+            #expect(letters.map { $0["task_id"] } == [.string("task_abandoned")])
+            #expect(letters.first?["reason"] == .string("claimed 3 times without finishing"))
+            #expect(await h.stats.snapshot().streamsStarted == 0)
+        }
+    }
+
     @Test func anEntryDeliveredTwiceRunsOnce() async throws {
         try await Harness.run { h in
             let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"twice [[fake tokens=3 rate=30]]","models":["fake"]}"#))

@@ -62,6 +62,47 @@ struct ConversationStoreTests {
     }
 
     @Test(arguments: Dialect.allCases)
+    func aBatchStoresItsTurnAndTasksInOneWrite(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, backend in
+            let tasks = SQLTaskStore(backend: backend)
+            for (conversationID, turn) in [(nil, "b1"), ("conv_b", "b2")] as [(String?, String)] {
+                let before = backend.committedWrites
+                let (conversation, batch, records) = try await store.startBatch(TurnStart(
+                    ownerID: localOwnerID, conversationID: conversationID, newConversationID: "conv_b", title: "fan", model: "m1,m2",
+                    messages: [userMessage("first", turn: turn), userMessage("second", turn: turn)], now: 1000)
+                ) { conversation in
+                    let batch = BatchRecord(id: "batch_\(turn)", ownerID: localOwnerID, conversationID: conversation.id, models: ["m1", "m2"], createdAt: 1000)
+                    return (batch, ["m1", "m2"].map { model in
+                        TaskRecord(id: "task_\(turn)_\(model)", ownerID: localOwnerID, batchID: batch.id, type: "chat", model: model,
+                                   params: .object(["n": .int(1)]), conversationID: conversation.id, createdAt: 1000, updatedAt: 1000)
+                    })
+                }
+                #expect(backend.committedWrites - before == 1)
+                #expect(conversation.id == "conv_b")
+                #expect(batch.conversationID == "conv_b")
+                let stored = try #require(try await tasks.batch(id: "batch_\(turn)", ownerID: localOwnerID))
+                #expect(stored.models == ["m1", "m2"])
+                #expect(try await tasks.tasks(batchID: "batch_\(turn)").map(\.id).sorted() == records.map(\.id).sorted())
+                #expect(try await tasks.task(id: "task_\(turn)_m2", ownerID: localOwnerID)?.params["n"] == .int(1))
+            }
+            // The second batch continued the conversation: four user messages, in order.
+            let messages = try await store.messages(conversationID: "conv_b", ownerID: localOwnerID)
+            #expect(messages.map(\.content) == ["first", "second", "first", "second"])
+            #expect(messages.map(\.turnID) == ["b1", "b1", "b2", "b2"])
+            // A batch in another owner's conversation writes nothing.
+            await #expect(throws: ChorusError.self) {
+                _ = try await store.startBatch(TurnStart(
+                    ownerID: "someone_else", conversationID: "conv_b", newConversationID: "conv_x", title: nil, model: "m1",
+                    messages: [userMessage("x", turn: "b3", owner: "someone_else")], now: 1000)
+                ) { conversation in
+                    (BatchRecord(id: "batch_b3", ownerID: "someone_else", conversationID: conversation.id, models: ["m1"], createdAt: 1000), [])
+                }
+            }
+            #expect(try await tasks.batch(id: "batch_b3", ownerID: nil) == nil)
+        }
+    }
+
+    @Test(arguments: Dialect.allCases)
     func aTurnCreatesTheConversationAndItsMessagesInOneWrite(_ dialect: Dialect) async throws {
         try await withStore(dialect) { store, backend in
             let before = backend.committedWrites

@@ -67,20 +67,25 @@ public struct TaskService<Store: ConversationStore>: Sendable {
                 content: message.text, parts: message.hasNonTextParts ? message.content : nil,
                 turnID: batchID, createdAt: now, updatedAt: now)
         }
-        let conversation = try await conversations.startTurn(TurnStart(
-            ownerID: submission.ownerID, conversationID: submission.conversationID, newConversationID: Identifier.make("conv_"),
-            title: userMessages.first.map { String($0.text.prefix(80)) }, model: submission.models.joined(separator: ","),
-            messages: stored, now: now))
         var body = submission.body
         body["messages"] = nil
-        let batch = BatchRecord(id: batchID, ownerID: submission.ownerID, conversationID: conversation.id, models: submission.models, createdAt: now)
-        let records = submission.models.map { model in
-            TaskRecord(
-                id: Identifier.make("task_"), ownerID: submission.ownerID, batchID: batchID, type: "chat", model: model,
-                params: .object(["body": .object(body), "instructions": .array(instructions.map(\.json)), "billing": submission.billing ?? .null]),
-                conversationID: conversation.id, createdAt: now, updatedAt: now)
+        let params: JSONValue = .object(["body": .object(body), "instructions": .array(instructions.map(\.json)), "billing": submission.billing ?? .null])
+        let ownerID = submission.ownerID
+        let modelNames = submission.models
+        // The user message, the batch and its tasks: one commit.
+        let (_, batch, records) = try await conversations.startBatch(TurnStart(
+            ownerID: ownerID, conversationID: submission.conversationID, newConversationID: Identifier.make("conv_"),
+            title: userMessages.first.map { String($0.text.prefix(80)) }, model: modelNames.joined(separator: ","),
+            messages: stored, now: now)
+        ) { conversation in
+            let batch = BatchRecord(id: batchID, ownerID: ownerID, conversationID: conversation.id, models: modelNames, createdAt: now)
+            let records = modelNames.map { model in
+                TaskRecord(
+                    id: Identifier.make("task_"), ownerID: ownerID, batchID: batchID, type: "chat", model: model,
+                    params: params, conversationID: conversation.id, createdAt: now, updatedAt: now)
+            }
+            return (batch, records)
         }
-        try await tasks.create(batch: batch, tasks: records)
         await enqueue(records)
         return (batch, records)
     }

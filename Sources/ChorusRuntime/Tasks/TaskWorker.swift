@@ -125,41 +125,40 @@ public final class TaskWorker: Service {
         }
     }
 
-    /// One delivery: dead-letter it, drop it as done, leave it to the live worker that has it, or run it.
+    /// One delivery: run it, dead-letter it, drop it as done, or leave it to the live worker that has it.
+    /// The claim comes first: for a task that is waiting (the usual case) one statement decides,
+    /// with no read before it.
     func handle(_ delivery: QueueDelivery) async {
         do {
             guard let taskID = delivery.taskID else {
                 try await deadLetter(delivery, reason: "malformed entry: it names no task")
                 return
             }
-            guard let task = try await tasks.task(id: taskID, ownerID: nil) else {
+            let now = nowMilliseconds()
+            if let claimed = try await tasks.claim(taskID: taskID, workerID: settings.id, leaseUntil: now + settings.leaseMilliseconds, now: now) {
+                guard handlers[claimed.type] != nil else {
+                    try await deadLetter(delivery, reason: "no handler for task type \(claimed.type)")
+                    try await fail(claimed, error: ChorusError.internalError("no handler for task type \(claimed.type)"), state: .failure)
+                    return
+                }
+                // `attempts` counts claims, this one included.
+                if claimed.attempts > settings.maxAttempts {
+                    try await deadLetter(delivery, reason: "claimed \(claimed.attempts - 1) times without finishing")
+                    try await fail(claimed, error: ChorusError.internalError("the task was abandoned by \(claimed.attempts - 1) workers"), state: .failure)
+                    return
+                }
+                start(claimed, delivery: delivery)
+                return
+            }
+            // Not claimed: unknown, finished or cancelled (done now), or held by a live worker (whose
+            // lease is valid: it acknowledges the entry when it is done).
+            guard let current = try await tasks.task(id: taskID, ownerID: nil) else {
                 try await deadLetter(delivery, reason: "unknown task \(taskID)")
                 return
             }
-            if task.state.isTerminal {
-                try await queue.acknowledge(delivery)  // a duplicate or a late redelivery
-                return
+            if current.state.isTerminal || current.cancelRequested {
+                try await queue.acknowledge(delivery)  // a duplicate, a late redelivery, or cancelled
             }
-            guard handlers[task.type] != nil else {
-                try await deadLetter(delivery, reason: "no handler for task type \(task.type)")
-                try await fail(task, error: ChorusError.internalError("no handler for task type \(task.type)"), state: .failure)
-                return
-            }
-            if task.attempts >= settings.maxAttempts {
-                try await deadLetter(delivery, reason: "claimed \(task.attempts) times without finishing")
-                try await fail(task, error: ChorusError.internalError("the task was abandoned by \(task.attempts) workers"), state: .failure)
-                return
-            }
-            let now = nowMilliseconds()
-            guard let claimed = try await tasks.claim(taskID: taskID, workerID: settings.id, leaseUntil: now + settings.leaseMilliseconds, now: now) else {
-                // Another live worker holds it (its lease is valid) or it was cancelled: the holder
-                // acknowledges the entry when it is done; a cancelled task is done now.
-                if let current = try await tasks.task(id: taskID, ownerID: nil), current.state.isTerminal || current.cancelRequested {
-                    try await queue.acknowledge(delivery)
-                }
-                return
-            }
-            start(claimed, delivery: delivery)
         } catch {
             logger.error("could not handle a queue entry", metadata: ["entry": "\(delivery.entryID)", "error": "\(error)"])
         }
@@ -186,8 +185,10 @@ public final class TaskWorker: Service {
         var logger = self.logger
         logger[metadataKey: "task_id"] = .string(task.id)
         do {
-            // Events continue where an earlier (crashed) run stopped; followers are told the answer restarts.
-            let sequence = EventSequence(start: try await bus.lastSequence(taskID: task.id))
+            // Events continue where an earlier (crashed) run stopped; followers are told the answer
+            // restarts. A first claim has no earlier events (a task cancelled before it started is
+            // never claimed), so it needs no round trip to the bus.
+            let sequence = EventSequence(start: task.attempts <= 1 ? 0 : try await bus.lastSequence(taskID: task.id))
             let publisher = EventPublisher(bus: bus, patience: .milliseconds(settings.leaseMilliseconds), logger: logger)
             let emit: @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void = { kind, token, data in
                 try await publisher.publish(TaskEvent(seq: sequence.next(), taskID: task.id, kind: kind, token: token, data: data))
