@@ -6,6 +6,7 @@ import Hummingbird
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// `POST /v1/chat/completions`: OpenAI's Chat Completions, non-streamed and streamed (SSE).
@@ -109,12 +110,11 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
             }
         }
         // While the upstream is silent, a comment line every few seconds keeps proxies from timing
-        // out and, when its write fails, tells us the client is gone.
-        let keepAlive = Task {
-            while !Task.isCancelled {
-                try await Task.sleep(for: keepAliveInterval)
-                continuation.yield(.keepAlive)
-            }
+        // out and, when its write fails, tells us the client is gone. An event-loop timer, not a
+        // task: a task per stream would keep its own stack of async frames for the whole stream.
+        let interval = TimeAmount(keepAliveInterval)
+        let keepAlive = MultiThreadedEventLoopGroup.singleton.any().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            continuation.yield(.keepAlive)
         }
         continuation.onTermination = { _ in keepAlive.cancel() }
         if let error = await firstEvent.wait() {

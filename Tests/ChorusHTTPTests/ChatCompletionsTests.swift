@@ -30,6 +30,20 @@ import ChorusHTTP
         }
     }
 
+    @Test func aSilentUpstreamGetsKeepAliveCommentsAndTheAnswerStillArrives() async throws {
+        try await Harness.run(betweenTokens: 10) { h in
+            // One token, then 6 s of silence (the keep-alive comes every 5 s), then the rest.
+            let response = try await h.chat("quiet [[fake tokens=3 stall_after=1 stall=6]]", stream: true)
+            #expect(response.status == .ok)
+            let body = String(buffer: response.body)
+            #expect(body.contains("\n: keep-alive\n\n"))
+            let events = try h.events(response)
+            #expect(events.last == "[DONE]")
+            let content = try events.dropLast().compactMap { try JSONValue.parse(Array($0.utf8))["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue }
+            #expect(content.joined() == "t0 t1 t2 ")
+        }
+    }
+
     @Test func aStreamedTurnSeparatesThinkingFromAnswer() async throws {
         try await Harness.run { h in
             let response = try await h.chat("hi [[fake tokens=3 reasoning=2 think_tags=1 comments=1]]", stream: true)
