@@ -105,13 +105,8 @@ public struct SQLConversationStore: ConversationStore {
             VALUES (\(bind: conversation.id), \(bind: conversation.ownerID), \(bind: conversation.title),
                     \(bind: conversation.model), \(bind: turn.now), \(bind: turn.now))
             """]
-        if !turn.messages.isEmpty {
-            let rows = try turn.messages.enumerated().map { index, message in
-                var message = message
-                message.conversationID = conversation.id
-                return try messageRow(message, seq: Int64(index + 1))
-            }
-            statements.append("INSERT INTO messages \(messageColumns) VALUES \(rows.joined(separator: ", "))")
+        if let messages = try insertMessages(turn.messages, conversationID: conversation.id, after: 0) {
+            statements.append(messages)
         }
         return (conversation, statements)
     }
@@ -131,13 +126,8 @@ public struct SQLConversationStore: ConversationStore {
         try await db.raw("UPDATE conversations SET updated_at = \(bind: turn.now) WHERE id = \(bind: id)").run()
         let last = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE conversation_id = \(bind: id)")
             .first().map { try $0.decode(column: "seq", as: Int64.self) } ?? 0
-        if !turn.messages.isEmpty {
-            let rows = try turn.messages.enumerated().map { index, message in
-                var message = message
-                message.conversationID = id
-                return try messageRow(message, seq: last + Int64(index + 1))
-            }
-            try await db.raw("INSERT INTO messages \(messageColumns) VALUES \(rows.joined(separator: ", "))").run()
+        if let messages = try insertMessages(turn.messages, conversationID: id, after: last) {
+            try await db.raw(messages).run()
         }
         return conversation
     }
@@ -146,8 +136,7 @@ public struct SQLConversationStore: ConversationStore {
         // One statement, atomic by itself: no BEGIN/COMMIT round trips.
         // seq orders messages created in the same millisecond; the turn's user message came first.
         try await backend.write("""
-                INSERT INTO messages (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
-                                      metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
+                INSERT INTO messages \(Self.messageColumns)
                 VALUES (\(bind: message.id), \(bind: message.conversationID), \(bind: message.ownerID),
                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = \(bind: message.conversationID)),
                         \(bind: message.role), \(bind: message.content), \(bind: message.reasoning),
@@ -220,6 +209,17 @@ public struct SQLConversationStore: ConversationStore {
         (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
          metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
         """
+
+    /// One multi-row INSERT of a turn's messages, numbered from `last + 1`; nil when there are none.
+    private static func insertMessages(_ messages: [StoredMessage], conversationID: String, after last: Int64) throws -> SQLQueryString? {
+        guard !messages.isEmpty else { return nil }
+        let rows = try messages.enumerated().map { index, message in
+            var message = message
+            message.conversationID = conversationID
+            return try messageRow(message, seq: last + Int64(index + 1))
+        }
+        return "INSERT INTO messages \(messageColumns) VALUES \(rows.joined(separator: ", "))"
+    }
 
     /// A message's `VALUES` tuple, in the order of `messageColumns`.
     private static func messageRow(_ message: StoredMessage, seq: Int64) throws -> SQLQueryString {
