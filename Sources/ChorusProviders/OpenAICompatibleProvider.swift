@@ -61,29 +61,53 @@ public struct OpenAICompatibleProvider: ChatProvider {
         return output
     }
 
+    /// Reads the upstream's SSE in the caller's task: the response comes through a delegate
+    /// (`StreamedResponse`) and the deadlines are an event-loop timer (`StreamWatchdog`) that
+    /// fails the request, so a stream costs no task of its own here.
     public func stream(_ request: UpstreamRequest, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws {
         let watchdog = StreamWatchdog(timeouts: timeouts)
-        try await withoutActuallyEscaping(onEvent) { onEvent in
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await watchdog.run() }
-                group.addTask { try await self.readStream(request, watchdog: watchdog, onEvent: onEvent) }
-                // Whichever ends first decides: the reader finishing stops the watchdog; a deadline
-                // passing cancels the reader, which cancels the upstream request.
-                try await group.next()
-                group.cancelAll()
-            }
-        }
-    }
-
-    private func readStream(_ request: UpstreamRequest, watchdog: StreamWatchdog, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws {
+        defer { watchdog.stop() }
         var body = request.body
         body["stream"] = .bool(true)
         body["stream_options"] = .object(["include_usage": .bool(true)])
-        let httpRequest = try await makeRequest(body: body, requestID: request.requestID)
-        let response = try await execute(httpRequest)
-        guard response.status == .ok else {
-            let bytes = (try? await response.body.collect(upTo: 64 * 1024)) ?? ByteBuffer()
-            throw Self.upstreamHTTPError(status: Int(response.status.code), body: bytes)
+        let (url, headers, bytes) = try await requestParts(body: body, requestID: request.requestID)
+        let httpRequest: HTTPClient.Request
+        do {
+            httpRequest = try HTTPClient.Request(url: url, method: .POST, headers: headers, body: .byteBuffer(bytes))
+        } catch {
+            throw ChorusError.upstreamError(message: "the upstream URL is not valid (\(url))", upstreamStatus: nil)
+        }
+        let response = StreamedResponse()
+        defer { response.close() }
+        let task = client.execute(
+            request: httpRequest, delegate: response, eventLoop: .indifferent,
+            deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
+        watchdog.watch(task)
+        try await withTaskCancellationHandler {
+            try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    private func read(_ response: StreamedResponse, requestID: String, watchdog: StreamWatchdog, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws {
+        let timeouts = self.timeouts
+        func next() async throws -> StreamedResponse.Part? {
+            do {
+                return try await response.next()
+            } catch {
+                throw Self.transportError(error, timeouts: timeouts)
+            }
+        }
+        guard case .head(let head)? = try await next() else {
+            throw ChorusError.upstreamError(message: "the upstream closed the connection without a response", upstreamStatus: nil)
+        }
+        guard head.status == .ok else {
+            var bytes = ByteBuffer()
+            while bytes.readableBytes < 64 * 1024, case .body(var part)? = try? await response.next() {
+                bytes.writeBuffer(&part)
+            }
+            throw Self.upstreamHTTPError(status: Int(head.status.code), body: bytes)
         }
 
         var parser = SSEParser()
@@ -91,15 +115,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         var decoder = StreamChunkDecoder()
         var finishReason: String?
         var sawDone = false
-        var iterator = response.body.makeAsyncIterator()
-        reading: while true {
-            let buffer: ByteBuffer?
-            do {
-                buffer = try await iterator.next()
-            } catch {
-                throw Self.transportError(error, timeouts: timeouts)
-            }
-            guard let buffer else { break }
+        reading: while case .body(let buffer)? = try await next() {
             let events: [SSEEvent]
             do {
                 events = try parser.feed(buffer.readableBytesView)
@@ -115,7 +131,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
                 do {
                     chunk = try decoder.decode(event.data)
                 } catch {
-                    logger.warning("skipping a malformed upstream chunk", metadata: ["request_id": "\(request.requestID)", "chunk": "\(event.data.prefix(200))"])
+                    logger.warning("skipping a malformed upstream chunk", metadata: ["request_id": "\(requestID)", "chunk": "\(event.data.prefix(200))"])
                     continue
                 }
                 if let error = chunk.error {
@@ -144,17 +160,25 @@ public struct OpenAICompatibleProvider: ChatProvider {
         try await onEvent(.finish(finishReason ?? "stop"))
     }
 
-    private func makeRequest(body: [String: JSONValue], requestID: String) async throws -> HTTPClientRequest {
+    /// URL, headers and JSON body of a Chat Completions call.
+    private func requestParts(body: [String: JSONValue], requestID: String) async throws -> (url: String, headers: HTTPHeaders, body: ByteBuffer) {
         var body = body
         body["model"] = .string(upstreamModel)
         let base = try await endpoint.baseURL(timeout: timeouts.firstToken)
-        var request = HTTPClientRequest(url: base + "/chat/completions")
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Accept", value: body["stream"]?.boolValue == true ? "text/event-stream" : "application/json")
+        headers.add(name: "X-Request-Id", value: requestID)
+        if let apiKey { headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        return (base + "/chat/completions", headers, ByteBuffer(bytes: try JSONValue.object(body).encoded()))
+    }
+
+    private func makeRequest(body: [String: JSONValue], requestID: String) async throws -> HTTPClientRequest {
+        let (url, headers, bytes) = try await requestParts(body: body, requestID: requestID)
+        var request = HTTPClientRequest(url: url)
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: body["stream"]?.boolValue == true ? "text/event-stream" : "application/json")
-        request.headers.add(name: "X-Request-Id", value: requestID)
-        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
-        request.body = .bytes(ByteBuffer(bytes: try JSONValue.object(body).encoded()))
+        request.headers = headers
+        request.body = .bytes(bytes)
         return request
     }
 

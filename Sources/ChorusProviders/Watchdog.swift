@@ -1,49 +1,72 @@
+import AsyncHTTPClient
 import ChorusCore
+import NIOCore
 import Synchronization
 
-/// Enforces a stream's deadlines with one timer task per stream, not one per chunk: first token
-/// (counted from the request, so a server slow to send its response head is caught too), between
-/// tokens, and total. The TCP connect timeout is the HTTP client's.
+/// Enforces a stream's deadlines with one event-loop timer per stream, not a task and not a
+/// timer per chunk: first token (counted from the start of the call, so a server slow to send its
+/// response head is caught too), between tokens, and total. A deadline that passes fails the
+/// upstream request with `upstreamTimeout`. The TCP connect timeout is the HTTP client's.
 final class StreamWatchdog: Sendable {
     private struct State {
         var phase: ChorusError.TimeoutPhase = .firstToken
-        var deadline: ContinuousClock.Instant
+        var deadline: NIODeadline
         var limit: Double
+        var timer: Scheduled<Void>?
+        var stopped = false
     }
 
     private let timeouts: ModelTimeouts
-    private let totalDeadline: ContinuousClock.Instant
+    private let totalDeadline: NIODeadline
     private let state: Mutex<State>
 
     init(timeouts: ModelTimeouts) {
-        let now = ContinuousClock.now
+        let now = NIODeadline.now()
         self.timeouts = timeouts
-        self.totalDeadline = now + .seconds(timeouts.total)
-        self.state = Mutex(State(deadline: now + .seconds(timeouts.firstToken), limit: timeouts.firstToken))
+        self.totalDeadline = now + Self.amount(timeouts.total)
+        self.state = Mutex(State(deadline: now + Self.amount(timeouts.firstToken), limit: timeouts.firstToken))
     }
 
-    /// A token arrived: the gap timer restarts.
+    /// A token arrived: the gap deadline restarts (the timer notices when it fires).
     func tokenArrived() {
-        let now = ContinuousClock.now
+        let deadline = NIODeadline.now() + Self.amount(timeouts.betweenTokens)
         state.withLock {
             $0.phase = .betweenTokens
-            $0.deadline = now + .seconds(timeouts.betweenTokens)
+            $0.deadline = deadline
             $0.limit = timeouts.betweenTokens
         }
     }
 
-    /// Sleeps until a deadline passes, then throws `upstreamTimeout`. Cancel it when the stream ends.
-    func run() async throws {
-        while true {
-            let (phase, deadline, limit) = state.withLock { ($0.phase, $0.deadline, $0.limit) }
-            let now = ContinuousClock.now
-            if now >= totalDeadline {
-                throw ChorusError.upstreamTimeout(phase: .total, seconds: timeouts.total)
-            }
-            if now >= deadline {
-                throw ChorusError.upstreamTimeout(phase: phase, seconds: limit)
-            }
-            try await Task.sleep(until: min(deadline, totalDeadline), clock: .continuous)
+    /// Starts watching a request: when a deadline passes, the request fails with `upstreamTimeout`.
+    func watch(_ task: HTTPClient.Task<Void>) {
+        arm(task)
+    }
+
+    /// The stream ended: the timer goes.
+    func stop() {
+        let timer: Scheduled<Void>? = state.withLock { state in
+            state.stopped = true
+            defer { state.timer = nil }
+            return state.timer
         }
+        timer?.cancel()
+    }
+
+    private func arm(_ task: HTTPClient.Task<Void>) {
+        let now = NIODeadline.now()
+        let expired: ChorusError? = state.withLock { state in
+            guard !state.stopped else { return nil }
+            if now >= totalDeadline { return .upstreamTimeout(phase: .total, seconds: timeouts.total) }
+            if now >= state.deadline { return .upstreamTimeout(phase: state.phase, seconds: state.limit) }
+            state.timer = task.eventLoop.scheduleTask(deadline: min(state.deadline, totalDeadline)) { [self] in
+                arm(task)
+            }
+            return nil
+        }
+        if let expired { task.fail(reason: expired) }
+    }
+
+    private static func amount(_ seconds: Double) -> TimeAmount {
+        .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
     }
 }
