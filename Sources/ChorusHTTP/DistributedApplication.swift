@@ -54,7 +54,11 @@ public struct DistributedParts: Sendable {
         let engine = ChatEngine(store: store, models: models, historyMessages: configuration.conversations.historyMessages, checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
         let queue = RedisTaskQueue(redis: redis, prefix: configuration.redis.prefix, logger: logger)
         let bus = RedisEventBus(redis: redis, prefix: configuration.redis.prefix, logger: logger)
-        let security = Security(configuration: configuration, backend: backend, limiter: RedisRateLimiter(redis: redis, prefix: configuration.redis.prefix), logger: logger)
+        // Gateways cache resolved credentials; every change to accounts, on any gateway or worker,
+        // replaces the version in Redis, so a revocation holds on the next request everywhere.
+        let security = Security(
+            configuration: configuration, backend: backend, limiter: RedisRateLimiter(redis: redis, prefix: configuration.redis.prefix),
+            accountsVersion: RedisAccountsVersion(redis: redis, prefix: configuration.redis.prefix), cacheCredentials: true, logger: logger)
         let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
         let taskService = TaskService(tasks: SQLTaskStore(backend: backend), conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
         return DistributedParts(

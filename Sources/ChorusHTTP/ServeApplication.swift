@@ -141,9 +141,16 @@ public struct Security: Sendable {
     let enabled: Bool
     let logger: Logger
 
-    /// - Parameter cacheCredentials: only for `chorus serve`, the database's only writer of accounts.
-    public init(configuration: ChorusConfiguration, backend: any SQLBackend, limiter: any RateLimiter, cacheCredentials: Bool = false, logger: Logger) {
-        let store = SQLAuthStore(backend: backend)
+    /// - Parameters:
+    ///   - accountsVersion: what every change to accounts advances, and what cached credentials
+    ///     are checked against: this process's counter for `chorus serve` (the database's only
+    ///     writer of accounts), Redis for gateways and workers.
+    ///   - cacheCredentials: keep resolved credentials in memory (valid while the version holds).
+    public init(
+        configuration: ChorusConfiguration, backend: any SQLBackend, limiter: any RateLimiter,
+        accountsVersion: any AccountsVersion = LocalAccountsVersion(), cacheCredentials: Bool = false, logger: Logger
+    ) {
+        let store = SQLAuthStore(backend: backend, version: accountsVersion)
         self.accounts = AuthService(
             store: store, configuration: configuration.auth, limits: configuration.limits, limiter: limiter,
             cacheCredentials: cacheCredentials, logger: logger)

@@ -11,23 +11,50 @@ public struct Credential: Sendable, Equatable {
     public var sessionExpiresAt: Int64?
 }
 
+/// The version of the accounts data that a cache of resolved credentials is valid for: it
+/// changes after every committed change to roles, users, sessions, keys or token budgets.
+public protocol AccountsVersion: Sendable {
+    /// The version now; an entry cached under another version is stale.
+    func current() async throws -> String
+    /// Called after a change committed and before the request that made it answers, so that the
+    /// next request anywhere sees the new version.
+    func advance() async throws
+}
+
+/// The version kept in this process: right when it is the only writer of accounts (`chorus serve`).
+public final class LocalAccountsVersion: AccountsVersion {
+    private let counter = Atomic<Int>(0)
+
+    public init() {}
+
+    public func current() async throws -> String { String(counter.load(ordering: .acquiring)) }
+
+    public func advance() async throws { counter.add(1, ordering: .releasing) }
+}
+
 /// Users, roles, sessions, API keys, invites and the audit log.
 public struct SQLAuthStore: Sendable {
     let backend: any SQLBackend
-    private let changeCounter = ChangeCounter()
+    /// Advanced by every change made through this store (not by the audit log).
+    public let version: any AccountsVersion
 
-    public init(backend: any SQLBackend) {
+    public init(backend: any SQLBackend, version: any AccountsVersion = LocalAccountsVersion()) {
         self.backend = backend
+        self.version = version
     }
 
-    /// Grows with every change this process makes to roles, users, sessions or keys (not the
-    /// audit log): a cache of credentials is valid while it stays the same.
-    public var changes: Int { changeCounter.value.load(ordering: .acquiring) }
-
-    /// A write transaction that may change what a credential resolves to.
+    /// A write transaction that may change what a credential resolves to. The version advances
+    /// even when the transaction failed: a failed commit may still have committed.
     private func change<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        defer { changeCounter.value.add(1, ordering: .releasing) }
-        return try await backend.transaction(body)
+        let result: T
+        do {
+            result = try await backend.transaction(body)
+        } catch {
+            try? await version.advance()
+            throw error
+        }
+        try await version.advance()
+        return result
     }
 
     // MARK: Roles
@@ -390,6 +417,3 @@ public struct SQLAuthStore: Sendable {
     }
 }
 
-private final class ChangeCounter: Sendable {
-    let value = Atomic<Int>(0)
-}

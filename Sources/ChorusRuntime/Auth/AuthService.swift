@@ -20,20 +20,25 @@ public final class AuthService: Sendable {
     /// Verified against when an email is unknown, so a login takes as long either way. Made on
     /// the first login, not at start-up (workers and CLI commands never need it).
     private let decoy = Mutex<String?>(nil)
-    /// Resolved credentials by token hash, valid while the store reports no change (only when
-    /// this process is the only writer: embedded mode; never across gateways).
+    /// Resolved credentials by token hash, valid while the accounts version stays the same
+    /// (`SQLAuthStore.version`: this process's counter in embedded mode, a value in Redis that
+    /// every gateway and worker advances in the distributed one).
     private let cache = Mutex<[String: CachedPrincipal]>([:])
     private let cacheCredentials: Bool
+    /// A backstop: an entry is read again after this long even if the version stayed the same
+    /// (a change whose version could not be advanced is then stale for at most this long).
+    static let cacheMaxAgeMilliseconds: Int64 = 60_000
 
     private struct CachedPrincipal {
         let principal: Principal
         let expiresAt: Int64?
-        let changes: Int
+        let version: String
+        let cachedAt: Int64
     }
 
-    /// - Parameter cacheCredentials: keep resolved credentials in memory. Only for a process that
-    ///   is the database's only writer of accounts (`chorus serve`): revocation is then still
-    ///   immediate, because every change made here invalidates the cache.
+    /// - Parameter cacheCredentials: keep resolved credentials in memory. Revocation stays
+    ///   immediate as long as every process that changes accounts advances the same
+    ///   `store.version`.
     public init(store: SQLAuthStore, configuration: ChorusConfiguration.Auth, limits: ChorusConfiguration.Limits, limiter: any RateLimiter, cacheCredentials: Bool = false, logger: Logger) {
         self.cacheCredentials = cacheCredentials
         self.store = store
@@ -92,17 +97,25 @@ public final class AuthService: Sendable {
     /// - Parameter hash: the token's stored form, the cache's key and the lookup's.
     private func cached(_ hash: String, _ resolve: @Sendable () async throws -> (Principal, expiresAt: Int64?)?) async throws -> Principal? {
         guard cacheCredentials else { return try await resolve()?.0 }
+        let version: String
+        do {
+            version = try await store.version.current()
+        } catch {
+            // Without the version nothing cached can be trusted: read the database.
+            logger.warning("could not read the accounts version; resolving the credential without the cache", metadata: ["error": "\(error)"])
+            return try await resolve()?.0
+        }
         let now = nowMilliseconds()
-        let changes = store.changes
-        if let hit = cache.withLock({ $0[hash] }), hit.changes == changes, hit.expiresAt.map({ $0 > now }) ?? true {
+        if let hit = cache.withLock({ $0[hash] }), hit.version == version, now - hit.cachedAt < Self.cacheMaxAgeMilliseconds,
+           hit.expiresAt.map({ $0 > now }) ?? true {
             if let keyID = hit.principal.apiKeyID { noteUse(keyID: keyID, lastUsedAt: nil, now: now) }
             return hit.principal
         }
-        // `changes` was read before the lookup: an entry resolved while something changed is stale at once.
+        // The version was read before the lookup: an entry resolved while something changed is stale at once.
         guard let (principal, expiresAt) = try await resolve() else { return nil }
         cache.withLock { entries in
             if entries.count > 10_000 { entries.removeAll() }
-            entries[hash] = CachedPrincipal(principal: principal, expiresAt: expiresAt, changes: changes)
+            entries[hash] = CachedPrincipal(principal: principal, expiresAt: expiresAt, version: version, cachedAt: now)
         }
         return principal
     }
