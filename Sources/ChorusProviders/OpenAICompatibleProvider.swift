@@ -83,10 +83,18 @@ public struct OpenAICompatibleProvider: ChatProvider {
             request: httpRequest, delegate: response, eventLoop: .indifferent,
             deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
         watchdog.watch(task)
-        try await withTaskCancellationHandler {
-            try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
-        } onCancel: {
+        do {
+            try await withTaskCancellationHandler {
+                try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
+            } onCancel: {
+                task.cancel()
+            }
+        } catch {
+            // Left early (an error status, a broken stream, an error chunk): stop the upstream
+            // rather than reading the rest into the void. After `[DONE]` the rest is read, so
+            // the connection goes back to the pool.
             task.cancel()
+            throw error
         }
     }
 
