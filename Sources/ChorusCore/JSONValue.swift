@@ -116,9 +116,13 @@ extension JSONValue {
         return try JSONParser.parse(Array(bytes))
     }
 
-    /// Encodes this value as compact JSON.
+    /// Encodes this value as compact JSON (keys sorted, `/` unescaped) with `JSONWriter`: this
+    /// runs for every stored task parameter, event and upstream request body, where going
+    /// through `JSONEncoder` cost several percent of a gateway's CPU.
     public func encoded() throws -> Data {
-        try JSONEncoder.compact.encode(self)
+        var writer = JSONWriter()
+        writer.value(self)
+        return Data(writer.bytes)
     }
 }
 

@@ -223,7 +223,8 @@ import Testing
         let escapingSlashes = JSONEncoder()
         for round in 0..<200 {
             let value = randomValue(depth: round % 5, using: &generator)
-            for data in [try JSONEncoder.compact.encode(value), try escapingSlashes.encode(value), try pretty.encode(value)] {
+            // `encoded()` (Chorus's own writer) must read back as the same value too.
+            for data in [try JSONEncoder.compact.encode(value), try escapingSlashes.encode(value), try pretty.encode(value), try value.encoded()] {
                 let parsed = try JSONValue.parse(data)
                 #expect(parsed == value, "round \(round): \(String(decoding: data, as: UTF8.self))")
                 #expect(parsed == (try JSONDecoder().decode(JSONValue.self, from: data)), "round \(round)")
