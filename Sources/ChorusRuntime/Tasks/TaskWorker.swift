@@ -321,6 +321,21 @@ struct EventPublisher: Sendable {
     let logger: Logger
 
     func publish(_ event: TaskEvent) async throws {
+        // Almost every publish succeeds at once: try it in the caller's task first (no task and
+        // no hand-offs per token). A cancelled or failed attempt goes to the shielded retry, which
+        // first learns whether it went through after all.
+        if !Task.isCancelled {
+            do {
+                try await bus.publish(event)
+                return
+            } catch let error as ChorusError {
+                throw error  // refused: another worker has the task
+            } catch {}
+        }
+        try await publishShielded(event)
+    }
+
+    private func publishShielded(_ event: TaskEvent) async throws {
         let bus = self.bus
         let patience = self.patience
         try await Task {
