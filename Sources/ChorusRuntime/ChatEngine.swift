@@ -25,15 +25,21 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     }
 
     /// The turn of a queued chat task: its user message was committed at submission; the history
-    /// is rebuilt here, on the worker. The assistant message id derives from the task id, so a
+    /// is rebuilt here, on the worker (from the task itself on the first attempt of a small new
+    /// conversation, which holds nothing else yet). The assistant message id derives from the task id, so a
     /// task taken over by another worker still ends with exactly one assistant row.
     public func prepareTask(_ task: TaskRecord, conversationID: String) async throws -> PreparedTurn {
         guard let entry = models[task.model] else { throw ChorusError.modelNotFound(task.model) }
-        let history = try await store.history(conversationID: conversationID, ownerID: task.ownerID, limit: historyMessages)
         var messages: [JSONValue] = task.params["instructions"]?.arrayValue ?? []
-        // In a fan-out, each model sees the user's messages and its own earlier answers.
-        for message in history where message.role != "assistant" || (message.model == task.model && !message.content.isEmpty) {
-            messages.append(.object(["role": .string(message.role), "content": message.parts ?? .string(message.content)]))
+        if task.attempts <= 1, let carried = task.params["history"]?.arrayValue {
+            // The batch started this conversation and carried its messages: nothing to read yet.
+            messages += carried.suffix(historyMessages)
+        } else {
+            let history = try await store.history(conversationID: conversationID, ownerID: task.ownerID, limit: historyMessages)
+            // In a fan-out, each model sees the user's messages and its own earlier answers.
+            for message in history where message.role != "assistant" || (message.model == task.model && !message.content.isEmpty) {
+                messages.append(.object(["role": .string(message.role), "content": message.parts ?? .string(message.content)]))
+            }
         }
         var body = task.params["body"]?.objectValue ?? [:]
         body["messages"] = .array(messages)

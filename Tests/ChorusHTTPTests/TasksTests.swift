@@ -36,6 +36,32 @@ import Testing
         }
     }
 
+    @Test func aNewConversationTravelsInItsTasksAndAFollowUpReadsTheStore() async throws {
+        try await Harness.run { h in
+            let first = try h.json(try await h.post("/v1/batches", json: #"{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"first [[fake tokens=2]]"}],"models":["fake"]}"#))
+            let firstID = try #require(first["task_ids"]?.arrayValue?.first?.stringValue)
+            #expect(try await h.waitForTask(firstID)["state"] == .string("SUCCESS"))
+            // The first task carried the new conversation's message, and the upstream got it.
+            let carried = try #require(try await h.tasks.task(id: firstID, ownerID: nil)?.params["history"])
+            #expect(carried == .array([.object(["role": .string("user"), "content": .string("first [[fake tokens=2]]")])]))
+            let firstSent = try JSONValue.parse(Array(try #require(await h.stats.lastRequestBodies(1).first).utf8))
+            #expect(firstSent["messages"]?.arrayValue?.map { $0["role"]?.stringValue ?? "" } == ["system", "user"])
+            #expect(firstSent["messages"]?.arrayValue?.last?["content"] == .string("first [[fake tokens=2]]"))
+
+            // A follow-up in the same conversation carries nothing: its worker reads the stored
+            // history, with the first answer in it.
+            let conversationID = try #require(first["conversation_id"]?.stringValue)
+            let second = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"second [[fake tokens=2]]","models":["fake"],"conversation_id":"\#(conversationID)"}"#))
+            let secondID = try #require(second["task_ids"]?.arrayValue?.first?.stringValue)
+            #expect(try await h.waitForTask(secondID)["state"] == .string("SUCCESS"))
+            #expect(try await h.tasks.task(id: secondID, ownerID: nil)?.params["history"] == nil)
+            let secondSent = try JSONValue.parse(Array(try #require(await h.stats.lastRequestBodies(1).first).utf8))
+            let sent = secondSent["messages"]?.arrayValue ?? []
+            #expect(sent.map { $0["role"]?.stringValue ?? "" } == ["user", "assistant", "user"])
+            #expect(sent.dropFirst().first?["content"] == .string("t0 t1 "))
+        }
+    }
+
     @Test func eventsReplayFromTheStartAndResumeAfterLastEventID() async throws {
         try await Harness.run { h in
             let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"x [[fake tokens=6 reasoning=2 rate=50]]","models":["fake"]}"#))

@@ -69,7 +69,14 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         }
         var body = submission.body
         body["messages"] = nil
-        let params: JSONValue = .object(["body": .object(body), "instructions": .array(instructions.map(\.json)), "billing": submission.billing ?? .null])
+        var fields: [String: JSONValue] = ["body": .object(body), "instructions": .array(instructions.map(\.json)), "billing": submission.billing ?? .null]
+        // A new conversation's history is exactly this batch's messages: a small one travels in
+        // the task, so the worker's first attempt goes from claim to upstream without a read.
+        if submission.conversationID == nil, stored.allSatisfy({ $0.parts == nil }),
+           stored.reduce(0, { $0 + $1.content.utf8.count }) <= Self.carriedHistoryBytes {
+            fields["history"] = .array(stored.map { .object(["role": .string($0.role), "content": .string($0.content)]) })
+        }
+        let params: JSONValue = .object(fields)
         let ownerID = submission.ownerID
         let modelNames = submission.models
         // The user message, the batch and its tasks: one commit.
@@ -89,6 +96,9 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         await enqueue(records)
         return (batch, records)
     }
+
+    /// The largest new conversation (text only) whose messages are carried in its tasks.
+    static var carriedHistoryBytes: Int { 16 * 1024 }
 
     /// A generic task: `type` names a handler, `params` are its input.
     public func submit(type: String, params: JSONValue, ownerID: String) async throws -> TaskRecord {
