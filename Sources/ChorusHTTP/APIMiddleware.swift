@@ -59,6 +59,8 @@ struct APIMiddleware: RouterMiddleware {
     /// (and browsers never show a refused handshake's status anyway), so the handshake is accepted
     /// and the socket closed at once with code 4000 + the HTTP status (4401, 4403, 4404, 4429…)
     /// and the error code as the reason.
+    // Not inlined into `handle` (see `AuthMiddleware.admit`).
+    @inline(never)
     static func refuseWebSocket(status: Int, code: String?, request: Request, context: Context) async throws -> Response {
         let reason = code.map { "{\"error\":{\"status\":\(status),\"code\":\"\(String($0.prefix(60)))\"}}" } ?? "{\"error\":{\"status\":\(status)}}"
         let closeCode = WebSocketErrorCode(codeNumber: 4000 + min(status, 999))
@@ -69,6 +71,7 @@ struct APIMiddleware: RouterMiddleware {
     }
 
     /// A CORS preflight: allowed origins get the methods and the headers they ask for; others a 403.
+    @inline(never)
     private func preflight(_ request: Request, allowedOrigin: String?) -> Response {
         guard let origin = allowedOrigin else {
             var response = Self.errorResponse(.forbidden(message: "This origin is not allowed to call the API (http.cors_origins).", code: "cors_origin_not_allowed"))

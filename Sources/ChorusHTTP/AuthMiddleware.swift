@@ -60,6 +60,9 @@ struct AuthMiddleware: RouterMiddleware {
 
     // MARK: Admission
 
+    // The helpers are not inlined into `handle`, whose frame stays allocated for the whole request
+    // (a streamed answer's included): a task keeps the async-frame space of its deepest moment.
+    @inline(never)
     private func admit(_ request: Request, context: inout Context) async throws {
         let requirement = AccessPolicy.requirement(method: request.method, path: request.uri.path)
         guard let accounts else {
@@ -144,6 +147,7 @@ struct AuthMiddleware: RouterMiddleware {
 
     // MARK: Audit
 
+    @inline(never)
     private func auditParameters(_ request: inout Request) async throws -> JSONValue {
         var params = AuditRedaction.redact(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
@@ -164,6 +168,7 @@ struct AuthMiddleware: RouterMiddleware {
         return params
     }
 
+    @inline(never)
     private func record(_ request: Request, context: Context, params: JSONValue, status: Int, since started: ContinuousClock.Instant) {
         guard let audit else { return }
         let elapsed = ContinuousClock.now - started

@@ -65,6 +65,9 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         await accounts.settleChat(principal: principal, ip: context.clientIP, tokens: usage.totalTokens)
     }
 
+    // Not inlined into `create` (nor `respond`): a task keeps the async-frame space of its deepest
+    // moment for its whole life, and a stream's handler task lives as long as the stream.
+    @inline(never)
     private func parse(_ request: Request) async throws -> ChatRequest {
         let body: ByteBuffer
         do {
@@ -76,6 +79,7 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         return try ChatRequest(json: try JSONValue.parse(body.readableBytesView))
     }
 
+    @inline(never)
     private func respond(_ chat: ChatRequest, turn: PreparedTurn, request: Request, context: ChorusRequestContext) async throws -> Response {
         let envelope = CompletionEnvelope(
             id: "chatcmpl-" + context.requestID.dropFirst(4), created: Int(turn.startedAt / 1000),
