@@ -36,13 +36,19 @@ struct CredentialCacheTests {
         try await backend.close()
     }
 
+    /// A new user with the `user` role and an API key for them.
+    func userWithKey(_ accounts: AuthService, budget: Int64?) async throws -> (UserRecord, APIKeyRecord, String) {
+        let user = try await accounts.createUser(email: "\(UUID().uuidString)@example.com", password: "a long enough password", name: nil, role: BuiltinRole.user)
+        let (key, secret) = try await accounts.createAPIKey(
+            userID: user.id, rolePermissions: BuiltinRole.permissions[BuiltinRole.user] ?? [], name: "k", scopes: nil,
+            expiresInSeconds: nil, tokenBudget: budget)
+        return (user, key, secret)
+    }
+
     @Test("a key revoked by one process is refused by the other on its next request, though it was cached there")
     func revocationReachesTheOtherCache() async throws {
         try await withTwoProcesses { a, b, backend in
-            let user = try await a.createUser(email: "c@example.com", password: "a long enough password", name: nil, role: BuiltinRole.user)
-            let (key, secret) = try await a.createAPIKey(
-                userID: user.id, rolePermissions: BuiltinRole.permissions[BuiltinRole.user] ?? [], name: "k", scopes: nil,
-                expiresInSeconds: nil, tokenBudget: nil)
+            let (user, key, secret) = try await userWithKey(a, budget: nil)
             #expect(try await b.principal(bearer: secret)?.apiKeyID == key.id)
 
             // Changed behind the store's back (no new version): the other process still answers
@@ -60,10 +66,7 @@ struct CredentialCacheTests {
     @Test("tokens charged by one process (a worker) spend the budget the other (a gateway) has cached")
     func chargesReachTheOtherCache() async throws {
         try await withTwoProcesses { a, b, _ in
-            let user = try await a.createUser(email: "d@example.com", password: "a long enough password", name: nil, role: BuiltinRole.user)
-            let (_, secret) = try await a.createAPIKey(
-                userID: user.id, rolePermissions: BuiltinRole.permissions[BuiltinRole.user] ?? [], name: "k", scopes: nil,
-                expiresInSeconds: nil, tokenBudget: 10)
+            let (_, _, secret) = try await userWithKey(a, budget: 10)
             let before = try #require(try await b.principal(bearer: secret))
             #expect(before.keyBudget?.spent == false)
             try await b.admitChat(principal: before, ip: "127.0.0.1")
