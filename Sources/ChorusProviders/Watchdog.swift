@@ -37,11 +37,6 @@ final class StreamWatchdog: Sendable {
         }
     }
 
-    /// Starts watching a request: when a deadline passes, the request fails with `upstreamTimeout`.
-    func watch(_ task: HTTPClient.Task<Void>) {
-        arm(task)
-    }
-
     /// The stream ended: the timer goes.
     func stop() {
         let timer: Scheduled<Void>? = state.withLock { state in
@@ -52,14 +47,16 @@ final class StreamWatchdog: Sendable {
         timer?.cancel()
     }
 
-    private func arm(_ task: HTTPClient.Task<Void>) {
+    /// Starts watching a request: when a deadline passes, the request fails with `upstreamTimeout`.
+    /// The timer re-arms itself for the current deadline until `stop()`.
+    func watch(_ task: HTTPClient.Task<Void>) {
         let now = NIODeadline.now()
         let expired: ChorusError? = state.withLock { state in
             guard !state.stopped else { return nil }
             if now >= totalDeadline { return .upstreamTimeout(phase: .total, seconds: timeouts.total) }
             if now >= state.deadline { return .upstreamTimeout(phase: state.phase, seconds: state.limit) }
             state.timer = task.eventLoop.scheduleTask(deadline: min(state.deadline, totalDeadline)) { [self] in
-                arm(task)
+                watch(task)
             }
             return nil
         }
