@@ -71,7 +71,6 @@ struct APIMiddleware: RouterMiddleware {
     }
 
     /// A CORS preflight: allowed origins get the methods and the headers they ask for; others a 403.
-    @inline(never)
     private func preflight(_ request: Request, allowedOrigin: String?) -> Response {
         guard let origin = allowedOrigin else {
             var response = Self.errorResponse(.forbidden(message: "This origin is not allowed to call the API (http.cors_origins).", code: "cors_origin_not_allowed"))

@@ -168,7 +168,6 @@ struct AuthMiddleware: RouterMiddleware {
         return params
     }
 
-    @inline(never)
     private func record(_ request: Request, context: Context, params: JSONValue, status: Int, since started: ContinuousClock.Instant) {
         guard let audit else { return }
         let elapsed = ContinuousClock.now - started
