@@ -238,6 +238,13 @@ def main() -> None:
               f"{closed_row['achieved_rps'] if closed_row else 0:.1f} | {closed_row.get('connections', '–') if closed_row else '–'} | "
               f"{cpu_of(closed_row)} | {errors} |")
         w("")
+        accepted = [(labels[t].split(' (')[0], r["accepted"]) for t in order for r in rows
+                    if r["target"] == t and r.get("mode") == "open" and r.get("accepted")]
+        if accepted:
+            w("Of the first token, the submission alone (`POST /v1/batches` until its `202` is read): " + "; ".join(
+                f"{name} p50 {ms(pct(a, 'p50_us'))} ms, p99 {ms(pct(a, 'p99_us'))} ms" for name, a in accepted)
+              + ". The rest is dispatch: the events request, the worker's claim, the upstream call and the relay.")
+            w("")
         pairs = [("chorus-dist-1w", "celery-1w"), ("chorus-dist-2w", "celery-2w"), ("chorus-embedded", "celery-1w")]
         bits = []
         for a, b in pairs:

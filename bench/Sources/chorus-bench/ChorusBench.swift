@@ -144,6 +144,7 @@ struct Run: AsyncParsableCommand {
         if kind != "plain" {
             result["first_token"] = recorder.firstToken.summary
             result["token_gap"] = recorder.tokenGap.summary
+            if recorder.accepted.totalCount > 0 { result["accepted"] = recorder.accepted.summary }
             result["tokens"] = [
                 "received": recorder.tokensReceived, "expected": recorder.tokensExpected,
                 "lost": recorder.tokensExpected - recorder.tokensReceived, "streams_short": recorder.streamsShort,
@@ -182,6 +183,9 @@ struct Run: AsyncParsableCommand {
             row += String(format: "  first-token p50 %@ p99 %@ ms  gap mean %.3f ms  tokens %d/%d",
                           ms(r.firstToken.valueAtPercentile(50)) as NSString, ms(r.firstToken.valueAtPercentile(99)) as NSString,
                           r.tokenGap.totalCount > 0 ? r.tokenGap.mean / 1000 : 0, r.tokensReceived, r.tokensExpected)
+        }
+        if r.accepted.totalCount > 0 {
+            row += "  accepted p50 \(ms(r.accepted.valueAtPercentile(50))) p99 \(ms(r.accepted.valueAtPercentile(99))) ms"
         }
         if !r.errorSamples.isEmpty { row += "  errors: \(r.errorSamples.joined(separator: " | "))" }
         return row + "\n"

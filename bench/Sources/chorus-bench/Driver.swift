@@ -530,6 +530,7 @@ final class TaskExchange: Exchange {
                 driver.finished(self, connection: connection)
                 return
             }
+            if measured { driver.recorder.accepted.recordNanoseconds(now - intended) }
             phase = 1
             status = 0
             let events = RequestTemplate(method: .GET, path: "/v1/tasks/\(id)/events", host: host, port: port, headers: eventsHeaders, body: nil)

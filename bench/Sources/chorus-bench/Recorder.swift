@@ -38,6 +38,9 @@ struct Recorder: Sendable {
     var latency = makeHistogram()
     /// Streams: intended start to the first content token (tasks: submit to the first `answer`).
     var firstToken = makeHistogram()
+    /// Tasks: submit to the end of the `202` (the submission alone; `firstToken` minus this is
+    /// dispatch: the events request, the worker's claim, the upstream call and the relay).
+    var accepted = makeHistogram()
     /// Streams: every gap between two consecutive content tokens as the client saw them.
     var tokenGap = makeHistogram()
     var ok = 0
@@ -64,6 +67,7 @@ struct Recorder: Sendable {
     mutating func merge(_ other: Recorder) {
         latency.add(other.latency)
         firstToken.add(other.firstToken)
+        accepted.add(other.accepted)
         tokenGap.add(other.tokenGap)
         ok += other.ok
         completedInWindow += other.completedInWindow
