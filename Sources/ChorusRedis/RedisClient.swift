@@ -11,8 +11,11 @@ import Synchronization
 ///
 /// ## Shared connections (multiplexed)
 /// ``RedisConfiguration/connectionCount`` connections are opened when ``run()`` starts and kept open.
-/// Each command goes to the next open one, round-robin, and is pipelined there with whatever else is
-/// in flight, so callers never queue for a connection while one is open. A ``pipeline(_:timeout:)``
+/// Slot *i* lives on the group's event loop *i* (modulo their number). A command goes to the next
+/// open connection on the caller's own event loop, round-robin (to any open one when the caller is
+/// not on an event loop of the group, or its loop has none open), and is pipelined there with
+/// whatever else is in flight, so callers never queue for a connection while one is open. Staying
+/// on the caller's loop saves a thread hand-off each way: the reply resumes the caller where it was. A ``pipeline(_:timeout:)``
 /// goes to one connection as a whole.
 ///
 /// ## Dedicated connections (exclusive leases)
@@ -144,10 +147,12 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
             ]
         )
         let slots = self.configuration.connectionCount
+        let loops = Array(self.eventLoopGroup.makeIterator())
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 for slot in 0..<slots {
-                    group.addTask { await self.maintainSharedConnection(slot: slot) }
+                    let loop = loops[slot % loops.count]
+                    group.addTask { await self.maintainSharedConnection(slot: slot, on: loop) }
                 }
             }
         }
@@ -174,17 +179,13 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
         self.logger.debug("Redis client shut down")
     }
 
-    /// Keeps one shared slot connected until cancelled.
-    private func maintainSharedConnection(slot: Int) async {
+    /// Keeps one shared slot connected, on `loop`, until cancelled.
+    private func maintainSharedConnection(slot: Int, on loop: any EventLoop) async {
         var failures = 0
         while !Task.isCancelled {
             let connection: RedisConnection
             do {
-                connection = try await RedisConnection.connect(
-                    configuration: self.configuration,
-                    eventLoopGroup: self.eventLoopGroup,
-                    logger: self.logger
-                )
+                connection = try await RedisConnection.connect(configuration: self.configuration, eventLoopGroup: loop, logger: self.logger)
             } catch {
                 if Task.isCancelled { return }  // shutting down mid-connect
                 failures += 1
@@ -474,9 +475,17 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
             }
         }
 
-        /// The next open shared connection, round-robin.
+        /// The next open shared connection on the caller's event loop, round-robin; else the next
+        /// open one anywhere.
         mutating func nextSharedConnection() -> RedisConnection? {
             let count = self.shared.count
+            for offset in 0..<count {
+                let slot = (self.nextSharedSlot + offset) % count
+                if let connection = self.shared[slot], connection.channel.eventLoop.inEventLoop, connection.isConnected {
+                    self.nextSharedSlot = (slot + 1) % count
+                    return connection
+                }
+            }
             for offset in 0..<count {
                 let slot = (self.nextSharedSlot + offset) % count
                 if let connection = self.shared[slot], connection.isConnected {
