@@ -104,6 +104,7 @@ func buildRouter<Store: ConversationStore>(
     tasks: TaskService<Store>, database: any SQLDatabase, security: Security
 ) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
+    router.middlewares.add(ChildTaskMiddleware())
     router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
     router.middlewares.add(AuthMiddleware(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
