@@ -15,8 +15,8 @@ import Synchronization
 /// open connection on the caller's own event loop, round-robin (to any open one when the caller is
 /// not on an event loop of the group, or its loop has none open), and is pipelined there with
 /// whatever else is in flight, so callers never queue for a connection while one is open. Staying
-/// on the caller's loop saves a thread hand-off each way: the reply resumes the caller where it was. A ``pipeline(_:timeout:)``
-/// goes to one connection as a whole.
+/// on the caller's loop saves a thread hand-off each way: the reply resumes the caller where it was.
+/// A ``pipeline(_:timeout:)`` goes to one connection as a whole.
 ///
 /// ## Dedicated connections (exclusive leases)
 /// Blocking commands (`XREADGROUP ... BLOCK`, `XREAD BLOCK`, `BLPOP`) would hold up every command
@@ -479,21 +479,19 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
         /// open one anywhere.
         mutating func nextSharedConnection() -> RedisConnection? {
             let count = self.shared.count
+            var elsewhere: (slot: Int, connection: RedisConnection)?
             for offset in 0..<count {
                 let slot = (self.nextSharedSlot + offset) % count
-                if let connection = self.shared[slot], connection.channel.eventLoop.inEventLoop, connection.isConnected {
+                guard let connection = self.shared[slot], connection.isConnected else { continue }
+                if connection.channel.eventLoop.inEventLoop {
                     self.nextSharedSlot = (slot + 1) % count
                     return connection
                 }
+                if elsewhere == nil { elsewhere = (slot, connection) }
             }
-            for offset in 0..<count {
-                let slot = (self.nextSharedSlot + offset) % count
-                if let connection = self.shared[slot], connection.isConnected {
-                    self.nextSharedSlot = (slot + 1) % count
-                    return connection
-                }
-            }
-            return nil
+            guard let elsewhere else { return nil }
+            self.nextSharedSlot = (elsewhere.slot + 1) % count
+            return elsewhere.connection
         }
     }
 }
