@@ -3,9 +3,9 @@ import Synchronization
 
 /// Group commit for SQLite's single writer: transactions that arrive while another batch is
 /// being written are run back to back inside one `BEGIN IMMEDIATE … COMMIT`, so the lock, the
-/// `BEGIN` and the `COMMIT` (each a thread-pool job on SQLiteNIO) are paid once per batch instead
-/// of once per transaction. The first caller to find no batch running writes the batches itself
-/// (no extra task); the others wait for theirs.
+/// `BEGIN`, the `COMMIT` and the hop to the writer thread are paid once per batch instead of once
+/// per transaction. The first caller to find no batch running writes the batches itself
+/// (no extra task), on `executor` when one is given; the others wait for theirs.
 ///
 /// A transaction whose body throws rolls the whole batch back; then every transaction of that
 /// batch runs again on its own, so each caller gets exactly the outcome it would have had alone.
@@ -56,11 +56,13 @@ final class GroupCommitter: Sendable {
 
     private let queue = Mutex(Queue())
     private let maxBatch: Int
+    private let executor: (any TaskExecutor)?
     /// Runs one transaction (BEGIN … COMMIT or ROLLBACK) around `body`, under the writer lock.
     private let transaction: @Sendable (_ body: @Sendable (any SQLDatabase) async throws -> Void) async throws -> Void
 
-    init(maxBatch: Int = 64, transaction: @escaping @Sendable (_ body: @Sendable (any SQLDatabase) async throws -> Void) async throws -> Void) {
+    init(maxBatch: Int = 64, executor: (any TaskExecutor)? = nil, transaction: @escaping @Sendable (_ body: @Sendable (any SQLDatabase) async throws -> Void) async throws -> Void) {
         self.maxBatch = maxBatch
+        self.executor = executor
         self.transaction = transaction
     }
 
@@ -71,7 +73,7 @@ final class GroupCommitter: Sendable {
             queue.writing = true
             return true
         }
-        if leads { await writeBatches() }
+        if leads { await withTaskExecutorPreference(executor) { await writeBatches() } }
         try await item.wait()
     }
 

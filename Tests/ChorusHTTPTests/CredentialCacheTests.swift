@@ -53,11 +53,11 @@ struct CredentialCacheTests {
 
             // Changed behind the store's back (no new version): the other process still answers
             // from its cache, which shows that it does not read the database on every request.
-            try await backend.database.raw("UPDATE api_keys SET revoked_at = 1 WHERE id = \(bind: key.id)").run()
+            try await backend.write("UPDATE api_keys SET revoked_at = 1 WHERE id = \(bind: key.id)")
             #expect(try await b.principal(bearer: secret)?.apiKeyID == key.id)
 
             // Through the store, as every route revokes: the version moves, the cache entry is stale.
-            try await backend.database.raw("UPDATE api_keys SET revoked_at = NULL WHERE id = \(bind: key.id)").run()
+            try await backend.write("UPDATE api_keys SET revoked_at = NULL WHERE id = \(bind: key.id)")
             #expect(try await a.store.revokeAPIKey(id: key.id, userID: user.id, now: nowMilliseconds()) != nil)
             #expect(try await b.principal(bearer: secret) == nil)
         }

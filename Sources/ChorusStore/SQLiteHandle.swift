@@ -1,0 +1,228 @@
+import NIOCore
+import SQLKit
+import SQLiteKit
+// The SQLite library that SQLiteNIO vendors (its C target), so the process holds one copy of
+// SQLite: two copies opening the same file can break each other's POSIX locks.
+import VaporCSQLite
+
+/// One SQLite connection and its prepared statements, reused by SQL text.
+///
+/// Not thread-safe by itself: whoever owns it serializes access (`SQLiteHandleSlot`). SQLiteNIO
+/// prepares every statement afresh and runs each as its own thread-pool job; here a statement is
+/// parsed once per connection and run where the caller already is (a reader thread, the writer
+/// thread).
+final class SQLiteHandle {
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    let path: String
+
+    /// Enough for every statement Chorus writes by hand; multi-row inserts of varying size add
+    /// more, and the cache starts again when it is full.
+    private static let maximumCachedStatements = 256
+
+    init(path: String, readOnly: Bool) throws {
+        self.path = path
+        var handle: OpaquePointer?
+        // NOMUTEX: the slot that owns this handle is the lock.
+        let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        let status = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite_nio_sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite_nio_sqlite3_close_v2(handle)
+            throw SQLiteFailure(code: status, message: "cannot open \(path): \(message)")
+        }
+        self.handle = handle
+        sqlite_nio_sqlite3_busy_timeout(handle, 5000)
+        var pragmas = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"]
+        // A reader connection refuses writes, so a write that took the wrong path fails loudly
+        // instead of racing the writer.
+        if readOnly { pragmas.append("PRAGMA query_only = ON") }
+        for pragma in pragmas {
+            try run(pragma, binds: [], decoder: SQLiteDataDecoder()) { _ in }
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
+        statements = [:]
+        if let handle { sqlite_nio_sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    /// Runs one statement: binds, steps through every row, and leaves the statement reset for its
+    /// next use.
+    func run(_ sql: String, binds: [SQLiteData], decoder: SQLiteDataDecoder, onRow: (any SQLRow) -> Void) throws {
+        guard let handle else { throw SQLiteFailure(code: SQLITE_MISUSE, message: "the database is closed") }
+        let statement = try prepared(sql, on: handle)
+        defer {
+            sqlite_nio_sqlite3_reset(statement)
+            sqlite_nio_sqlite3_clear_bindings(statement)
+        }
+        for (offset, value) in binds.enumerated() {
+            let status = Self.bind(value, at: Int32(offset + 1), to: statement)
+            guard status == SQLITE_OK else { throw failure(status, handle, sql) }
+        }
+        var columns: SQLiteColumns?
+        while true {
+            let status = sqlite_nio_sqlite3_step(statement)
+            if status == SQLITE_DONE { return }
+            guard status == SQLITE_ROW else { throw failure(status, handle, sql) }
+            let names = columns ?? SQLiteColumns(statement)
+            columns = names
+            var values: [SQLiteData] = []
+            values.reserveCapacity(names.names.count)
+            for index in 0..<Int32(names.names.count) {
+                values.append(Self.value(at: index, of: statement))
+            }
+            onRow(SQLiteValuesRow(columns: names, values: values, decoder: decoder))
+        }
+    }
+
+    private func prepared(_ sql: String, on handle: OpaquePointer) throws -> OpaquePointer {
+        if let statement = statements[sql] { return statement }
+        if statements.count >= Self.maximumCachedStatements {
+            for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
+            statements = [:]
+        }
+        var statement: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let status = sql.withCString { text in
+            let status = sqlite_nio_sqlite3_prepare_v3(handle, text, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, &tail)
+            // Only the first statement of the text would run: refuse more than one.
+            if status == SQLITE_OK, let tail, !Self.isBlank(tail) {
+                return SQLITE_MISUSE
+            }
+            return status
+        }
+        guard status == SQLITE_OK, let statement else {
+            sqlite_nio_sqlite3_finalize(statement)
+            if status == SQLITE_MISUSE { throw SQLiteFailure(code: status, message: "more than one statement in: \(sql)") }
+            throw failure(status, handle, sql)
+        }
+        statements[sql] = statement
+        return statement
+    }
+
+    private static func isBlank(_ text: UnsafePointer<CChar>) -> Bool {
+        var cursor = text
+        while cursor.pointee != 0 {
+            switch UInt8(bitPattern: cursor.pointee) {
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: ";"): break
+            default: return false
+            }
+            cursor += 1
+        }
+        return true
+    }
+
+    private func failure(_ status: Int32, _ handle: OpaquePointer, _ sql: String) -> SQLiteFailure {
+        SQLiteFailure(code: status, message: String(cString: sqlite_nio_sqlite3_errmsg(handle)))
+    }
+
+    private static func bind(_ value: SQLiteData, at index: Int32, to statement: OpaquePointer) -> Int32 {
+        switch value {
+        case .integer(let value):
+            return sqlite_nio_sqlite3_bind_int64(statement, index, Int64(value))
+        case .float(let value):
+            return sqlite_nio_sqlite3_bind_double(statement, index, value)
+        case .text(let value):
+            // An empty string must still bind as text, and SQLite reads a null pointer as NULL.
+            if value.isEmpty { return sqlite_nio_sqlite3_bind_text64(statement, index, "", 0, transient, UInt8(SQLITE_UTF8)) }
+            var value = value
+            return value.withUTF8 { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { text in
+                    sqlite_nio_sqlite3_bind_text64(statement, index, text.baseAddress, UInt64(text.count), transient, UInt8(SQLITE_UTF8))
+                }
+            }
+        case .blob(let value):
+            if value.readableBytes == 0 { return sqlite_nio_sqlite3_bind_zeroblob(statement, index, 0) }
+            return value.withUnsafeReadableBytes { bytes in
+                sqlite_nio_sqlite3_bind_blob64(statement, index, bytes.baseAddress, UInt64(bytes.count), transient)
+            }
+        case .null:
+            return sqlite_nio_sqlite3_bind_null(statement, index)
+        }
+    }
+
+    private static func value(at index: Int32, of statement: OpaquePointer) -> SQLiteData {
+        switch sqlite_nio_sqlite3_column_type(statement, index) {
+        case SQLITE_INTEGER:
+            return .integer(SQLiteInt64(sqlite_nio_sqlite3_column_int64(statement, index)))
+        case SQLITE_FLOAT:
+            return .float(sqlite_nio_sqlite3_column_double(statement, index))
+        case SQLITE_TEXT:
+            // The pointer first, then the length (SQLite's documented order).
+            let text = sqlite_nio_sqlite3_column_text(statement, index)
+            let count = Int(sqlite_nio_sqlite3_column_bytes(statement, index))
+            guard let text else { return .text("") }
+            return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
+        case SQLITE_BLOB:
+            let bytes = sqlite_nio_sqlite3_column_blob(statement, index)
+            let count = Int(sqlite_nio_sqlite3_column_bytes(statement, index))
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            if let bytes { buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count)) }
+            return .blob(buffer)
+        default:
+            return .null
+        }
+    }
+}
+
+/// SQLITE_TRANSIENT: SQLite copies a bound value before the call returns.
+private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// A failed SQLite call: the result code and SQLite's message.
+public struct SQLiteFailure: Error, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    public var description: String { "SQLite error \(code): \(message)" }
+}
+
+/// A statement's column names, shared by its rows.
+final class SQLiteColumns: Sendable {
+    let names: [String]
+    private let offsets: [String: Int]
+
+    init(_ statement: OpaquePointer) {
+        let count = sqlite_nio_sqlite3_column_count(statement)
+        names = (0..<count).map { String(cString: sqlite_nio_sqlite3_column_name(statement, $0)) }
+        offsets = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    func offset(of column: String) -> Int? { offsets[column] }
+}
+
+/// One row, decoded as SQLiteKit decodes (`SQLiteDataDecoder`), so the repositories see the
+/// same values as through SQLiteNIO.
+struct SQLiteValuesRow: SQLRow {
+    let columns: SQLiteColumns
+    let values: [SQLiteData]
+    let decoder: SQLiteDataDecoder
+
+    var allColumns: [String] { columns.names }
+
+    func contains(column: String) -> Bool { columns.offset(of: column) != nil }
+
+    func decodeNil(column: String) throws -> Bool {
+        guard let offset = columns.offset(of: column) else { return true }
+        return values[offset] == .null
+    }
+
+    func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
+        guard let offset = columns.offset(of: column) else {
+            throw DecodingError.keyNotFound(
+                SQLiteColumnKey(stringValue: column),
+                .init(codingPath: [], debugDescription: "no column '\(column)' in the row (\(columns.names.joined(separator: ", ")))"))
+        }
+        return try decoder.decode(D.self, from: values[offset])
+    }
+}
+
+private struct SQLiteColumnKey: CodingKey {
+    let stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
