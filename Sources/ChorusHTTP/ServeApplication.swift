@@ -47,7 +47,7 @@ public func buildServeApplication(
     return Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: router),
-        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus"),
+        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus", backlog: configuration.http.backlog),
         services: services,
         onServerRunning: { channel in
             await onListening(configuration.http.host, channel.localAddress?.port ?? configuration.http.port)

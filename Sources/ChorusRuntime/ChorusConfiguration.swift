@@ -12,6 +12,9 @@ public struct ChorusConfiguration: Sendable {
         public var corsOrigins: [String] = []
         /// Addresses of reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
         public var trustedProxies: [String] = []
+        /// Connections the kernel queues before Chorus accepts them (capped by `net.core.somaxconn`).
+        /// A burst larger than this queue loses SYNs, and those clients retry only after 1 s, 3 s, ….
+        public var backlog = 4096
     }
 
     public struct Auth: Sendable {

@@ -44,7 +44,9 @@ public func buildFakeUpstream(
     logger.logLevel = configuration.logLevel
     return Application(
         router: router,
-        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port)),
+        // Chorus opens one upstream connection per concurrent stream: a burst of thousands must not
+        // overflow the accept queue (Hummingbird's default is 256); uvicorn, which vLLM runs on, queues 2048.
+        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), backlog: 4096),
         onServerRunning: { channel in
             await onServerRunning(channel.localAddress?.port ?? configuration.port)
         },

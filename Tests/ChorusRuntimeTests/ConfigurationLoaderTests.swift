@@ -23,6 +23,7 @@ import Testing
     @Test func readsModelsTimeoutsAndDefaults() throws {
         let config = try ConfigurationLoader.parse(yaml: valid, baseDirectory: "/etc/chorus")
         #expect(config.http.port == 9000)
+        #expect(config.http.backlog == 4096, "the accept queue's default")
         #expect(config.storage.sqlitePath == "/var/lib/chorus/chorus.sqlite")
         #expect(config.models.map(\.name) == ["gpt-4.1", "local"])
         let gpt = config.models[0]
@@ -40,6 +41,7 @@ import Testing
         let fromEnvironment = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_PORT": "7000", "CHORUS_LOGGING_LEVEL": "debug"])
         #expect(fromEnvironment.http.port == 7000)
         #expect(fromEnvironment.logging.level == "debug")
+        #expect(try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_BACKLOG": "1024"]).http.backlog == 1024)
         let fromFlags = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_PORT": "7000"], overrides: ["http.port": "6000"])
         #expect(fromFlags.http.port == 6000)
     }
@@ -53,6 +55,7 @@ import Testing
         ("models:\n  m:\n    provider: openai\n    base_url: http://x\n    timeouts: {total: soon}", "models.m.timeouts.total"),
         ("http:\n  port: eighty", "http.port"),
         ("http:\n  prot: 80", "http.prot"),
+        ("http:\n  backlog: 0", "http.backlog"),
         ("htp:\n  port: 80", "htp"),
         ("conversations:\n  on_disconnect: shrug", "conversations.on_disconnect"),
         ("logging:\n  level: loud", "logging.level"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from conftest import (FakeUpstream, ManagedProcess, admin_credentials, auth_headers, chorus_config_yaml,
-                      fake_model_yaml, unique_tag)
+                      fake_model_yaml, start_chorus, unique_tag)
 
 
 def write_config(tmp_path: Path, models_yaml: str) -> Path:
@@ -79,3 +79,19 @@ def test_http_port_environment_override(chorus_bin: str, tmp_path: Path, fake_up
         assert [m["id"] for m in models["data"]] == ["fake"]
     finally:
         assert process.stop() == 0, "chorus should exit cleanly on SIGTERM\n" + process.describe()
+
+
+def test_http_backlog_sizes_the_accept_queue(chorus_bin: str, tmp_path: Path, fake_upstream: FakeUpstream):
+    """`http.backlog` is the listening socket's accept queue (`ss` shows it as Send-Q), so a burst of
+    connections larger than Hummingbird's default of 256 is queued instead of losing SYNs."""
+    chorus = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url), config={"http": {"backlog": 1000}},
+                          sign_in=False)
+    try:
+        port = chorus.url.rsplit(":", 1)[1]
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, timeout=10, check=True)
+        rows = [line.split() for line in listening.stdout.splitlines() if line.strip()]
+        assert rows, listening.stdout
+        # State, Recv-Q, Send-Q (the backlog), local address, peer address.
+        assert [row[2] for row in rows] == ["1000"], listening.stdout
+    finally:
+        assert chorus.process.stop() == 0, chorus.process.describe()
