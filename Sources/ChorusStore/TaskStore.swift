@@ -87,6 +87,8 @@ public struct SQLTaskStore: Sendable {
         self.backend = backend
     }
 
+    private var isPostgres: Bool { backend.database.dialect.name == "postgresql" }
+
     // MARK: Submission
 
     public func create(batch: BatchRecord?, tasks: [TaskRecord]) async throws {
@@ -162,10 +164,21 @@ public struct SQLTaskStore: Sendable {
     /// task, or for a running one whose worker's lease has passed (it died). nil: someone else has it.
     public func claim(taskID: String, workerID: String, leaseUntil: Int64, now: Int64) async throws -> TaskRecord? {
         // One statement (no BEGIN/SELECT/COMMIT round trips): a row comes back only if the claim won.
-        try await backend.writeReturning("""
+        //
+        // On PostgreSQL the claim does not wait for its WAL flush (`synchronous_commit` off for its
+        // own transaction only, set by `set_config(…, true)` in the statement): it is on the path
+        // to every task's first token. A claim is a lease, not an outcome. The next synchronous
+        // commit of any session (another submission, this task's finish) flushes it too, so only
+        // a server crash within that instant can lose it; the task then looks unclaimed, is
+        // claimed again, and the first worker's finish, which names its `worker_id`, is refused:
+        // the task runs once more, as after a worker's crash. Submissions and finishes stay
+        // durable before they are answered.
+        let asynchronousCommit: SQLQueryString = isPostgres ? "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS claim_commit" : ""
+        return try await backend.writeReturning("""
             UPDATE tasks SET status = \(bind: TaskState.started.rawValue), worker_id = \(bind: workerID),
                 lease_until = \(bind: leaseUntil), attempts = attempts + 1, started_at = COALESCE(started_at, \(bind: now)),
                 updated_at = \(bind: now)
+            \(asynchronousCommit)
             WHERE id = \(bind: taskID) AND cancel_requested = 0 AND (status = \(bind: TaskState.pending.rawValue)
                 OR (status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue)) AND lease_until < \(bind: now)))
             RETURNING *
