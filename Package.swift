@@ -62,6 +62,8 @@ let package = Package(
             dependencies: [
                 "ChorusCore",
                 .product(name: "SQLKit", package: "sql-kit"),
+                // SQLiteKit brings SQLiteNIO; `SQLiteHandle` calls the SQLite it vendors (module
+                // VaporCSQLite) directly, so the process holds one copy of SQLite.
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
