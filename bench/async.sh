@@ -27,17 +27,7 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port_of() {  # LOG: waits for "listening on http://HOST:PORT", prints PORT
-    for _ in $(seq 300); do
-        local line
-        line=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$1" 2>/dev/null | head -1 || true)
-        if [[ -n $line ]]; then echo "${line##*:}"; return 0; fi
-        sleep 0.1
-    done
-    echo "no listening line in $1" >&2
-    return 1
-}
+source "$ROOT/bench/common.sh"
 
 "$FAKE" --port 0 --tokens 8 --rate 0 > "$W/fake.log" 2>&1 &
 PIDS+=($!)
@@ -52,19 +42,11 @@ runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$W/pg/data" -l "$W/pg/server.log" \
     -o "-p $PG_PORT -k $W/pg -c listen_addresses=127.0.0.1 -c max_connections=300" -w -t 60 start > /dev/null
 psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc 'CREATE DATABASE chorus' > /dev/null
 FAKE_PORT=$(port_of "$W/fake.log")
-cat > "$W/chorus.yaml" <<EOF
-http: {host: 127.0.0.1, port: 0}
-data_dir: $W
-conversations: {checkpoint_seconds: 5}
-models:
-  fake:
-    provider: openai
-    base_url: http://127.0.0.1:$FAKE_PORT/v1
-    upstream_model: fake-model
-    retries: 0
-storage: {postgres_url: "postgres://postgres@127.0.0.1:$PG_PORT/chorus"}
-redis: {url: "redis://127.0.0.1:$REDIS_PORT"}
-EOF
+{
+    chorus_config "$W" "$FAKE_PORT"
+    echo "storage: {postgres_url: \"postgres://postgres@127.0.0.1:$PG_PORT/chorus\"}"
+    echo "redis: {url: \"redis://127.0.0.1:$REDIS_PORT\"}"
+} > "$W/chorus.yaml"
 export CHORUS_ADMIN_PASSWORD=bench-admin-password
 "$CHORUS" gateway --config "$W/chorus.yaml" --port 0 > "$W/gateway.log" 2>&1 &
 GATEWAY_PID=$!

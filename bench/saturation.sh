@@ -15,28 +15,17 @@ R=$ROOT/.build/release
 LOADGEN=$ROOT/bench/.build/release/chorus-bench
 W=$(mktemp -d /tmp/chorus-saturation.XXXXXX)
 trap 'kill $CP $FP 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-"$R/fake-upstream" --port 0 --tokens 8 --rate 0 > $W/fake.log 2>&1 & FP=$!
-sleep 1; FPORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' $W/fake.log | head -1); FPORT=${FPORT##*:}
-cat > $W/chorus.yaml <<Y
-http: {host: 127.0.0.1, port: 0}
-data_dir: $W
-conversations: {checkpoint_seconds: 5}
-models:
-  fake:
-    provider: openai
-    base_url: http://127.0.0.1:$FPORT/v1
-    upstream_model: fake-model
-    retries: 0
-Y
+source "$ROOT/bench/common.sh"
+"$R/fake-upstream" --port 0 --tokens 8 --rate 0 > "$W/fake.log" 2>&1 & FP=$!
+chorus_config "$W" "$(port_of "$W/fake.log")" > "$W/chorus.yaml"
 export CHORUS_ADMIN_PASSWORD=bench-admin-password
 "$BIN" serve --config "$W/chorus.yaml" --port 0 > "$W/serve.log" 2>&1 & CP=$!
-for _ in $(seq 100); do grep -q 'listening on' $W/serve.log && break; sleep 0.1; done
-CPORT=$(grep -o 'listening on http://[0-9.]*:[0-9]*' $W/serve.log | head -1); CPORT=${CPORT##*:}
-KEY=$("$BIN" user key --config $W/chorus.yaml --email admin@localhost --name bench)
+CPORT=$(port_of "$W/serve.log")
+KEY=$("$BIN" user key --config "$W/chorus.yaml" --email admin@localhost --name bench)
 BODY='{"model":"fake","stream":false,"messages":[{"role":"user","content":"Say something. [[fake tokens=8]]"}]}'
 $LOADGEN run --url "http://127.0.0.1:$CPORT/v1/chat/completions" --header "Authorization: Bearer $KEY" --body "$BODY" --connections 4 --count 200 --grace 30 > /dev/null 2>&1 || true
 $LOADGEN run --url "http://127.0.0.1:$CPORT/v1/chat/completions" --header "Authorization: Bearer $KEY" --body "$BODY" \
-  --connections 16 --duration $D --warmup 2 --grace 10 --pid chorus=$CP --pid fake=$FP > $W/out.json || true
+  --connections 16 --duration $D --warmup 2 --grace 10 --pid chorus=$CP --pid fake=$FP > "$W/out.json" || true
 tail -1 "$W/out.json" | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())

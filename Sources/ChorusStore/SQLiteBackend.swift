@@ -117,20 +117,18 @@ final class SQLiteHandleSlot: Sendable {
     }
 
     func run(_ sql: String, binds: [SQLiteData], decoder: SQLiteDataDecoder) throws -> [any SQLRow] {
-        try handle.withLock { handle in
-            var rows: [any SQLRow] = []
-            try handle.run(sql, binds: binds, decoder: decoder) { rows.append($0) }
-            return rows
-        }
+        try handle.withLock { try Self.rows($0, sql, binds, decoder) }
     }
 
     /// `run`, or nil without waiting when another thread holds this connection.
     func runIfFree(_ sql: String, binds: [SQLiteData], decoder: SQLiteDataDecoder) throws -> [any SQLRow]? {
-        try handle.withLockIfAvailable { handle in
-            var rows: [any SQLRow] = []
-            try handle.run(sql, binds: binds, decoder: decoder) { rows.append($0) }
-            return rows
-        }
+        try handle.withLockIfAvailable { try Self.rows($0, sql, binds, decoder) }
+    }
+
+    private static func rows(_ handle: SQLiteHandle, _ sql: String, _ binds: [SQLiteData], _ decoder: SQLiteDataDecoder) throws -> [any SQLRow] {
+        var rows: [any SQLRow] = []
+        try handle.run(sql, binds: binds, decoder: decoder) { rows.append($0) }
+        return rows
     }
 
     func close() {
