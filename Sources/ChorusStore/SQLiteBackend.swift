@@ -34,14 +34,15 @@ public final class SQLiteBackend: SQLBackend {
             // Each connection would get a database of its own.
             throw SQLiteFailure(code: 21, message: "Chorus needs an SQLite file, not an in-memory database")
         }
+        let readers = max(1, readers)
         let writerThread = SQLiteWriterThread()
-        let readerThreads = NIOThreadPool(numberOfThreads: max(1, readers))
+        let readerThreads = NIOThreadPool(numberOfThreads: readers)
         readerThreads.start()
         do {
             // The writer first: it creates the file and turns on WAL before the readers open it.
             let writer = try await writerThread.threads.runIfActive { try SQLiteHandleSlot(SQLiteHandle(path: path, readOnly: false)) }
             let readerSlots = try await readerThreads.runIfActive {
-                try (0..<max(1, readers)).map { _ in try SQLiteHandleSlot(SQLiteHandle(path: path, readOnly: true)) }
+                try (0..<readers).map { _ in try SQLiteHandleSlot(SQLiteHandle(path: path, readOnly: true)) }
             }
             return SQLiteBackend(
                 writer: SQLiteWriter(slot: writer, logger: logger), writerThread: writerThread,

@@ -14,14 +14,12 @@ import VaporCSQLite
 final class SQLiteHandle {
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
-    let path: String
 
     /// Enough for every statement Chorus writes by hand; multi-row inserts of varying size add
     /// more, and the cache starts again when it is full.
     private static let maximumCachedStatements = 256
 
     init(path: String, readOnly: Bool) throws {
-        self.path = path
         var handle: OpaquePointer?
         // NOMUTEX: the slot that owns this handle is the lock.
         let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
@@ -62,13 +60,13 @@ final class SQLiteHandle {
         }
         for (offset, value) in binds.enumerated() {
             let status = Self.bind(value, at: Int32(offset + 1), to: statement)
-            guard status == SQLITE_OK else { throw failure(status, handle, sql) }
+            guard status == SQLITE_OK else { throw failure(status, handle) }
         }
         var columns: SQLiteColumns?
         while true {
             let status = sqlite_nio_sqlite3_step(statement)
             if status == SQLITE_DONE { return }
-            guard status == SQLITE_ROW else { throw failure(status, handle, sql) }
+            guard status == SQLITE_ROW else { throw failure(status, handle) }
             let names = columns ?? SQLiteColumns(statement)
             columns = names
             var values: [SQLiteData] = []
@@ -88,18 +86,17 @@ final class SQLiteHandle {
         }
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?
+        var moreThanOne = false
         let status = sql.withCString { text in
             let status = sqlite_nio_sqlite3_prepare_v3(handle, text, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, &tail)
             // Only the first statement of the text would run: refuse more than one.
-            if status == SQLITE_OK, let tail, !Self.isBlank(tail) {
-                return SQLITE_MISUSE
-            }
+            if status == SQLITE_OK, let tail { moreThanOne = !Self.isBlank(tail) }
             return status
         }
-        guard status == SQLITE_OK, let statement else {
+        guard status == SQLITE_OK, !moreThanOne, let statement else {
             sqlite_nio_sqlite3_finalize(statement)
-            if status == SQLITE_MISUSE { throw SQLiteFailure(code: status, message: "more than one statement in: \(sql)") }
-            throw failure(status, handle, sql)
+            if moreThanOne { throw SQLiteFailure(code: SQLITE_MISUSE, message: "more than one statement in: \(sql)") }
+            throw failure(status, handle)
         }
         statements[sql] = statement
         return statement
@@ -117,7 +114,7 @@ final class SQLiteHandle {
         return true
     }
 
-    private func failure(_ status: Int32, _ handle: OpaquePointer, _ sql: String) -> SQLiteFailure {
+    private func failure(_ status: Int32, _ handle: OpaquePointer) -> SQLiteFailure {
         SQLiteFailure(code: status, message: String(cString: sqlite_nio_sqlite3_errmsg(handle)))
     }
 
