@@ -14,7 +14,7 @@ import ServiceLifecycle
 public struct DistributedParts: Sendable {
     public let backend: PostgresBackend
     public let redis: RedisClient
-    public let client: HTTPClient
+    public let clients: UpstreamClients
     public let models: ModelRegistry
     public let queue: RedisTaskQueue
     public let bus: RedisEventBus
@@ -26,7 +26,7 @@ public struct DistributedParts: Sendable {
 
     /// Services that must run for the parts to work, in start order.
     public var services: [any Service] {
-        [backend, redis, ShutdownService(name: "upstream-http-client") { try await client.shutdown() }]
+        [backend, redis, ShutdownService(name: "upstream-http-clients") { try await clients.shutdown() }]
     }
 
     public static func make(configuration: ChorusConfiguration, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment, localModels: Set<String>? = nil) throws -> DistributedParts {
@@ -42,14 +42,14 @@ public struct DistributedParts: Sendable {
         postgresLogger.logLevel = max(logger.logLevel, .warning)
         let backend = try PostgresBackend(url: postgresURL, maximumConnections: configuration.storage.postgresConnections, logger: postgresLogger)
         let redis = RedisClient(configuration: redisConfiguration, logger: logger)
-        let client = makeUpstreamClient(configuration: configuration)
+        let clients = makeUpstreamClients(configuration: configuration)
         // A gateway serves the synchronous API for every model but runs no local model server;
         // a worker runs the local models it serves.
         var modelConfigurations = configuration.models
         if let localModels {
             modelConfigurations = modelConfigurations.filter { $0.local == nil || localModels.contains($0.name) }
         }
-        let models = ModelRegistry(models: modelConfigurations, client: client, environment: environment, logger: logger)
+        let models = ModelRegistry(models: modelConfigurations, clients: clients, environment: environment, logger: logger)
         let store = SQLConversationStore(backend: backend)
         let engine = ChatEngine(store: store, models: models, historyMessages: configuration.conversations.historyMessages, checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
         let queue = RedisTaskQueue(redis: redis, prefix: configuration.redis.prefix, logger: logger)
@@ -62,7 +62,7 @@ public struct DistributedParts: Sendable {
         let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
         let taskService = TaskService(tasks: SQLTaskStore(backend: backend), conversations: store, queue: queue, bus: bus, models: models, handlers: handlers, logger: logger)
         return DistributedParts(
-            backend: backend, redis: redis, client: client, models: models, queue: queue, bus: bus, engine: engine,
+            backend: backend, redis: redis, clients: clients, models: models, queue: queue, bus: bus, engine: engine,
             taskService: taskService, handlers: handlers, security: security)
     }
 

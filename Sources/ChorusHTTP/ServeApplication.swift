@@ -32,13 +32,13 @@ public func buildServeApplication(
     try await Migrator(backend: backend, logger: logger).migrate()
     logger.info("database ready", metadata: ["sqlite": "\(configuration.storage.sqlitePath)"])
 
-    let client = makeUpstreamClient(configuration: configuration)
+    let clients = makeUpstreamClients(configuration: configuration)
     let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), cacheCredentials: true, logger: logger)
     try await security.prepare(environment: environment)
-    let parts = EmbeddedParts(configuration: configuration, backend: backend, client: client, security: security, environment: environment, logger: logger)
+    let parts = EmbeddedParts(configuration: configuration, backend: backend, clients: clients, security: security, environment: environment, logger: logger)
     let router = parts.router
     var services: [any Service] = [
-        ShutdownService(name: "upstream-http-client") { try await client.shutdown() },
+        ShutdownService(name: "upstream-http-clients") { try await clients.shutdown() },
         ShutdownService(name: "database") { try await backend.close() },
         security.audit,
     ]
@@ -65,8 +65,8 @@ struct EmbeddedParts {
     let worker: TaskWorker
     let router: Router<ChorusRequestContext>
 
-    init(configuration: ChorusConfiguration, backend: any SQLBackend, client: HTTPClient, security: Security, environment: [String: String], logger: Logger) {
-        let models = ModelRegistry(models: configuration.models, client: client, environment: environment, logger: logger)
+    init(configuration: ChorusConfiguration, backend: any SQLBackend, clients: UpstreamClients, security: Security, environment: [String: String], logger: Logger) {
+        let models = ModelRegistry(models: configuration.models, clients: clients, environment: environment, logger: logger)
         let store = SQLConversationStore(backend: backend)
         let engine = ChatEngine(
             store: store, models: models, historyMessages: configuration.conversations.historyMessages,
@@ -175,18 +175,16 @@ public struct Security: Sendable {
     }
 }
 
-/// One long-lived client for every upstream, with connection reuse. Streams hold a connection
+/// Long-lived clients for every upstream, with connection reuse. Streams hold a connection
 /// each, so the per-host limit is high; the connect timeout is the largest any model allows (each
 /// model's own is enforced per request).
-func makeUpstreamClient(configuration: ChorusConfiguration) -> HTTPClient {
+func makeUpstreamClients(configuration: ChorusConfiguration) -> UpstreamClients {
     var clientConfiguration = HTTPClient.Configuration()
-    clientConfiguration.connectionPool = .init(
-        idleTimeout: .milliseconds(Int64(configuration.upstream.idleConnectionSeconds * 1000)),
-        concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.upstream.maxConnectionsPerHost)
+    clientConfiguration.connectionPool = .init(idleTimeout: .milliseconds(Int64(configuration.upstream.idleConnectionSeconds * 1000)))
     let connect = configuration.models.map(\.timeouts.connect).max() ?? 10
     clientConfiguration.timeout = .init(connect: .milliseconds(Int64(connect * 1000)))
     clientConfiguration.decompression = .disabled
-    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    return UpstreamClients(configuration: clientConfiguration, maxConnectionsPerHost: configuration.upstream.maxConnectionsPerHost)
 }
 
 /// Runs `onShutdown` when the service group shuts down: for resources that only need closing.

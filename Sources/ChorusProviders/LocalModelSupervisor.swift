@@ -48,7 +48,7 @@ public struct LocalModelSettings: Sendable, Equatable {
 /// (with backoff) if it dies, and stops it on shutdown. It is the endpoint of the model's provider.
 public final class LocalModelSupervisor: Service, UpstreamEndpoint {
     public let settings: LocalModelSettings
-    private let client: HTTPClient
+    private let clients: UpstreamClients
     private let logger: Logger
     private let state = Mutex<State>(State())
 
@@ -59,9 +59,9 @@ public final class LocalModelSupervisor: Service, UpstreamEndpoint {
         var lastError: String?
     }
 
-    public init(settings: LocalModelSettings, client: HTTPClient, logger: Logger) {
+    public init(settings: LocalModelSettings, clients: UpstreamClients, logger: Logger) {
         self.settings = settings
-        self.client = client
+        self.clients = clients
         self.logger = logger
     }
 
@@ -141,7 +141,8 @@ public final class LocalModelSupervisor: Service, UpstreamEndpoint {
             }
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/health")
             request.method = .GET
-            if let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok {
+            let response = try? await clients.withClient { try await $0.execute(request, timeout: .seconds(2)) }
+            if response?.status == .ok {
                 return
             }
             try await Task.sleep(for: .milliseconds(200))

@@ -12,18 +12,18 @@ public struct OpenAICompatibleProvider: ChatProvider {
     public let upstreamModel: String
     public let apiKey: String?
     public let timeouts: ModelTimeouts
-    let client: HTTPClient
+    let clients: UpstreamClients
     let logger: Logger
 
     /// Largest upstream response body accepted for a non-streamed completion or an error.
     static let maxBodyBytes = 32 * 1024 * 1024
 
-    public init(endpoint: any UpstreamEndpoint, upstreamModel: String, apiKey: String?, timeouts: ModelTimeouts, client: HTTPClient, logger: Logger) {
+    public init(endpoint: any UpstreamEndpoint, upstreamModel: String, apiKey: String?, timeouts: ModelTimeouts, clients: UpstreamClients, logger: Logger) {
         self.endpoint = endpoint
         self.upstreamModel = upstreamModel
         self.apiKey = apiKey
         self.timeouts = timeouts
-        self.client = client
+        self.clients = clients
         self.logger = logger
     }
 
@@ -32,13 +32,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         body["stream"] = .bool(false)
         body["stream_options"] = nil
         let httpRequest = try await makeRequest(body: body, requestID: request.requestID)
-        let response = try await execute(httpRequest)
-        let bytes: ByteBuffer
-        do {
-            bytes = try await response.body.collect(upTo: Self.maxBodyBytes)
-        } catch {
-            throw Self.transportError(error, timeouts: timeouts)
-        }
+        let (response, bytes) = try await execute(httpRequest)
         guard response.status == .ok else {
             throw Self.upstreamHTTPError(status: Int(response.status.code), body: bytes)
         }
@@ -79,22 +73,24 @@ public struct OpenAICompatibleProvider: ChatProvider {
         }
         let response = StreamedResponse()
         defer { response.close() }
-        let task = client.execute(
-            request: httpRequest, delegate: response, eventLoop: .indifferent,
-            deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
-        watchdog.watch(task)
-        do {
-            try await withTaskCancellationHandler {
-                try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
-            } onCancel: {
+        try await clients.withClient { client in
+            let task = client.execute(
+                request: httpRequest, delegate: response, eventLoop: .indifferent,
+                deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
+            watchdog.watch(task)
+            do {
+                try await withTaskCancellationHandler {
+                    try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
+                } onCancel: {
+                    task.cancel()
+                }
+            } catch {
+                // Left early (an error status, a broken stream, an error chunk): stop the upstream
+                // rather than reading the rest into the void. After `[DONE]` the rest is read, so
+                // the connection goes back to the pool.
                 task.cancel()
+                throw error
             }
-        } catch {
-            // Left early (an error status, a broken stream, an error chunk): stop the upstream
-            // rather than reading the rest into the void. After `[DONE]` the rest is read, so
-            // the connection goes back to the pool.
-            task.cancel()
-            throw error
         }
     }
 
@@ -190,9 +186,13 @@ public struct OpenAICompatibleProvider: ChatProvider {
         return request
     }
 
-    private func execute(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+    /// The response and its whole body.
+    private func execute(_ request: HTTPClientRequest) async throws -> (HTTPClientResponse, ByteBuffer) {
         do {
-            return try await client.execute(request, deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
+            return try await clients.withClient { client in
+                let response = try await client.execute(request, deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
+                return (response, try await response.body.collect(upTo: Self.maxBodyBytes))
+            }
         } catch {
             throw Self.transportError(error, timeouts: timeouts)
         }

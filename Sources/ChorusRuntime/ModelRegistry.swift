@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ChorusCore
 import ChorusProviders
 import Logging
@@ -18,13 +17,13 @@ public struct ModelRegistry: Sendable {
     /// When the table was built (the `created` of model listings).
     public let created: Int
 
-    public init(models: [ModelConfiguration], client: HTTPClient, environment: [String: String], logger: Logger) {
+    public init(models: [ModelConfiguration], clients: UpstreamClients, environment: [String: String], logger: Logger) {
         var entries: [String: Entry] = [:]
         var supervisors: [LocalModelSupervisor] = []
         for model in models {
             let endpoint: any UpstreamEndpoint
             if let local = model.local {
-                let supervisor = LocalModelSupervisor(settings: local, client: client, logger: logger)
+                let supervisor = LocalModelSupervisor(settings: local, clients: clients, logger: logger)
                 supervisors.append(supervisor)
                 endpoint = supervisor
             } else {
@@ -36,7 +35,7 @@ public struct ModelRegistry: Sendable {
             }
             let provider = OpenAICompatibleProvider(
                 endpoint: endpoint, upstreamModel: model.upstreamModel, apiKey: apiKey,
-                timeouts: model.timeouts, client: client, logger: logger)
+                timeouts: model.timeouts, clients: clients, logger: logger)
             entries[model.name] = Entry(configuration: model, provider: provider)
         }
         self.entries = entries

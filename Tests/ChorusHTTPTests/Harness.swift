@@ -56,10 +56,10 @@ struct Harness {
             configure(&configuration)
             let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("chorus.sqlite").path, logger: logger)
             try await Migrator(backend: backend, logger: logger).migrate()
-            let httpClient = makeUpstreamClient(configuration: configuration)
+            let clients = makeUpstreamClients(configuration: configuration)
             let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), cacheCredentials: true, logger: logger)
             try await security.prepare(environment: environment)
-            let parts = EmbeddedParts(configuration: configuration, backend: backend, client: httpClient, security: security, environment: [:], logger: logger)
+            let parts = EmbeddedParts(configuration: configuration, backend: backend, clients: clients, security: security, environment: [:], logger: logger)
             let app = Application(
                 router: parts.router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                 services: (worker ? [parts.worker] : []) + [security.audit], logger: logger)
@@ -69,11 +69,11 @@ struct Harness {
                     try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, tasks: taskStore, security: security))
                 }
             } catch {
-                try await httpClient.shutdown()
+                try await clients.shutdown()
                 try await backend.close()
                 throw error
             }
-            try await httpClient.shutdown()
+            try await clients.shutdown()
             try await backend.close()
         }
     }
