@@ -46,7 +46,7 @@ public func buildServeApplication(
     services.append(parts.worker)
     return Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router),
+        server: .chorusHTTP1(webSocketRouter: router),
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus", backlog: configuration.http.backlog),
         services: services,
         onServerRunning: { channel in

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -95,3 +97,34 @@ def test_http_backlog_sizes_the_accept_queue(chorus_bin: str, tmp_path: Path, fa
         assert [row[2] for row in rows] == ["1000"], listening.stdout
     finally:
         assert chorus.process.stop() == 0, chorus.process.describe()
+
+
+def test_sigterm_closes_connections_that_sent_no_request(chorus_bin: str, tmp_path: Path, fake_upstream: FakeUpstream):
+    """A connection that has sent nothing, or half a request head (a browser's preconnect, a slow
+    client), does not keep Chorus from stopping; a stream in progress still ends with `[DONE]`."""
+    chorus = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url))
+    host, port = chorus.url.removeprefix("http://").rsplit(":", 1)
+    silent = socket.create_connection((host, int(port)), timeout=10)
+    partial = socket.create_connection((host, int(port)), timeout=10)
+    partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: chorus\r\n")
+    stream_events: list[str] = []
+    with httpx.Client(base_url=chorus.url, timeout=30) as client:
+        body = {"model": "fake", "stream": True,
+                "messages": [{"role": "user", "content": "Count. [[fake tokens=20 rate=10]]"}]}
+        with client.stream("POST", "/v1/chat/completions", json=body, headers=chorus.auth_headers) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            stream_events += [next(line for line in lines if line.startswith("data:"))]
+            started = time.monotonic()
+            chorus.process.proc.send_signal(signal.SIGTERM)
+            stream_events += [line for line in lines if line.startswith("data:")]
+        status = chorus.process.stop(timeout=15)
+        stopped_after = time.monotonic() - started
+    for connection in (silent, partial):
+        connection.settimeout(5)
+        assert connection.recv(1) == b"", "an idle connection should be closed at shutdown"
+        connection.close()
+    assert status == 0, f"chorus exited with {status} (-9: killed after not stopping within 15 s)"
+    assert stopped_after < 10, f"chorus took {stopped_after:.1f} s to stop"
+    assert stream_events[-1] == "data: [DONE]", stream_events[-3:]
+    assert len(stream_events) >= 20
