@@ -83,7 +83,7 @@ public func buildGatewayApplication(
     let router = buildRouter(engine: parts.engine, models: parts.models, configuration: configuration, tasks: parts.taskService, database: parts.backend.database, security: security)
     var app = Application(
         router: router,
-        server: .chorusHTTP1(webSocketRouter: router),
+        server: .chorusHTTP1(webSocketRouter: router, idleTimeoutSeconds: configuration.http.idleTimeoutSeconds),
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus-gateway", backlog: configuration.http.backlog),
         services: parts.services + [security.audit],
         onServerRunning: { channel in

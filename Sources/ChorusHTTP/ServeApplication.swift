@@ -46,7 +46,7 @@ public func buildServeApplication(
     services.append(parts.worker)
     return Application(
         router: router,
-        server: .chorusHTTP1(webSocketRouter: router),
+        server: .chorusHTTP1(webSocketRouter: router, idleTimeoutSeconds: configuration.http.idleTimeoutSeconds),
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "chorus", backlog: configuration.http.backlog),
         services: services,
         onServerRunning: { channel in

@@ -15,6 +15,10 @@ public struct ChorusConfiguration: Sendable {
         /// Connections the kernel queues before Chorus accepts them (capped by `net.core.somaxconn`).
         /// A burst larger than this queue loses SYNs, and those clients retry only after 1 s, 3 s, ….
         public var backlog = 4096
+        /// A connection that sends no request for this long is closed: a new one that has sent
+        /// no whole request head, or a kept-alive one between requests. An answer in progress
+        /// (a stream, however quiet) is not cut.
+        public var idleTimeoutSeconds: Double = 60
     }
 
     public struct Auth: Sendable {

@@ -22,7 +22,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 public enum ConfigurationLoader {
     static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
-        "http": ["host", "port", "max_body_bytes", "cors_origins", "trusted_proxies", "backlog"],
+        "http": ["host", "port", "max_body_bytes", "cors_origins", "trusted_proxies", "backlog", "idle_timeout_seconds"],
         "auth": ["enabled", "registration", "default_role", "session_ttl_seconds", "bcrypt_cost", "bootstrap_admin_email", "cookie_secure"],
         "limits": [
             "ip_requests_per_minute", "ip_tokens_per_minute", "user_requests_per_minute", "user_tokens_per_minute",
@@ -113,6 +113,7 @@ public enum ConfigurationLoader {
         config.http.corsOrigins = try values2.list("http.cors_origins") ?? []
         config.http.trustedProxies = try values2.list("http.trusted_proxies") ?? []
         config.http.backlog = try values2.int("http.backlog", range: 1...65535) ?? config.http.backlog
+        config.http.idleTimeoutSeconds = try values2.double("http.idle_timeout_seconds", range: 0.1...86_400) ?? config.http.idleTimeoutSeconds
         config.auth.enabled = try values2.bool("auth.enabled") ?? config.auth.enabled
         config.auth.registration = try values2.choice("auth.registration", ChorusConfiguration.Auth.Registration.self) ?? config.auth.registration
         config.auth.defaultRole = try values2.string("auth.default_role") ?? config.auth.defaultRole

@@ -24,6 +24,7 @@ import Testing
         let config = try ConfigurationLoader.parse(yaml: valid, baseDirectory: "/etc/chorus")
         #expect(config.http.port == 9000)
         #expect(config.http.backlog == 4096, "the accept queue's default")
+        #expect(config.http.idleTimeoutSeconds == 60)
         #expect(config.storage.sqlitePath == "/var/lib/chorus/chorus.sqlite")
         #expect(config.models.map(\.name) == ["gpt-4.1", "local"])
         let gpt = config.models[0]
@@ -42,6 +43,7 @@ import Testing
         #expect(fromEnvironment.http.port == 7000)
         #expect(fromEnvironment.logging.level == "debug")
         #expect(try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_BACKLOG": "1024"]).http.backlog == 1024)
+        #expect(try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_IDLE_TIMEOUT_SECONDS": "2.5"]).http.idleTimeoutSeconds == 2.5)
         let fromFlags = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_PORT": "7000"], overrides: ["http.port": "6000"])
         #expect(fromFlags.http.port == 6000)
     }
@@ -56,6 +58,7 @@ import Testing
         ("http:\n  port: eighty", "http.port"),
         ("http:\n  prot: 80", "http.prot"),
         ("http:\n  backlog: 0", "http.backlog"),
+        ("http:\n  idle_timeout_seconds: 0", "http.idle_timeout_seconds"),
         ("htp:\n  port: 80", "htp"),
         ("conversations:\n  on_disconnect: shrug", "conversations.on_disconnect"),
         ("logging:\n  level: loud", "logging.level"),

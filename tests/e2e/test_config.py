@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from conftest import (FakeUpstream, ManagedProcess, admin_credentials, auth_headers, chorus_config_yaml,
-                      fake_model_yaml, start_chorus, unique_tag)
+from conftest import (FakeUpstream, ManagedProcess, admin_credentials, answer, auth_headers, chorus_config_yaml,
+                      fake_model_yaml, start_chorus, stream_chat, unique_tag, user_body)
 
 
 def write_config(tmp_path: Path, models_yaml: str) -> Path:
@@ -128,3 +128,28 @@ def test_sigterm_closes_connections_that_sent_no_request(chorus_bin: str, tmp_pa
     assert stopped_after < 10, f"chorus took {stopped_after:.1f} s to stop"
     assert stream_events[-1] == "data: [DONE]", stream_events[-3:]
     assert len(stream_events) >= 20
+
+
+def test_idle_timeout_closes_silent_connections_but_not_a_quiet_stream(chorus_bin: str, tmp_path: Path,
+                                                                       fake_upstream: FakeUpstream):
+    """`http.idle_timeout_seconds`: a connection that sends no request (new, or kept alive after
+    an answer) is closed after it; a stream whose tokens come further apart than that is not cut."""
+    chorus = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url),
+                          config={"http": {"idle_timeout_seconds": 1}})
+    try:
+        host, port = chorus.url.removeprefix("http://").rsplit(":", 1)
+        opened = time.monotonic()
+        silent = socket.create_connection((host, int(port)), timeout=10)
+        kept_alive = socket.create_connection((host, int(port)), timeout=10)
+        kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: chorus\r\n\r\n")
+        assert kept_alive.recv(4096).startswith(b"HTTP/1.1 200")
+        # Two tokens 1.6 s apart on a connection with a 1 s idle timeout.
+        result = stream_chat(chorus, user_body("Slowly. [[fake tokens=2 rate=0.625]]"))
+        assert result.status_code == 200 and result.done, result.events[-3:]
+        assert result.content == answer(2)
+        for connection in (silent, kept_alive):
+            assert connection.recv(4096) == b"", "an idle connection should have been closed"
+            connection.close()
+        assert time.monotonic() - opened < 8
+    finally:
+        chorus.process.stop()
