@@ -93,6 +93,7 @@ public struct ChorusConfiguration: Sendable {
 
     public struct Upstream: Sendable {
         /// Connections kept per upstream host; streams hold one each, so this bounds concurrent streams.
+        /// Above 256 it is rounded up to a multiple of 256 (`UpstreamClients`: 256 calls per client).
         public var maxConnectionsPerHost = 10_000
         public var idleConnectionSeconds = 60.0
     }
