@@ -5,11 +5,14 @@ import Musl
 #endif
 import NIOCore
 
-/// Reads a process's resident memory and CPU time from /proc (Linux), sampled on a timer.
+/// Reads a process's resident memory, CPU time and open descriptors from /proc (Linux), sampled
+/// on a timer. The descriptors tell how many streams a server really held at its peak: a client
+/// counts a stream as open while it still waits in the server's accept queue.
 final class ProcessSampler: @unchecked Sendable {
     struct Reading {
         var rssKB: Int
         var cpuTicks: Int
+        var descriptors: Int
     }
 
     let name: String
@@ -17,6 +20,7 @@ final class ProcessSampler: @unchecked Sendable {
     private(set) var baseline: Reading?
     private(set) var last: Reading?
     private(set) var peakRSSKB = 0
+    private(set) var peakDescriptors = 0
     private var task: RepeatedTask?
     private var startedAt: UInt64 = 0
     private var stoppedAt: UInt64 = 0
@@ -37,7 +41,21 @@ final class ProcessSampler: @unchecked Sendable {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let utime = Int(fields[11]), let stime = Int(fields[12]) else { return nil }
-        return Reading(rssKB: rss, cpuTicks: utime + stime)
+        return Reading(rssKB: rss, cpuTicks: utime + stime, descriptors: countEntries("/proc/\(pid)/fd"))
+    }
+
+    /// Entries of a directory, without `.` and `..`.
+    static func countEntries(_ path: String) -> Int {
+        guard let directory = opendir(path) else { return 0 }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let name = entry.pointee.d_name
+            let dot = UInt8(ascii: ".")
+            let isDots = withUnsafeBytes(of: name) { $0[0] == dot && ($0[1] == 0 || ($0[1] == dot && $0[2] == 0)) }
+            if !isDots { count += 1 }
+        }
+        return count
     }
 
     static func readFile(_ path: String) -> String? {
@@ -57,6 +75,7 @@ final class ProcessSampler: @unchecked Sendable {
         baseline = Self.read(pid: pid)
         last = baseline
         peakRSSKB = baseline?.rssKB ?? 0
+        peakDescriptors = baseline?.descriptors ?? 0
         startedAt = nowNanoseconds()
         task = loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) { _ in
             self.sample()
@@ -67,6 +86,7 @@ final class ProcessSampler: @unchecked Sendable {
         guard let reading = Self.read(pid: pid) else { return }
         last = reading
         peakRSSKB = max(peakRSSKB, reading.rssKB)
+        peakDescriptors = max(peakDescriptors, reading.descriptors)
     }
 
     func stop() {
@@ -84,6 +104,8 @@ final class ProcessSampler: @unchecked Sendable {
             "rss_baseline_kb": Double(baseline.rssKB),
             "rss_peak_kb": Double(peakRSSKB),
             "rss_end_kb": Double(last.rssKB),
+            "descriptors_baseline": Double(baseline.descriptors),
+            "descriptors_peak": Double(peakDescriptors),
             "cpu_seconds": (cpuSeconds * 100).rounded() / 100,
             "wall_seconds": (wall * 100).rounded() / 100,
             "cpu_cores": wall > 0 ? (cpuSeconds / wall * 100).rounded() / 100 : 0,
