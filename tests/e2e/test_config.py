@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
@@ -99,13 +100,18 @@ def test_http_backlog_sizes_the_accept_queue(chorus_bin: str, tmp_path: Path, fa
         assert chorus.process.stop() == 0, chorus.process.describe()
 
 
+def raw_connection(url: str) -> socket.socket:
+    """A bare TCP connection to Chorus, for connections that send nothing or half a request."""
+    parsed = urlparse(url)
+    return socket.create_connection((parsed.hostname, parsed.port), timeout=10)
+
+
 def test_sigterm_closes_connections_that_sent_no_request(chorus_bin: str, tmp_path: Path, fake_upstream: FakeUpstream):
     """A connection that has sent nothing, or half a request head (a browser's preconnect, a slow
     client), does not keep Chorus from stopping; a stream in progress still ends with `[DONE]`."""
     chorus = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url))
-    host, port = chorus.url.removeprefix("http://").rsplit(":", 1)
-    silent = socket.create_connection((host, int(port)), timeout=10)
-    partial = socket.create_connection((host, int(port)), timeout=10)
+    silent = raw_connection(chorus.url)
+    partial = raw_connection(chorus.url)
     partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: chorus\r\n")
     stream_events: list[str] = []
     with httpx.Client(base_url=chorus.url, timeout=30) as client:
@@ -137,10 +143,9 @@ def test_idle_timeout_closes_silent_connections_but_not_a_quiet_stream(chorus_bi
     chorus = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url),
                           config={"http": {"idle_timeout_seconds": 1}})
     try:
-        host, port = chorus.url.removeprefix("http://").rsplit(":", 1)
         opened = time.monotonic()
-        silent = socket.create_connection((host, int(port)), timeout=10)
-        kept_alive = socket.create_connection((host, int(port)), timeout=10)
+        silent = raw_connection(chorus.url)
+        kept_alive = raw_connection(chorus.url)
         kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: chorus\r\n\r\n")
         assert kept_alive.recv(4096).startswith(b"HTTP/1.1 200")
         # Two tokens 1.6 s apart on a connection with a 1 s idle timeout.
