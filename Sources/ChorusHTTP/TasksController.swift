@@ -40,7 +40,7 @@ struct TasksController<Store: ConversationStore>: Sendable {
     /// The task's events as text frames (the same JSON as the SSE `data:`), from the start;
     /// `{"type":"ping"}` is answered with `{"type":"pong"}`. Leaving never cancels the task.
     private func followOverWebSocket(_ task: TaskRecord, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let events = try await TaskEventFeed(service: service).events(for: task, after: 0)
+        let follower = try await TaskEventFeed(service: service).follow(task, after: 0)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for try await message in inbound.messages(maxSize: 64 * 1024) {
@@ -51,8 +51,10 @@ struct TasksController<Store: ConversationStore>: Sendable {
                 }
             }
             group.addTask {
-                for try await event in events {
-                    try await outbound.write(.text(String(decoding: try event.json.encoded(), as: UTF8.self)))
+                for try await case .events(let events) in follower.items {
+                    for event in events {
+                        try await outbound.write(.text(String(decoding: try event.json.encoded(), as: UTF8.self)))
+                    }
                 }
                 try await outbound.close(.normalClosure, reason: "task ended")
             }
@@ -207,23 +209,31 @@ struct TasksController<Store: ConversationStore>: Sendable {
             }
             after = value
         }
-        let stream = try await TaskEventFeed(service: service).events(for: task, after: after)
-        let keepAlive = keepAliveInterval
+        let follower = try await TaskEventFeed(service: service).follow(task, after: after, keepAlive: keepAliveInterval)
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
             body: ResponseBody { writer in
-                try await TaskEventFeed<Store>.withKeepAlive(stream, every: keepAlive) { item in
-                    switch item {
-                    case .event(let event):
-                        var buffer = ByteBuffer()
-                        buffer.writeString("id: \(event.seq)\nevent: \(event.kind.rawValue)\ndata: ")
-                        buffer.writeBytes(try event.json.encoded())
-                        buffer.writeString("\n\n")
-                        try await writer.write(buffer)
-                    case .keepAlive:
-                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                // On shutdown the stream ends (the client resumes elsewhere with Last-Event-ID)
+                // instead of holding the server until the task ends.
+                try await withGracefulShutdownHandler {
+                    for try await item in follower.items {
+                        switch item {
+                        case .events(let events):
+                            // What one read found goes out in one write.
+                            var buffer = ByteBuffer()
+                            for event in events {
+                                buffer.writeString("id: \(event.seq)\nevent: \(event.kind.rawValue)\ndata: ")
+                                buffer.writeBytes(try event.json.encoded())
+                                buffer.writeString("\n\n")
+                            }
+                            try await writer.write(buffer)
+                        case .keepAlive:
+                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        }
                     }
+                } onGracefulShutdown: {
+                    follower.end()
                 }
                 try await writer.finish(nil)
             })
@@ -243,50 +253,12 @@ struct TasksController<Store: ConversationStore>: Sendable {
 struct TaskEventFeed<Store: ConversationStore>: Sendable {
     let service: TaskService<Store>
 
-    enum Item: Sendable {
-        case event(TaskEvent)
-        case keepAlive
-    }
-
-    func events(for task: TaskRecord, after: Int) async throws -> AsyncThrowingStream<TaskEvent, any Error> {
+    func follow(_ task: TaskRecord, after: Int, keepAlive: Duration? = nil) async throws -> TaskFollower {
         if task.state.isTerminal, try await service.bus.lastSequence(taskID: task.id) == 0 {
             let final = TaskEvent(seq: 1, taskID: task.id, kind: task.state == .success ? .finish : .error, data: task.state == .success ? task.result : task.error)
-            return AsyncThrowingStream { continuation in
-                if after < 1 { continuation.yield(final) }
-                continuation.finish()
-            }
+            return .finished(with: after < 1 ? [final] : [])
         }
-        return service.bus.follow(taskID: task.id, after: after)
-    }
-
-    /// Runs `body` for each event, and for a keep-alive tick whenever the stream is quiet.
-    static func withKeepAlive(_ events: AsyncThrowingStream<TaskEvent, any Error>, every interval: Duration, _ body: (Item) async throws -> Void) async throws {
-        let (items, continuation) = AsyncThrowingStream<Item, any Error>.makeStream()
-        let pump = Task {
-            do {
-                for try await event in events { continuation.yield(.event(event)) }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
-        let ticker = Task {
-            while !Task.isCancelled {
-                try await Task.sleep(for: interval)
-                continuation.yield(.keepAlive)
-            }
-        }
-        defer {
-            pump.cancel()
-            ticker.cancel()
-        }
-        // On shutdown the stream ends (the client resumes elsewhere with Last-Event-ID) instead
-        // of holding the server until the task ends.
-        try await withGracefulShutdownHandler {
-            for try await item in items { try await body(item) }
-        } onGracefulShutdown: {
-            continuation.finish()
-        }
+        return service.bus.follow(taskID: task.id, after: after, keepAlive: keepAlive)
     }
 }
 

@@ -316,6 +316,11 @@ def test_sse_resume_on_other_gateway(cluster: Cluster):
         replay = [e.data for e in read_task_events(gateway.url, task_id, timeout=30)]
         assert replay == union
 
+    # An EventSource reconnects when a stream ends, with the terminal event's id: that stream
+    # ends at once and empty. (Held open, its read would time out: keep-alives come every 15 s.)
+    for gateway in (g1, g2):
+        assert read_task_events(gateway.url, task_id, last_event_id=union[-1]["seq"], timeout=10) == []
+
 
 # --------------------------------------------------------------------------------------------
 # 7. Cancel a running task

@@ -4,7 +4,7 @@ import ChorusCore
 /// live ones; an ended task's events are dropped after their expiry.
 public actor InProcessEventBus: TaskEventBus {
     private var events: [String: [TaskEvent]] = [:]
-    private var followers: [String: [String: AsyncThrowingStream<TaskEvent, any Error>.Continuation]] = [:]
+    private var followers: [String: [String: TaskFollowStream.Continuation]] = [:]
 
     public init() {}
 
@@ -15,7 +15,7 @@ public actor InProcessEventBus: TaskEventBus {
         }
         events[event.taskID, default: []].append(event)
         for continuation in (followers[event.taskID] ?? [:]).values {
-            continuation.yield(event)
+            continuation.yield(.events([event]))
             if event.isTerminal { continuation.finish() }
         }
         if event.isTerminal { followers[event.taskID] = nil }
@@ -25,23 +25,20 @@ public actor InProcessEventBus: TaskEventBus {
         events[taskID]?.last?.seq ?? 0
     }
 
-    public nonisolated func follow(taskID: String, after seq: Int) -> AsyncThrowingStream<TaskEvent, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<TaskEvent, any Error>.makeStream()
+    public nonisolated func follow(taskID: String, after seq: Int, into continuation: TaskFollowStream.Continuation) -> @Sendable () -> Void {
         let followerID = Identifier.make("follower_")
         Task { await self.register(taskID: taskID, followerID: followerID, after: seq, continuation: continuation) }
-        continuation.onTermination = { _ in
-            Task { await self.unregister(taskID: taskID, followerID: followerID) }
-        }
-        return stream
+        return { Task { await self.unregister(taskID: taskID, followerID: followerID) } }
     }
 
-    private func register(taskID: String, followerID: String, after seq: Int, continuation: AsyncThrowingStream<TaskEvent, any Error>.Continuation) {
-        for event in events[taskID] ?? [] where event.seq > seq {
-            continuation.yield(event)
-            if event.isTerminal {
-                continuation.finish()
-                return
-            }
+    private func register(taskID: String, followerID: String, after seq: Int, continuation: TaskFollowStream.Continuation) {
+        let stored = events[taskID] ?? []
+        let replay = stored.filter { $0.seq > seq }
+        if !replay.isEmpty { continuation.yield(.events(replay)) }
+        // Ended: its terminal event was just replayed, or seen already (a client resuming after it).
+        if stored.last?.isTerminal == true {
+            continuation.finish()
+            return
         }
         followers[taskID, default: [:]][followerID] = continuation
     }

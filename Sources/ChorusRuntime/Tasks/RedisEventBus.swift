@@ -40,8 +40,17 @@ public final class RedisEventBus: TaskEventBus {
         return Self.sequence(of: id) ?? 0  // XREVRANGE replies are arrays in RESP2 and RESP3 alike
     }
 
-    public func follow(taskID: String, after seq: Int) -> AsyncThrowingStream<TaskEvent, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<TaskEvent, any Error>.makeStream()
+    /// The task's last event, nil when it has none (or it cannot be read).
+    func lastEvent(taskID: String) async throws -> TaskEvent? {
+        let reply = try await redis.send(["XREVRANGE", key(taskID), "+", "-", "COUNT", "1"])
+        // An entry is [id, [field, value, …]] in RESP2 and RESP3 alike.
+        guard let fields = reply.array?.first?.array?.last?.array, fields.count >= 2, fields[0].string == "e",
+              let text = fields[1].string, let json = try? JSONValue.parse(Array(text.utf8))
+        else { return nil }
+        return try? TaskEvent(json: json)
+    }
+
+    public func follow(taskID: String, after seq: Int, into continuation: TaskFollowStream.Continuation) -> @Sendable () -> Void {
         let hub = self.hub
         let followerID = Identifier.make("f_")
         let task = Task {
@@ -50,27 +59,36 @@ public final class RedisEventBus: TaskEventBus {
                 var last = seq
                 while true {
                     let entries = try await redis.xrange(key(taskID), start: "0-\(last + 1)", end: "+", count: 500)
+                    var batch: [TaskEvent] = []
+                    batch.reserveCapacity(entries.count)
                     for entry in entries {
                         guard let event = Self.event(entry) else { continue }
                         last = event.seq
-                        continuation.yield(event)
-                        if event.isTerminal {
-                            continuation.finish()
-                            return
-                        }
+                        batch.append(event)
+                        if event.isTerminal { break }
+                    }
+                    if !batch.isEmpty { continuation.yield(.events(batch)) }
+                    if batch.last?.isTerminal == true {
+                        continuation.finish()
+                        return
                     }
                     if entries.count < 500 { break }
+                }
+                // Resuming after the terminal event (an EventSource reconnects when the stream
+                // ends) finds nothing newer: end at once instead of waiting for ever.
+                if last == seq, seq > 0, try await lastEvent(taskID: taskID)?.isTerminal == true {
+                    continuation.finish()
+                    return
                 }
                 await hub.add(followerID: followerID, taskID: taskID, after: last, continuation: continuation)
             } catch {
                 continuation.finish(throwing: error)
             }
         }
-        continuation.onTermination = { _ in
+        return {
             task.cancel()
             Task { await hub.remove(followerID: followerID, taskID: taskID) }
         }
-        return stream
     }
 
     public func expire(taskID: String, afterSeconds seconds: Int) async throws {
@@ -95,7 +113,7 @@ actor FollowerHub {
     /// Each follower has its own position; the shared read starts from the lowest.
     private struct Follower {
         var last: Int
-        let continuation: AsyncThrowingStream<TaskEvent, any Error>.Continuation
+        let continuation: TaskFollowStream.Continuation
     }
 
     private let redis: RedisClient
@@ -116,7 +134,7 @@ actor FollowerHub {
         self.wakeKey = "\(prefix):wake:\(Identifier.make(""))"
     }
 
-    func add(followerID: String, taskID: String, after: Int, continuation: AsyncThrowingStream<TaskEvent, any Error>.Continuation) {
+    func add(followerID: String, taskID: String, after: Int, continuation: TaskFollowStream.Continuation) {
         let isNew = followed[taskID] == nil
         followed[taskID, default: [:]][followerID] = Follower(last: after, continuation: continuation)
         if reader == nil {
@@ -155,15 +173,20 @@ actor FollowerHub {
                         continue
                     }
                     let taskID = String(result.key.dropFirst("\(prefix):events:".count))
+                    var batch: [TaskEvent] = []
+                    batch.reserveCapacity(result.entries.count)
                     for entry in result.entries {
                         guard let event = RedisEventBus.event(entry) else {
                             // Skip what cannot be read, or the next read returns it again at once.
                             logger.warning("skipping an unreadable task event", metadata: ["task_id": "\(taskID)", "entry": "\(entry.id)"])
+                            deliver(batch, taskID: taskID)
+                            batch.removeAll()
                             advance(taskID: taskID, to: RedisEventBus.sequence(of: entry.id) ?? 0)
                             continue
                         }
-                        deliver(event, taskID: taskID)
+                        batch.append(event)
                     }
+                    deliver(batch, taskID: taskID)
                 }
             } catch {
                 blocked = false
@@ -182,15 +205,20 @@ actor FollowerHub {
         followed[taskID] = followers
     }
 
-    private func deliver(_ event: TaskEvent, taskID: String) {
-        guard var followers = followed[taskID] else { return }
-        for (id, follower) in followers where event.seq > follower.last {
-            follower.continuation.yield(event)
-            if event.isTerminal {
+    /// Gives each follower of the task the events of `batch` it has not seen, in one yield, and
+    /// ends it at a terminal event.
+    private func deliver(_ batch: [TaskEvent], taskID: String) {
+        guard !batch.isEmpty, var followers = followed[taskID] else { return }
+        let end = batch.firstIndex(where: \.isTerminal).map { $0 + 1 } ?? batch.count
+        for (id, follower) in followers {
+            let unseen = batch[..<end].filter { $0.seq > follower.last }
+            guard let last = unseen.last else { continue }
+            follower.continuation.yield(.events(unseen))
+            if last.isTerminal {
                 follower.continuation.finish()
                 followers[id] = nil
             } else {
-                followers[id]?.last = event.seq
+                followers[id]?.last = last.seq
             }
         }
         followed[taskID] = followers.isEmpty ? nil : followers
