@@ -35,19 +35,22 @@ public final class RedisEventBus: TaskEventBus {
     }
 
     public func lastSequence(taskID: String) async throws -> Int {
-        let reply = try await redis.send(["XREVRANGE", key(taskID), "+", "-", "COUNT", "1"])
-        guard let id = reply.array?.first?.array?.first?.string else { return 0 }
-        return Self.sequence(of: id) ?? 0  // XREVRANGE replies are arrays in RESP2 and RESP3 alike
+        guard let id = try await lastEntry(taskID: taskID)?.first?.string else { return 0 }
+        return Self.sequence(of: id) ?? 0
     }
 
     /// The task's last event, nil when it has none (or it cannot be read).
     func lastEvent(taskID: String) async throws -> TaskEvent? {
-        let reply = try await redis.send(["XREVRANGE", key(taskID), "+", "-", "COUNT", "1"])
-        // An entry is [id, [field, value, …]] in RESP2 and RESP3 alike.
-        guard let fields = reply.array?.first?.array?.last?.array, fields.count >= 2, fields[0].string == "e",
+        guard let fields = try await lastEntry(taskID: taskID)?.last?.array, fields.count >= 2, fields[0].string == "e",
               let text = fields[1].string, let json = try? JSONValue.parse(Array(text.utf8))
         else { return nil }
         return try? TaskEvent(json: json)
+    }
+
+    /// The last entry of the task's stream, `[id, [field, value, …]]` (arrays in RESP2 and RESP3
+    /// alike); nil when the stream is empty or gone.
+    private func lastEntry(taskID: String) async throws -> [RESPValue]? {
+        try await redis.send(["XREVRANGE", key(taskID), "+", "-", "COUNT", "1"]).array?.first?.array
     }
 
     public func follow(taskID: String, after seq: Int, into continuation: TaskFollowStream.Continuation) -> @Sendable () -> Void {
