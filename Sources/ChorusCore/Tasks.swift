@@ -66,6 +66,30 @@ public struct TaskRecord: Sendable, Equatable {
     }
 }
 
+extension TaskRecord {
+    /// What a queue entry may carry beside the task's id: the fields a handler reads, as they were
+    /// at submission. A worker that gets a task's first delivery can begin its run from this copy
+    /// while its claim is on the way to the database (see `TaskWorker.handle`).
+    public var carried: JSONValue {
+        .object([
+            "id": .string(id), "owner_id": .string(ownerID), "batch_id": batchID.map(JSONValue.string) ?? .null,
+            "type": .string(type), "model": .string(model), "params": params,
+            "conversation_id": conversationID.map(JSONValue.string) ?? .null, "created_at": .int(Int(createdAt)),
+        ])
+    }
+
+    /// A pending task from `carried`; nil when a field is missing or of the wrong type.
+    public init?(carried: JSONValue) {
+        guard let id = carried["id"]?.stringValue, let ownerID = carried["owner_id"]?.stringValue,
+              let type = carried["type"]?.stringValue, let model = carried["model"]?.stringValue,
+              let params = carried["params"], let createdAt = carried["created_at"]?.intValue
+        else { return nil }
+        self.init(
+            id: id, ownerID: ownerID, batchID: carried["batch_id"]?.stringValue, type: type, model: model, params: params,
+            conversationID: carried["conversation_id"]?.stringValue, createdAt: Int64(createdAt), updatedAt: Int64(createdAt))
+    }
+}
+
 /// One prompt fanned out to several models in one conversation.
 public struct BatchRecord: Sendable, Equatable {
     public var id: String

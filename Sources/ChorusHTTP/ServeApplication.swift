@@ -62,6 +62,7 @@ struct EmbeddedParts {
     let store: SQLConversationStore
     let taskStore: SQLTaskStore
     let queue: InProcessQueue
+    let bus: InProcessEventBus
     let worker: TaskWorker
     let router: Router<ChorusRequestContext>
 
@@ -80,6 +81,7 @@ struct EmbeddedParts {
         self.store = store
         self.taskStore = taskStore
         self.queue = queue
+        self.bus = bus
         self.worker = TaskWorker(
             settings: workerSettings(configuration, id: "embedded", queues: models.names + [TaskService<SQLConversationStore>.genericQueue]),
             queue: queue, bus: bus, tasks: taskStore, handlers: handlers, logger: logger)

@@ -151,6 +151,8 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     }
 
     private func savePartial(_ turn: PreparedTurn, _ output: CompletionOutput, error: any Error) async {
+        // A task run begun before its claim, whose claim was lost: the answer is not this run's to save.
+        if let gate = turn.gate, await !gate.proceeds() { return }
         var metadata: [String: JSONValue] = ["partial": .bool(true)]
         if Task.isCancelled || error is CancellationError {
             metadata["reason"] = .string(CancellationNote.current?.reason ?? "client_disconnected")
@@ -177,6 +179,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     }
 
     private func save(_ turn: PreparedTurn, _ output: CompletionOutput, status: MessageStatus, metadata: [String: JSONValue]) async throws {
+        try await turn.gate?.wait()
         var metadata = metadata
         if let reason = output.finishReason { metadata["finish_reason"] = .string(reason) }
         try await store.saveAssistantMessage(StoredMessage(
@@ -225,6 +228,8 @@ public struct PreparedTurn: Sendable {
     public let upstream: UpstreamRequest
     public let assistantMessageID: String
     public let startedAt: Int64
+    /// A task run begun before its claim: every write of the answer waits for the claim's outcome.
+    var gate: RunGate?
 }
 
 /// The answer so far, and when it was last checkpointed.

@@ -163,6 +163,17 @@ public struct SQLTaskStore: Sendable {
     /// The conditional claim: a task runs once even when delivered twice. Succeeds for a pending
     /// task, or for a running one whose worker's lease has passed (it died). nil: someone else has it.
     public func claim(taskID: String, workerID: String, leaseUntil: Int64, now: Int64) async throws -> TaskRecord? {
+        try await claimStatement(taskID: taskID, workerID: workerID, leaseUntil: leaseUntil, now: now, returning: "*").first.map(Self.decodeTask)
+    }
+
+    /// `claim` for a worker that has the task already (its queue entry carried it): only the
+    /// number of claims comes back, this one included; nil when the claim was lost.
+    public func claimAttempts(taskID: String, workerID: String, leaseUntil: Int64, now: Int64) async throws -> Int? {
+        try await claimStatement(taskID: taskID, workerID: workerID, leaseUntil: leaseUntil, now: now, returning: "attempts")
+            .first.map { Int(try $0.decode(column: "attempts", as: Int64.self)) }
+    }
+
+    private func claimStatement(taskID: String, workerID: String, leaseUntil: Int64, now: Int64, returning: SQLQueryString) async throws -> [any SQLRow] {
         // One statement (no BEGIN/SELECT/COMMIT round trips): a row comes back only if the claim won.
         //
         // On PostgreSQL the claim does not wait for its WAL flush (`synchronous_commit` off for its
@@ -181,8 +192,8 @@ public struct SQLTaskStore: Sendable {
             \(asynchronousCommit)
             WHERE id = \(bind: taskID) AND cancel_requested = 0 AND (status = \(bind: TaskState.pending.rawValue)
                 OR (status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue)) AND lease_until < \(bind: now)))
-            RETURNING *
-            """).first.map(Self.decodeTask)
+            RETURNING \(returning)
+            """)
     }
 
     /// Extends the leases of the tasks this worker runs; returns those whose cancellation was asked.

@@ -22,6 +22,7 @@ struct Harness {
     let store: SQLConversationStore
     let stats: FakeUpstreamStats
     let queue: InProcessQueue
+    let bus: InProcessEventBus
     let tasks: SQLTaskStore
     let security: Security
 
@@ -63,10 +64,10 @@ struct Harness {
             let app = Application(
                 router: parts.router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                 services: (worker ? [parts.worker] : []) + [security.audit], logger: logger)
-            let (store, queue, taskStore) = (parts.store, parts.queue, parts.taskStore)
+            let (store, queue, bus, taskStore) = (parts.store, parts.queue, parts.bus, parts.taskStore)
             do {
                 try await app.test(.live) { client in
-                    try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, tasks: taskStore, security: security))
+                    try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, bus: bus, tasks: taskStore, security: security))
                 }
             } catch {
                 try await clients.shutdown()
@@ -150,4 +151,14 @@ extension Sequence {
         for element in self { result = try await next(result, element) }
         return result
     }
+}
+
+/// Waits until `condition` holds, checking every 20 ms, for at most `limit`.
+func eventually(within limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
 }

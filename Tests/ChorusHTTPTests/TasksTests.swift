@@ -135,7 +135,7 @@ import Testing
 
     @Test func aMalformedOrUnknownEntryIsDeadLetteredAndTheWorkerCarriesOn() async throws {
         try await Harness.run { h in
-            await h.queue.enqueue(taskID: "task_does_not_exist", model: "fake")
+            try await h.queue.enqueue(taskID: "task_does_not_exist", model: "fake")
             let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"after [[fake tokens=2]]","models":["fake"]}"#))
             let id = try #require(body["task_ids"]?.arrayValue?.first?.stringValue)
             #expect(try await h.waitForTask(id)["state"] == .string("SUCCESS"))
@@ -155,7 +155,7 @@ import Testing
             for worker in ["w1", "w2", "w3"] {
                 #expect(try await h.tasks.claim(taskID: "task_abandoned", workerID: worker, leaseUntil: now - 1, now: now) != nil)
             }
-            await h.queue.enqueue(taskID: "task_abandoned", model: "fake")
+            try await h.queue.enqueue(taskID: "task_abandoned", model: "fake")
             let task = try await h.waitForTask("task_abandoned")
             #expect(task["state"] == .string("FAILURE"))
             #expect(task["error"]?["code"] == .string("internal_error"))
@@ -171,7 +171,7 @@ import Testing
         try await Harness.run { h in
             let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"twice [[fake tokens=3 rate=30]]","models":["fake"]}"#))
             let id = try #require(body["task_ids"]?.arrayValue?.first?.stringValue)
-            await h.queue.enqueue(taskID: id, model: "fake")
+            try await h.queue.enqueue(taskID: id, model: "fake")
             let task = try await h.waitForTask(id)
             #expect(task["state"] == .string("SUCCESS"))
             #expect(task["attempts"] == .int(1))
@@ -180,6 +180,78 @@ import Testing
             #expect(try await h.assistantMessages(conversationID).count == 1)
             #expect(await h.stats.snapshot().streamsStarted == 1)
         }
+    }
+
+    /// A new chat task's entry carries the task, and its worker begins the run (the upstream call)
+    /// while the claim is on its way. Here the claim is held up behind a slow write, so the run is
+    /// under way first; its events and its answer wait for the claim, and appear once.
+    @Test func aRunBegunBeforeItsClaimWaitsForTheClaimAndThenCounts() async throws {
+        try await Harness.run { h in
+            let chat = try await h.chat("first [[fake tokens=1]]")
+            let conversationID = try #require(chat.headers[HTTPField.Name("X-Conversation-Id")!])
+            await h.stats.reset()
+            let task = Self.carriedChatTask("task_early", conversationID: conversationID, prompt: "early [[fake tokens=4 rate=40]]")
+            try await h.tasks.create(batch: nil, tasks: [task])
+            let slowWrite = Task { try await h.backend.transaction { _ in try await Task.sleep(for: .seconds(2)) } }
+            try await Task.sleep(for: .milliseconds(50))
+            await h.queue.enqueue(taskID: task.id, model: "fake", carrying: task)
+            #expect(try await eventually { await h.stats.snapshot().streamsStarted == 1 }, "the upstream call began")
+            try await Task.sleep(for: .milliseconds(300))  // tokens arrive meanwhile (one every 25 ms)
+            #expect(try await h.tasks.task(id: task.id, ownerID: nil)?.state == .pending, "the claim is not written yet")
+            #expect(await h.bus.lastSequence(taskID: task.id) == 0, "no event before the claim")
+            try await slowWrite.value
+            let done = try await h.waitForTask(task.id)
+            #expect(done["state"] == .string("SUCCESS"))
+            #expect(done["attempts"] == .int(1))
+            #expect(done["result"]?["content"] == .string("t0 t1 t2 t3 "))
+            let events = try await h.taskEvents(task.id)
+            #expect(events.map(\.0) == (1...events.count).map(String.init))
+            #expect(events.filter { $0.1["type"] == .string("answer") }.count == 4)
+            #expect(try await h.assistantMessages(conversationID).map(\.content) == ["t0 ", "t0 t1 t2 t3 "])
+            #expect(await h.stats.snapshot().streamsStarted == 1)
+        }
+    }
+
+    /// The same early run, but the claim is lost (a live worker holds the task): the run is
+    /// stopped and leaves no trace, no event, no answer, and the task stays the other worker's.
+    @Test func aRunBegunBeforeALostClaimLeavesNoTrace() async throws {
+        try await Harness.run { h in
+            let chat = try await h.chat("first [[fake tokens=1]]")
+            let conversationID = try #require(chat.headers[HTTPField.Name("X-Conversation-Id")!])
+            await h.stats.reset()
+            let task = Self.carriedChatTask("task_held", conversationID: conversationID, prompt: "held [[fake tokens=50 rate=20]]")
+            try await h.tasks.create(batch: nil, tasks: [task])
+            let now = nowMilliseconds()
+            #expect(try await h.tasks.claim(taskID: task.id, workerID: "w-live", leaseUntil: now + 60_000, now: now) != nil)
+            let slowWrite = Task { try await h.backend.transaction { _ in try await Task.sleep(for: .seconds(1)) } }
+            try await Task.sleep(for: .milliseconds(50))
+            await h.queue.enqueue(taskID: task.id, model: "fake", carrying: task)
+            // Tokens arrive while the claim waits behind the slow write …
+            #expect(try await eventually { await h.stats.snapshot().streamsStarted == 1 })
+            try await slowWrite.value
+            // … and once it is lost, the upstream call is stopped.
+            #expect(try await eventually { await h.stats.snapshot().streamsAbortedByClient == 1 })
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(await h.bus.lastSequence(taskID: task.id) == 0, "no event")
+            #expect(try await h.assistantMessages(conversationID).map(\.content) == ["t0 "], "no answer, not even a partial one")
+            let stored = try #require(try await h.tasks.task(id: task.id, ownerID: nil))
+            #expect(stored.workerID == "w-live")
+            #expect(stored.state == .started)
+            #expect(stored.attempts == 1)
+            #expect(stored.result == nil && stored.error == nil)
+        }
+    }
+
+    /// A chat task as the batch endpoint writes it for a new conversation: its message in `history`.
+    static func carriedChatTask(_ id: String, conversationID: String, prompt: String) -> TaskRecord {
+        let now = nowMilliseconds()
+        return TaskRecord(
+            id: id, ownerID: localOwnerID, type: "chat", model: "fake",
+            params: .object([
+                "body": .object([:]), "instructions": .array([]),
+                "history": .array([.object(["role": .string("user"), "content": .string(prompt)])]),
+            ]),
+            conversationID: conversationID, createdAt: now, updatedAt: now)
     }
 
     @Test func aGenericExportTaskReportsProgressAndResult() async throws {

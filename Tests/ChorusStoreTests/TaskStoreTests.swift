@@ -34,6 +34,25 @@ extension ConversationStoreTests {
     }
 
     @Test(arguments: Dialect.allCases)
+    func aClaimThatReturnsOnlyItsAttemptsDecidesAsTheFullOne(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { _, backend in
+            let tasks = SQLTaskStore(backend: backend)
+            try await tasks.create(batch: nil, tasks: [task("task_a"), task("task_c")])
+            #expect(try await tasks.claimAttempts(taskID: "task_a", workerID: "w1", leaseUntil: 10_000, now: 2000) == 1)
+            let claimed = try await tasks.task(id: "task_a", ownerID: nil)
+            #expect(claimed?.state == .started)
+            #expect(claimed?.workerID == "w1")
+            #expect(claimed?.leaseUntil == 10_000)
+            #expect(try await tasks.claimAttempts(taskID: "task_a", workerID: "w2", leaseUntil: 11_000, now: 3000) == nil, "w1's lease is valid")
+            #expect(try await tasks.claimAttempts(taskID: "task_a", workerID: "w2", leaseUntil: 40_000, now: 25_000) == 2, "after the lease passed")
+            #expect(try await tasks.task(id: "task_a", ownerID: nil)?.workerID == "w2")
+            _ = try await tasks.requestCancel(taskID: "task_c", ownerID: nil)
+            #expect(try await tasks.claimAttempts(taskID: "task_c", workerID: "w1", leaseUntil: 10_000, now: 2000) == nil, "a cancelled task is never claimed")
+            #expect(try await tasks.claimAttempts(taskID: "task_missing", workerID: "w1", leaseUntil: 10_000, now: 2000) == nil)
+        }
+    }
+
+    @Test(arguments: Dialect.allCases)
     func cancellationIsImmediateWhenPendingAndFlaggedWhenRunning(_ dialect: Dialect) async throws {
         try await withStore(dialect) { _, backend in
             let tasks = SQLTaskStore(backend: backend)

@@ -8,7 +8,9 @@ started once for the module. Waits are polls with generous deadlines, never timi
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -213,6 +215,38 @@ def test_duplicate_entry_runs_once(cluster: Cluster, fake_upstream: FakeUpstream
     task = g1.task(task_id)
     assert task["state"] == "SUCCESS" and task["attempts"] == 1, task
     assert len(cluster.assistant_rows(task_id)) == 1
+
+
+def test_task_cancelled_while_queued_is_never_started(cluster: Cluster, fake_upstream: FakeUpstream):
+    # A chat task's entry carries the task, and a worker that gets a fresh entry starts the upstream
+    # call while its claim is on the way. An entry that waited (here: no worker was running) may
+    # name a task cancelled meanwhile, so its worker claims first and the upstream never hears of it.
+    cluster.start(gateways=1, workers=("w1",))
+    (g1,) = cluster.gateways
+    # One task first, so that the worker's upstream connection is warm (an early start would reach
+    # the upstream before its claim came back), then the worker is paused while the next waits.
+    warm = g1.submit_batch(f"{unique_tag()} warm-up [[fake tokens=2]]", ["fake-a"])["task_ids"][0]
+    assert g1.wait_task(warm, timeout=30)["state"] == "SUCCESS"
+    worker = cluster.workers["w1"]
+    os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        tag = unique_tag()
+        task_id = g1.submit_batch(f"{tag} cancelled while queued [[fake tokens=4]]", ["fake-a"])["task_ids"][0]
+        entry = cluster.redis.cli("XRANGE", cluster.queue_key("fake-a"), "-", "+")
+        assert f'"id":"{task_id}"' in entry and tag in entry, f"the entry carries the task: {entry}"
+        r = g1.http.post(f"/v1/tasks/{task_id}/cancel")
+        assert r.status_code == 200 and r.json()["state"] == "CANCELLED", r.text
+        time.sleep(2.5)  # the entry is now older than a worker starts early from
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+
+    wait_until(lambda: cluster.redis.xlen(cluster.queue_key("fake-a")) == 0, 20,
+               message="the cancelled task's entry to be dropped")
+    time.sleep(0.3)
+    assert fake_request_count(fake_upstream, tag) == 0, "the upstream was called for a cancelled task"
+    task = g1.task(task_id)
+    assert task["state"] == "CANCELLED" and task["attempts"] == 0, task
+    assert cluster.assistant_rows(task_id) == []
 
 
 # --------------------------------------------------------------------------------------------

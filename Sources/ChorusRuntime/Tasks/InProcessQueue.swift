@@ -8,6 +8,8 @@ public actor InProcessQueue: TaskQueue {
         var id: Int
         var model: String
         var taskID: String
+        var carried: TaskRecord?
+        var queuedAt = ContinuousClock.now
         var deliveries = 0
         var consumer: String?
         var deliveredAt: ContinuousClock.Instant?
@@ -21,8 +23,8 @@ public actor InProcessQueue: TaskQueue {
 
     public init() {}
 
-    public func enqueue(taskID: String, model: String) {
-        waiting[model, default: []].append(Entry(id: nextID, model: model, taskID: taskID))
+    public func enqueue(taskID: String, model: String, carrying task: TaskRecord?) {
+        waiting[model, default: []].append(Entry(id: nextID, model: model, taskID: taskID, carried: task))
         nextID += 1
         let toWake = waiters
         waiters = []
@@ -100,6 +102,9 @@ public actor InProcessQueue: TaskQueue {
     public func ping() {}
 
     private func delivery(_ entry: Entry) -> QueueDelivery {
-        QueueDelivery(model: entry.model, entryID: String(entry.id), taskID: entry.taskID, deliveries: entry.deliveries, payload: "task_id=\(entry.taskID)")
+        QueueDelivery(
+            model: entry.model, entryID: String(entry.id), taskID: entry.taskID, deliveries: entry.deliveries,
+            payload: "task_id=\(entry.taskID)",
+            carried: entry.deliveries == 1 && ContinuousClock.now - entry.queuedAt <= QueueDelivery.carriedFreshness ? entry.carried : nil)
     }
 }

@@ -24,18 +24,34 @@ public struct RedisTaskQueue: TaskQueue {
     func key(_ model: String) -> String { "\(prefix):queue:\(model)" }
     func deadKey(_ model: String) -> String { "\(prefix):dead:\(model)" }
 
-    public func enqueue(taskID: String, model: String) async throws {
-        try await redis.xadd(key(model), fields: [("task_id", taskID)])
+    public func enqueue(taskID: String, model: String, carrying task: TaskRecord?) async throws {
+        var fields = [("task_id", taskID)]
+        if let task, let carried = try? task.carried.encoded(), carried.count <= Self.maximumCarriedBytes {
+            fields.append(("task", String(decoding: carried, as: UTF8.self)))
+        }
+        try await redis.xadd(key(model), fields: fields)
     }
+
+    /// A larger task is not carried: its worker claims it first and reads it from the database.
+    static var maximumCarriedBytes: Int { 32 * 1024 }
 
     public func receive(models: [String], consumer: String, count: Int) async throws -> [QueueDelivery] {
         let keys = models.map(key)
         let results = try await withGroups(models) {
             try await redis.xreadgroup(group: Self.group, consumer: consumer, keys: keys, count: count, block: blockFor)
         }
+        // The entry id's first part is Redis's clock at the XADD, in milliseconds.
+        let freshSince = nowMilliseconds() - Int64(QueueDelivery.carriedFreshness.components.seconds * 1000)
         return results.flatMap { result in
             let model = models[keys.firstIndex(of: result.key) ?? 0]
-            return result.entries.map { delivery(model: model, entry: $0, deliveries: 1) }
+            return result.entries.map { entry in
+                var delivery = delivery(model: model, entry: entry, deliveries: 1)
+                // Only a first delivery: a redelivered task may have run, so its worker claims it first.
+                if let queuedAt = entry.id.split(separator: "-").first.flatMap({ Int64($0) }), queuedAt >= freshSince {
+                    delivery.carried = entry["task"].flatMap { try? JSONValue.parse(Array($0.utf8)) }.flatMap(TaskRecord.init(carried:))
+                }
+                return delivery
+            }
         }
     }
 

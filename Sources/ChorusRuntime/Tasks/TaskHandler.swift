@@ -6,6 +6,8 @@ public struct TaskRunContext: Sendable {
     public let task: TaskRecord
     let emitEvent: @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void
     let reportProgress: @Sendable (Int, Int?) async throws -> Void
+    /// For a run begun before its claim was won: what its writes wait for. Nil once claimed.
+    public internal(set) var gate: RunGate?
 
     public init(task: TaskRecord, emit: @escaping @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void, progress: @escaping @Sendable (Int, Int?) async throws -> Void) {
         self.task = task
@@ -28,14 +30,26 @@ public struct TaskRunContext: Sendable {
 /// cancellation; a handler saves what it must before returning.
 public protocol TaskHandler: Sendable {
     var type: String { get }
+    /// Whether a worker may begin a new task's run while its claim is on the way (from the copy its
+    /// queue entry carries), and abandon it when the claim is lost. Only for a handler whose every
+    /// effect goes through its context (events, progress) or waits for `TaskRunContext.gate`, as
+    /// the chat engine's writes do: nothing it does before the claim is won may be seen. No by default.
+    var startsBeforeClaim: Bool { get }
     /// Checks `params` at submission (throw `ChorusError.invalidRequest` for a 400).
     func validate(params: JSONValue) throws
     func run(_ context: TaskRunContext) async throws -> JSONValue
 }
 
+extension TaskHandler {
+    public var startsBeforeClaim: Bool { false }
+}
+
 /// `chat`: one model's answer in a conversation (a batch is one of these per model).
 public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
     public let type = "chat"
+    /// The upstream call starts before the claim is won (it is on the path to the first token);
+    /// the answer's writes wait for the claim, and a lost claim cancels the call.
+    public var startsBeforeClaim: Bool { true }
     let engine: ChatEngine<Store>
     /// Charges the answer's usage to the submitter's token limits and budgets.
     let accounts: AuthService?
@@ -52,7 +66,8 @@ public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
         guard let conversationID = task.conversationID else {
             throw ChorusError.invalidRequest(message: "a chat task needs a conversation", param: "conversation_id", code: nil)
         }
-        let turn = try await engine.prepareTask(task, conversationID: conversationID)
+        var turn = try await engine.prepareTask(task, conversationID: conversationID)
+        turn.gate = context.gate
         let output = try await engine.stream(turn) { event in
             switch event {
             case .reasoning(let text): try await context.emit(.thinking, token: text)

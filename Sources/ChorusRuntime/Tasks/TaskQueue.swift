@@ -2,7 +2,7 @@ import ChorusCore
 import NIOCore
 import NIOPosix
 
-/// One delivery of a queue entry to a worker. The entry only names the task; its state is in the database.
+/// One delivery of a queue entry to a worker. The entry names the task; its state is in the database.
 public struct QueueDelivery: Sendable, Equatable {
     /// The model whose queue it came from.
     public var model: String
@@ -14,13 +14,21 @@ public struct QueueDelivery: Sendable, Equatable {
     public var deliveries: Int
     /// The entry as it was, for dead letters.
     public var payload: String
+    /// The task as submitted (`TaskRecord.carried`), on a first delivery of an entry that carries it
+    /// and was queued at most `carriedFreshness` ago. An entry that waited longer (a backlog) may
+    /// name a task cancelled meanwhile, whose upstream call would be started for nothing.
+    public var carried: TaskRecord?
 
-    public init(model: String, entryID: String, taskID: String?, deliveries: Int, payload: String) {
+    /// How old an entry may be for its worker to begin from the carried copy.
+    public static var carriedFreshness: Duration { .seconds(2) }
+
+    public init(model: String, entryID: String, taskID: String?, deliveries: Int, payload: String, carried: TaskRecord? = nil) {
         self.model = model
         self.entryID = entryID
         self.taskID = taskID
         self.deliveries = deliveries
         self.payload = payload
+        self.carried = carried
     }
 }
 
@@ -45,7 +53,9 @@ public struct QueueStats: Sendable, Equatable {
 /// One queue per model, one consumer group of workers per queue (Redis Streams, or in process).
 /// Delivery is at least once: a worker acknowledges an entry when its task is done.
 public protocol TaskQueue: Sendable {
-    func enqueue(taskID: String, model: String) async throws
+    /// Names a task on its model's queue. With `task`, the entry also carries the task as submitted
+    /// (when it is small enough), so that the first worker to get it can begin before its claim.
+    func enqueue(taskID: String, model: String, carrying task: TaskRecord?) async throws
     /// New entries for these models, waiting up to about a second when there are none.
     func receive(models: [String], consumer: String, count: Int) async throws -> [QueueDelivery]
     /// Entries delivered to some consumer and not acknowledged for `minIdleMilliseconds`: taken
@@ -57,6 +67,13 @@ public protocol TaskQueue: Sendable {
     func stats(models: [String]) async throws -> [QueueStats]
     /// Checks the queue is reachable (for `/readyz`).
     func ping() async throws
+}
+
+extension TaskQueue {
+    /// An entry that names the task and carries nothing (the reconciler's, a test's).
+    public func enqueue(taskID: String, model: String) async throws {
+        try await enqueue(taskID: taskID, model: model, carrying: nil)
+    }
 }
 
 /// What a follower of a task reads: batches of its events in order and, when asked for, a

@@ -117,7 +117,8 @@ public struct TaskService<Store: ConversationStore>: Sendable {
     private func enqueue(_ records: [TaskRecord]) async {
         for record in records {
             do {
-                try await queue.enqueue(taskID: record.id, model: record.model)
+                let carry = handlers[record.type]?.startsBeforeClaim == true
+                try await queue.enqueue(taskID: record.id, model: record.model, carrying: carry ? record : nil)
             } catch {
                 logger.warning("could not queue a task; the reconciler will", metadata: ["task_id": "\(record.id)", "error": "\(error)"])
             }

@@ -128,6 +128,12 @@ public final class TaskWorker: Service {
     /// One delivery: run it, dead-letter it, drop it as done, or leave it to the live worker that has it.
     /// The claim comes first: for a task that is waiting (the usual case) one statement decides,
     /// with no read before it.
+    ///
+    /// A first delivery that carries its task (a new chat task) does not wait for that statement:
+    /// the run begins from the carried copy while the claim is on its way, so the upstream call
+    /// and the claim overlap. The run's effects wait for the claim's outcome (`RunGate`); a lost
+    /// claim (the task was cancelled, or is done, or another worker's) cancels the run, which leaves
+    /// no trace, and the delivery is then handled as any other.
     func handle(_ delivery: QueueDelivery) async {
         do {
             guard let taskID = delivery.taskID else {
@@ -135,7 +141,40 @@ public final class TaskWorker: Service {
                 return
             }
             let now = nowMilliseconds()
-            if let claimed = try await tasks.claim(taskID: taskID, workerID: settings.id, leaseUntil: now + settings.leaseMilliseconds, now: now) {
+            let leaseUntil = now + settings.leaseMilliseconds
+            var early: (gate: RunGate, job: Task<Void, Never>)?
+            if var carried = delivery.carried, carried.id == taskID, handlers[carried.type]?.startsBeforeClaim == true {
+                // As the claim will leave it, when it wins.
+                carried.state = .started
+                carried.workerID = settings.id
+                carried.leaseUntil = leaseUntil
+                carried.attempts = 1
+                carried.startedAt = now
+                carried.updatedAt = now
+                let gate = RunGate()
+                early = (gate, start(carried, delivery: delivery, gate: gate))
+            }
+            var claim: TaskRecord?
+            if let early {
+                let attempts: Int?
+                do {
+                    attempts = try await tasks.claimAttempts(taskID: taskID, workerID: settings.id, leaseUntil: leaseUntil, now: now)
+                } catch {
+                    await abandon(early)
+                    throw error
+                }
+                // A first claim: the run already under way is this one.
+                if attempts == 1 {
+                    early.gate.open()
+                    return
+                }
+                await abandon(early)
+                // Claimed after earlier attempts (a task queued twice): the usual checks, on the row.
+                if attempts != nil { claim = try await tasks.task(id: taskID, ownerID: nil) }
+            } else {
+                claim = try await tasks.claim(taskID: taskID, workerID: settings.id, leaseUntil: leaseUntil, now: now)
+            }
+            if let claimed = claim {
                 guard handlers[claimed.type] != nil else {
                     try await deadLetter(delivery, reason: "no handler for task type \(claimed.type)")
                     try await fail(claimed, error: ChorusError.internalError("no handler for task type \(claimed.type)"), state: .failure)
@@ -164,24 +203,33 @@ public final class TaskWorker: Service {
         }
     }
 
-    private func start(_ task: TaskRecord, delivery: QueueDelivery) {
+    /// Stops a run begun before a claim that was lost, and waits until it has wound down.
+    private func abandon(_ early: (gate: RunGate, job: Task<Void, Never>)) async {
+        early.gate.abandon()
+        early.job.cancel()
+        await early.job.value
+    }
+
+    @discardableResult
+    private func start(_ task: TaskRecord, delivery: QueueDelivery, gate: RunGate? = nil) -> Task<Void, Never> {
         let note = CancellationNote()
         slots.take()
         // Recorded under the lock that the job's own removal needs: a job that ends at once
         // cannot be removed before it is recorded.
-        running.withLock { running in
+        return running.withLock { running in
             let job = Task {
                 await CancellationNote.$current.withValue(note) {
-                    await self.execute(task, delivery: delivery)
+                    await self.execute(task, delivery: delivery, gate: gate)
                 }
                 self.running.withLock { $0[task.id] = nil }
                 self.slots.release()
             }
             running[task.id] = RunningTask(job: job, note: note)
+            return job
         }
     }
 
-    private func execute(_ task: TaskRecord, delivery: QueueDelivery) async {
+    private func execute(_ task: TaskRecord, delivery: QueueDelivery, gate: RunGate?) async {
         var logger = self.logger
         logger[metadataKey: "task_id"] = .string(task.id)
         do {
@@ -191,6 +239,7 @@ public final class TaskWorker: Service {
             let sequence = EventSequence(start: task.attempts <= 1 ? 0 : try await bus.lastSequence(taskID: task.id))
             let publisher = EventPublisher(bus: bus, patience: .milliseconds(settings.leaseMilliseconds), logger: logger)
             let emit: @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void = { kind, token, data in
+                try await gate?.wait()
                 try await publisher.publish(TaskEvent(seq: sequence.next(), taskID: task.id, kind: kind, token: token, data: data))
             }
             if sequence.current > 0 {
@@ -198,13 +247,17 @@ public final class TaskWorker: Service {
             }
             let tasks = self.tasks
             let workerID = settings.id
-            let context = TaskRunContext(task: task, emit: emit) { current, total in
+            var context = TaskRunContext(task: task, emit: emit) { current, total in
+                try await gate?.wait()
                 try await tasks.updateProgress(taskID: task.id, workerID: workerID, current: current, total: total)
                 try await emit(.progress, "", .object(["current": .int(current), "total": total.map(JSONValue.int) ?? .null]))
             }
+            context.gate = gate
             let handler = handlers[task.type]!
             do {
                 let result = try await handler.run(context)
+                // Begun before a claim that was lost: the delivery is handled by whoever abandoned the run.
+                guard await gate?.proceeds() ?? true else { return }
                 if try await tasks.finish(taskID: task.id, workerID: settings.id, state: .success, result: result, error: nil, now: nowMilliseconds()) {
                     try await emit(.finish, "", result)
                 }
@@ -214,6 +267,7 @@ public final class TaskWorker: Service {
                 logger.error("abandoning the task run: its events cannot be published", metadata: ["error": "\(error.underlying)"])
                 return
             } catch {
+                guard await gate?.proceeds() ?? true else { return }
                 let cancelled = Task.isCancelled || error is CancellationError
                 let state: TaskState = cancelled ? .cancelled : .failure
                 let chorusError = cancelled ? ChorusError.invalidRequest(message: "The task was cancelled.", param: nil, code: "cancelled") : ((error as? ChorusError) ?? .internalError("\(error)"))
