@@ -13,11 +13,20 @@ public enum SHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
+    /// The digest as 64 lowercase hex digits.
     public static func hex(_ bytes: some Collection<UInt8>) -> String {
-        digest(bytes).map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
-        }.joined()
+        let digest = digest(bytes)
+        return String(unsafeUninitializedCapacity: digest.count * 2) { output in
+            for (index, byte) in digest.enumerated() {
+                output[index * 2] = hexDigit(byte >> 4)
+                output[index * 2 + 1] = hexDigit(byte & 0xF)
+            }
+            return digest.count * 2
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     public static func digest(_ bytes: some Collection<UInt8>) -> [UInt8] {

@@ -85,7 +85,9 @@ struct AuthMiddleware: RouterMiddleware {
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw ChorusError.unauthorized(message: "The Authorization header must be `Bearer <API key>`.", code: "invalid_api_key")
             }
-            let token = parts[1].trimmingCharacters(in: .whitespaces)
+            var trimmed = parts[1].drop(while: \.isWhitespace)
+            while trimmed.last?.isWhitespace == true { trimmed.removeLast() }
+            let token = String(trimmed)
             guard let principal = try await accounts.principal(bearer: token) else {
                 throw ChorusError.unauthorized(
                     message: "Incorrect API key provided, or it was revoked or has expired. Create a key with POST /v1/api-keys.",

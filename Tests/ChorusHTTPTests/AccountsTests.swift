@@ -231,7 +231,7 @@ struct AccountsTests {
     @Test("the access table: every spelling of a path meets the same rule, unknown paths need a sign-in")
     func accessPolicy() {
         let admin = AccessPolicy.Requirement.permission(.adminUsers)
-        for path in ["/v1/admin/users", "/v1//admin/users/", "/V1/Admin/Users/x", "/v1/%61dmin/users"] {
+        for path in ["/v1/admin/users", "/v1//admin/users/", "/V1/Admin/Users/x", "/v1/%61dmin/users", "v1/admin/users", "//v1/admin/users//", "/v1/admin/users/x/"] {
             #expect(AccessPolicy.requirement(method: .get, path: path) == admin, "\(path)")
         }
         #expect(AccessPolicy.requirement(method: .get, path: "/v1/admin/queues") == .permission(.adminOps))
@@ -243,6 +243,11 @@ struct AccountsTests {
         #expect(AccessPolicy.requirement(method: .get, path: "/v1/modelsx") == .signedIn)
         #expect(AccessPolicy.requirement(method: .get, path: "/v1/tasks/t1/ws") == .permission(.tasks))
         #expect(AccessPolicy.requirement(method: .get, path: "/somewhere") == .signedIn)
+        #expect(AccessPolicy.requirement(method: .get, path: "/HEALTHZ") == .anonymous)
+        #expect(AccessPolicy.requirement(method: .get, path: "/healthz/") == .anonymous)
+        #expect(AccessPolicy.requirement(method: .get, path: "/") == .signedIn)
+        #expect(AccessPolicy.requirement(method: .get, path: "") == .signedIn)
+        #expect(AccessPolicy.requirement(method: .get, path: "/v1/admin/ünïcode") == .permission(.adminOps))
     }
 }
 
