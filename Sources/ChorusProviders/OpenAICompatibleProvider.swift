@@ -144,11 +144,13 @@ public struct OpenAICompatibleProvider: ChatProvider {
                 if let choice = chunk.choices?.first {
                     if let reasoning = choice.delta?.reasoning_content ?? choice.delta?.reasoning, !reasoning.isEmpty {
                         watchdog.tokenArrived()
-                        try await onEvent(.reasoning(reasoning))
+                        try await watchdog.consuming { try await onEvent(.reasoning(reasoning)) }
                     }
                     if let content = choice.delta?.content, !content.isEmpty {
                         watchdog.tokenArrived()
-                        for segment in splitter.feed(content) { try await onEvent(segment.event) }
+                        try await watchdog.consuming {
+                            for segment in splitter.feed(content) { try await onEvent(segment.event) }
+                        }
                     }
                     if let reason = choice.finish_reason { finishReason = reason }
                 }

@@ -14,6 +14,8 @@ final class StreamWatchdog: Sendable {
         var limit: Double
         var timer: Scheduled<Void>?
         var stopped = false
+        /// The caller is busy with what arrived; the gap deadline waits for it.
+        var consuming = false
     }
 
     private let timeouts: ModelTimeouts
@@ -37,6 +39,21 @@ final class StreamWatchdog: Sendable {
         }
     }
 
+    /// Runs the caller's handling of a token. Only the upstream's silence counts against the gap
+    /// deadline, not Chorus's own time: a task run begun before its claim holds its first token
+    /// until the claim is won, however long that takes. The gap restarts when the handling ends.
+    func consuming(_ body: () async throws -> Void) async throws {
+        state.withLock { $0.consuming = true }
+        defer {
+            let deadline = NIODeadline.now() + Self.amount(timeouts.betweenTokens)
+            state.withLock {
+                $0.consuming = false
+                $0.deadline = deadline
+            }
+        }
+        try await body()
+    }
+
     /// The stream ended: the timer goes.
     func stop() {
         let timer: Scheduled<Void>? = state.withLock { state in
@@ -54,6 +71,7 @@ final class StreamWatchdog: Sendable {
         let expired: ChorusError? = state.withLock { state in
             guard !state.stopped else { return nil }
             if now >= totalDeadline { return .upstreamTimeout(phase: .total, seconds: timeouts.total) }
+            if state.consuming, now >= state.deadline { state.deadline = now + Self.amount(state.limit) }
             if now >= state.deadline { return .upstreamTimeout(phase: state.phase, seconds: state.limit) }
             state.timer = task.eventLoop.scheduleTask(deadline: min(state.deadline, totalDeadline)) { [self] in
                 watch(task)

@@ -184,7 +184,9 @@ import Testing
 
     /// A new chat task's entry carries the task, and its worker begins the run (the upstream call)
     /// while the claim is on its way. Here the claim is held up behind a slow write, so the run is
-    /// under way first; its events and its answer wait for the claim, and appear once.
+    /// under way first; its events and its answer wait for the claim, and appear once. The wait
+    /// (3 s) is longer than the model's between-token timeout (1 s): Chorus's own wait does not
+    /// count as the upstream's silence.
     @Test func aRunBegunBeforeItsClaimWaitsForTheClaimAndThenCounts() async throws {
         try await Harness.run { h in
             let chat = try await h.chat("first [[fake tokens=1]]")
@@ -192,7 +194,7 @@ import Testing
             await h.stats.reset()
             let task = Self.carriedChatTask("task_early", conversationID: conversationID, prompt: "early [[fake tokens=4 rate=40]]")
             try await h.tasks.create(batch: nil, tasks: [task])
-            let slowWrite = Task { try await h.backend.transaction { _ in try await Task.sleep(for: .seconds(2)) } }
+            let slowWrite = Task { try await h.backend.transaction { _ in try await Task.sleep(for: .seconds(3)) } }
             try await Task.sleep(for: .milliseconds(50))
             await h.queue.enqueue(taskID: task.id, model: "fake", carrying: task)
             #expect(try await eventually { await h.stats.snapshot().streamsStarted == 1 }, "the upstream call began")
