@@ -38,11 +38,12 @@ enum AccessPolicy {
     /// - Parameter path: the raw path; it is matched percent-decoded, lowercased and with empty
     ///   segments dropped, so that no spelling the router accepts slips past a stricter rule.
     static func requirement(method: HTTPRequest.Method, path rawPath: String) -> Requirement {
+        // The rules are lowercase; an ASCII path is compared without regard to case.
         let path = isNormal(rawPath) ? rawPath : normalized(rawPath)
         var best: (length: Int, requirement: Requirement)?
         for rule in rules where rule.method == nil || rule.method == method {
             let prefix = rule.prefix.utf8
-            guard path.utf8.starts(with: prefix) else { continue }
+            guard path.utf8.starts(with: prefix, by: { lowercased($0) == $1 }) else { continue }
             // At a segment boundary: the whole path, or the prefix followed by `/`.
             let rest = path.utf8.dropFirst(prefix.count)
             guard rest.isEmpty || rest.first == UInt8(ascii: "/") else { continue }
@@ -51,20 +52,25 @@ enum AccessPolicy {
         return best?.requirement ?? .signedIn
     }
 
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+    }
+
     /// Percent-decoded, lowercased, with empty segments dropped.
     private static func normalized(_ rawPath: String) -> String {
         let decoded = (rawPath.removingPercentEncoding ?? rawPath).lowercased()
         return "/" + decoded.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
     }
 
-    /// Whether `normalized` would return the path as it is (the usual case, checked on bytes):
-    /// it starts with `/`, and has no `%`, no capital or non-ASCII letter, no empty segment.
+    /// Whether `normalized` would return the path as it is, but for the case of its letters (the
+    /// usual case, checked on bytes): it starts with `/`, and has no `%`, nothing but ASCII, and no
+    /// empty segment.
     private static func isNormal(_ path: String) -> Bool {
         var previous: UInt8 = 0
         var count = 0
         for byte in path.utf8 {
             if count == 0, byte != UInt8(ascii: "/") { return false }
-            if byte == UInt8(ascii: "%") || byte >= 0x80 || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) { return false }
+            if byte == UInt8(ascii: "%") || byte >= 0x80 { return false }
             if byte == UInt8(ascii: "/"), previous == UInt8(ascii: "/") { return false }
             previous = byte
             count += 1
