@@ -40,7 +40,8 @@ public struct RedisTaskQueue: TaskQueue {
         let results = try await withGroups(models) {
             try await redis.xreadgroup(group: Self.group, consumer: consumer, keys: keys, count: count, block: blockFor)
         }
-        // The entry id's first part is Redis's clock at the XADD, in milliseconds.
+        // The entry id's first part is Redis's clock at the XADD, in milliseconds. A worker whose
+        // clock runs ahead of Redis's by more than the freshness only loses the early start.
         let freshSince = nowMilliseconds() - Int64(QueueDelivery.carriedFreshness.components.seconds * 1000)
         return results.flatMap { result in
             let model = models[keys.firstIndex(of: result.key) ?? 0]

@@ -6,7 +6,8 @@ public struct TaskRunContext: Sendable {
     public let task: TaskRecord
     let emitEvent: @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void
     let reportProgress: @Sendable (Int, Int?) async throws -> Void
-    /// For a run begun before its claim was won: what its writes wait for. Nil once claimed.
+    /// For a run begun before its claim was won: what its writes wait for. Nil for a run that
+    /// began after its claim.
     public internal(set) var gate: RunGate?
 
     public init(task: TaskRecord, emit: @escaping @Sendable (TaskEvent.Kind, String, JSONValue?) async throws -> Void, progress: @escaping @Sendable (Int, Int?) async throws -> Void) {
