@@ -189,13 +189,10 @@ import Testing
     /// count as the upstream's silence.
     @Test func aRunBegunBeforeItsClaimWaitsForTheClaimAndThenCounts() async throws {
         try await Harness.run { h in
-            let chat = try await h.chat("first [[fake tokens=1]]")
-            let conversationID = try #require(chat.headers[HTTPField.Name("X-Conversation-Id")!])
-            await h.stats.reset()
+            let conversationID = try await Self.answeredConversation(h)
             let task = Self.carriedChatTask("task_early", conversationID: conversationID, prompt: "early [[fake tokens=4 rate=40]]")
             try await h.tasks.create(batch: nil, tasks: [task])
-            let slowWrite = Task { try await h.backend.transaction { _ in try await Task.sleep(for: .seconds(3)) } }
-            try await Task.sleep(for: .milliseconds(50))
+            let slowWrite = try await Self.holdWrites(h, for: .seconds(3))
             await h.queue.enqueue(taskID: task.id, model: "fake", carrying: task)
             #expect(try await eventually { await h.stats.snapshot().streamsStarted == 1 }, "the upstream call began")
             try await Task.sleep(for: .milliseconds(300))  // tokens arrive meanwhile (one every 25 ms)
@@ -218,15 +215,12 @@ import Testing
     /// stopped and leaves no trace, no event, no answer, and the task stays the other worker's.
     @Test func aRunBegunBeforeALostClaimLeavesNoTrace() async throws {
         try await Harness.run { h in
-            let chat = try await h.chat("first [[fake tokens=1]]")
-            let conversationID = try #require(chat.headers[HTTPField.Name("X-Conversation-Id")!])
-            await h.stats.reset()
+            let conversationID = try await Self.answeredConversation(h)
             let task = Self.carriedChatTask("task_held", conversationID: conversationID, prompt: "held [[fake tokens=50 rate=20]]")
             try await h.tasks.create(batch: nil, tasks: [task])
             let now = nowMilliseconds()
             #expect(try await h.tasks.claim(taskID: task.id, workerID: "w-live", leaseUntil: now + 60_000, now: now) != nil)
-            let slowWrite = Task { try await h.backend.transaction { _ in try await Task.sleep(for: .seconds(1)) } }
-            try await Task.sleep(for: .milliseconds(50))
+            let slowWrite = try await Self.holdWrites(h, for: .seconds(1))
             await h.queue.enqueue(taskID: task.id, model: "fake", carrying: task)
             // Tokens arrive while the claim waits behind the slow write …
             #expect(try await eventually { await h.stats.snapshot().streamsStarted == 1 })
@@ -242,6 +236,23 @@ import Testing
             #expect(stored.attempts == 1)
             #expect(stored.result == nil && stored.error == nil)
         }
+    }
+
+    /// A stored conversation with one answered turn (its answer is "t0 "); the fake upstream's
+    /// counters start again after it.
+    static func answeredConversation(_ h: Harness) async throws -> String {
+        let chat = try await h.chat("first [[fake tokens=1]]")
+        let conversationID = try #require(chat.headers[HTTPField.Name("X-Conversation-Id")!])
+        await h.stats.reset()
+        return conversationID
+    }
+
+    /// A transaction that holds the database's writer for `duration`: writes issued meanwhile
+    /// (a worker's claim) wait behind it.
+    static func holdWrites(_ h: Harness, for duration: Duration) async throws -> Task<Void, any Error> {
+        let write = Task { try await h.backend.transaction { _ in try await Task.sleep(for: duration) } }
+        try await Task.sleep(for: .milliseconds(50))
+        return write
     }
 
     /// A chat task as the batch endpoint writes it for a new conversation: its message in `history`.
