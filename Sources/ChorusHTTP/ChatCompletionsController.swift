@@ -7,7 +7,6 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// `POST /v1/chat/completions`: OpenAI's Chat Completions, non-streamed and streamed (SSE).
 struct ChatCompletionsController<Store: ConversationStore>: Sendable {
@@ -96,20 +95,21 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         // The turn runs in its own task so that the status line can wait for the first event: an
         // upstream that fails before its first token gets a real 502/504, not a 200 with an error.
         let (events, continuation) = AsyncThrowingStream<StreamItem, any Error>.makeStream()
-        let firstEvent = FirstEvent()
+        // Set once: by the first event, or by the error that came instead.
+        let firstEvent = OneShot<(any Error)?>()
         let engine = self.engine
         let settleContext = context
         let generation = Task {
             do {
                 let output = try await engine.stream(turn) { event in
-                    firstEvent.signal(nil)
+                    firstEvent.set(nil)
                     continuation.yield(.event(event))
                 }
                 await settle(output, context: settleContext)
-                firstEvent.signal(nil)
+                firstEvent.set(nil)
                 continuation.finish()
             } catch {
-                firstEvent.signal(error)
+                firstEvent.set(error)
                 continuation.finish(throwing: error)
             }
         }
@@ -121,7 +121,7 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
             continuation.yield(.keepAlive)
         }
         continuation.onTermination = { _ in keepAlive.cancel() }
-        if let error = await firstEvent.wait() {
+        if let error = await firstEvent.value() {
             throw error
         }
 
@@ -188,38 +188,5 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         buffer.writeBytes(json)
         buffer.writeString("\n\n")
         return buffer
-    }
-}
-
-/// Resolved once, by the first event or by the error that came instead.
-final class FirstEvent: Sendable {
-    private enum State {
-        case waiting([CheckedContinuation<(any Error)?, Never>])
-        case done((any Error)?)
-    }
-    private let state = Mutex(State.waiting([]))
-
-    func signal(_ error: (any Error)?) {
-        let waiters: [CheckedContinuation<(any Error)?, Never>] = state.withLock { state in
-            guard case .waiting(let waiters) = state else { return [] }
-            state = .done(error)
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(returning: error) }
-    }
-
-    func wait() async -> (any Error)? {
-        await withCheckedContinuation { continuation in
-            let result: (any Error)?? = state.withLock { state in
-                switch state {
-                case .waiting(let waiters):
-                    state = .waiting(waiters + [continuation])
-                    return nil
-                case .done(let error):
-                    return .some(error)
-                }
-            }
-            if let result { continuation.resume(returning: result) }
-        }
     }
 }

@@ -1,3 +1,4 @@
+import ChorusCore
 import Foundation
 import Logging
 import PostgresKit
@@ -24,7 +25,8 @@ public final class PostgresBackend: SQLBackend, Service {
     /// Finished by `close()`; `run()` waits on it beside the client.
     private let closeRequests: AsyncStream<Void>
     private let requestClose: AsyncStream<Void>.Continuation
-    private let stopped = Latch()
+    /// Set when `run()` has returned.
+    private let stopped = OneShot<Void>()
 
     public var committedWrites: Int { writes.load(ordering: .relaxed) }
 
@@ -56,14 +58,14 @@ public final class PostgresBackend: SQLBackend, Service {
             await group.next()
             group.cancelAll()
         }
-        stopped.open()
+        stopped.set(())
     }
 
     /// Stops the pool and waits until `run()` has returned (at once if it never started).
     public func close() async {
         requestClose.finish()
         if started.load(ordering: .acquiring) {
-            await stopped.wait()
+            await stopped.value()
         }
     }
 
@@ -212,34 +214,6 @@ private struct PostgresPoolDatabase: SQLDatabase {
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await client.withConnection { connection in
             try await closure(connection.sql(logger: logger))
-        }
-    }
-}
-
-/// A one-way gate: `wait()` suspends until `open()`, and returns at once afterwards.
-private final class Latch: Sendable {
-    private struct State {
-        var isOpen = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state = Mutex(State())
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.isOpen = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let isOpen = state.withLock { state in
-                if !state.isOpen { state.waiters.append(continuation) }
-                return state.isOpen
-            }
-            if isOpen { continuation.resume() }
         }
     }
 }
