@@ -40,7 +40,9 @@ public struct DistributedParts: Sendable {
         redisConfiguration.maxDedicatedConnections = configuration.redis.blockingConnections
         var postgresLogger = logger
         postgresLogger.logLevel = max(logger.logLevel, .warning)
-        let backend = try PostgresBackend(url: postgresURL, maximumConnections: configuration.storage.postgresConnections, logger: postgresLogger)
+        var postgres = try PostgresBackend.Configuration(url: postgresURL, maximumConnections: configuration.storage.postgresConnections)
+        postgres.preparedStatements = configuration.storage.postgresPreparedStatements
+        let backend = PostgresBackend(configuration: postgres, logger: postgresLogger)
         let redis = RedisClient(configuration: redisConfiguration, logger: logger)
         let clients = makeUpstreamClients(configuration: configuration)
         // A gateway serves the synchronous API for every model but runs no local model server;

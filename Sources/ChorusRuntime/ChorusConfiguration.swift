@@ -63,6 +63,10 @@ public struct ChorusConfiguration: Sendable {
         /// The PostgreSQL database of the distributed shape (`postgres://user:pass@host:port/db`).
         public var postgresURL: String?
         public var postgresConnections = 20
+        /// How many recurring statements each PostgreSQL connection keeps prepared; 0 runs every
+        /// statement unnamed (for a pooler that cannot keep them, such as PgBouncer before 1.21
+        /// in transaction mode).
+        public var postgresPreparedStatements = 256  // PostgresBackend.Configuration.defaultPreparedStatements
     }
 
     /// Redis, for the distributed shape's queues and task events.

@@ -28,7 +28,7 @@ public enum ConfigurationLoader {
             "ip_requests_per_minute", "ip_tokens_per_minute", "user_requests_per_minute", "user_tokens_per_minute",
             "key_requests_per_minute", "key_tokens_per_minute", "login_attempts_per_minute",
         ],
-        "storage": ["sqlite_path", "postgres_url", "postgres_connections"],
+        "storage": ["sqlite_path", "postgres_url", "postgres_connections", "postgres_prepared_statements"],
         "redis": ["url", "connections", "blocking_connections", "prefix"],
         "conversations": ["history_messages", "checkpoint_seconds", "on_disconnect"],
         "upstream": ["max_connections_per_host", "idle_connection_seconds"],
@@ -137,6 +137,8 @@ public enum ConfigurationLoader {
             config.storage.postgresURL = url
         }
         config.storage.postgresConnections = try values2.int("storage.postgres_connections", range: 1...1000) ?? config.storage.postgresConnections
+        config.storage.postgresPreparedStatements =
+            try values2.int("storage.postgres_prepared_statements", range: 0...10_000) ?? config.storage.postgresPreparedStatements
         if let url = try values2.string("redis.url"), !url.isEmpty {
             guard url.hasPrefix("redis://") else {
                 throw ConfigurationError(key: "redis.url", problem: "expected redis://[user:password@]host:port[/db]")

@@ -15,10 +15,12 @@ import Synchronization
 ///
 /// Reads through `database` lease a connection for each statement. `transaction` leases ONE
 /// connection for BEGIN, the body's statements and COMMIT (or ROLLBACK), so transactions on
-/// different tasks never share a connection.
+/// different tasks never share a connection. Statements that recur run as prepared statements
+/// (`PostgresStatements`).
 public final class PostgresBackend: SQLBackend, Service {
     public let database: any SQLDatabase
     private let client: PostgresClient
+    private let statements: PostgresStatements
     private let logger: Logger
     private let writes = Atomic<Int>(0)
     private let started = Atomic<Bool>(false)
@@ -41,9 +43,11 @@ public final class PostgresBackend: SQLBackend, Service {
             password: configuration.password, database: configuration.database, tls: configuration.tls.client)
         clientConfiguration.options.maximumConnections = configuration.maximumConnections
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let statements = PostgresStatements(capacity: configuration.preparedStatements)
         self.client = client
+        self.statements = statements
         self.logger = logger
-        self.database = PostgresPoolDatabase(client: client, logger: logger)
+        self.database = PostgresPoolDatabase(client: client, statements: statements, logger: logger)
         let (closeRequests, requestClose) = AsyncStream.makeStream(of: Void.self)
         self.closeRequests = closeRequests
         self.requestClose = requestClose
@@ -71,7 +75,7 @@ public final class PostgresBackend: SQLBackend, Service {
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await client.withConnection { connection in
-            let db = connection.sql(logger: logger)
+            let db = PostgresConnectionDatabase(connection: connection, statements: statements, logger: logger)
             try await db.raw("BEGIN").run()
             let result: T
             do {
@@ -97,7 +101,7 @@ public final class PostgresBackend: SQLBackend, Service {
 
     public func writeReturning(_ statement: SQLQueryString) async throws -> [any SQLRow] {
         let rows = try await client.withConnection { connection in
-            try await connection.sql(logger: logger).raw(statement).all()
+            try await PostgresConnectionDatabase(connection: connection, statements: statements, logger: logger).raw(statement).all()
         }
         writes.add(1, ordering: .relaxed)
         return rows
@@ -117,6 +121,7 @@ extension PostgresBackend {
         }
 
         public static let defaultMaximumConnections = 20
+        public static let defaultPreparedStatements = 256
 
         public var host: String
         public var port: Int
@@ -127,6 +132,9 @@ extension PostgresBackend {
         public var tls: TLSMode
         /// The pool never holds more connections than this; further requests wait for one.
         public var maximumConnections: Int
+        /// How many recurring statements run as prepared statements (`PostgresStatements`); 0
+        /// runs all unnamed.
+        public var preparedStatements = Configuration.defaultPreparedStatements
 
         public init(
             host: String, port: Int = 5432, username: String, password: String?, database: String?,
@@ -196,6 +204,7 @@ extension PostgresBackend.Configuration.TLSMode {
 /// connection for as long as it runs (rows included) and gives it back.
 private struct PostgresPoolDatabase: SQLDatabase {
     let client: PostgresClient
+    let statements: PostgresStatements
     let logger: Logger
 
     var eventLoop: any EventLoop { PostgresClient.defaultEventLoopGroup.any() }
@@ -207,13 +216,13 @@ private struct PostgresPoolDatabase: SQLDatabase {
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
         try await client.withConnection { connection in
-            try await connection.sql(logger: logger).execute(sql: query, onRow)
+            try await statements.run(query, on: connection, logger: logger, onRow)
         }
     }
 
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await client.withConnection { connection in
-            try await closure(connection.sql(logger: logger))
+            try await closure(PostgresConnectionDatabase(connection: connection, statements: statements, logger: logger))
         }
     }
 }

@@ -26,6 +26,7 @@ import Testing
         #expect(config.http.backlog == 4096, "the accept queue's default")
         #expect(config.http.idleTimeoutSeconds == 60)
         #expect(config.storage.sqlitePath == "/var/lib/chorus/chorus.sqlite")
+        #expect(config.storage.postgresPreparedStatements == 256)
         #expect(config.models.map(\.name) == ["gpt-4.1", "local"])
         let gpt = config.models[0]
         #expect(gpt.upstreamModel == "gpt-4.1")
@@ -44,6 +45,7 @@ import Testing
         #expect(fromEnvironment.logging.level == "debug")
         #expect(try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_BACKLOG": "1024"]).http.backlog == 1024)
         #expect(try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_IDLE_TIMEOUT_SECONDS": "2.5"]).http.idleTimeoutSeconds == 2.5)
+        #expect(try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_STORAGE_POSTGRES_PREPARED_STATEMENTS": "0"]).storage.postgresPreparedStatements == 0)
         let fromFlags = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_PORT": "7000"], overrides: ["http.port": "6000"])
         #expect(fromFlags.http.port == 6000)
     }
@@ -59,6 +61,7 @@ import Testing
         ("http:\n  prot: 80", "http.prot"),
         ("http:\n  backlog: 0", "http.backlog"),
         ("http:\n  idle_timeout_seconds: 0", "http.idle_timeout_seconds"),
+        ("storage:\n  postgres_prepared_statements: -1", "storage.postgres_prepared_statements"),
         ("htp:\n  port: 80", "htp"),
         ("conversations:\n  on_disconnect: shrug", "conversations.on_disconnect"),
         ("logging:\n  level: loud", "logging.level"),
