@@ -106,11 +106,8 @@ final class PostgresStatements: Sendable {
     /// `int8`, `nil` as an untyped NULL), and records its type in `signature`: a text prepared with
     /// a NULL in one place is another statement than with a value there.
     static func append(_ bind: any Encodable & Sendable, to bindings: inout PostgresBindings, signature: inout String) -> Bool {
-        if let optional = bind as? any OptionalValue, optional.isNone {
-            bindings.appendNull()
-            signature += "n"
-            return true
-        }
+        // The concrete types first (a non-nil optional casts to its wrapped type); only what
+        // matched none of them pays for the protocol check.
         switch bind {
         case let value as String: bindings.append(value); signature += "s"
         case let value as Int64: bindings.append(value); signature += "i"
@@ -118,6 +115,7 @@ final class PostgresStatements: Sendable {
         case let value as Int32: bindings.append(value); signature += "4"
         case let value as Bool: bindings.append(value); signature += "b"
         case let value as Double: bindings.append(value); signature += "d"
+        case let optional as any OptionalValue where optional.isNone: bindings.appendNull(); signature += "n"
         default: return false
         }
         return true
