@@ -171,11 +171,15 @@ class PostgresServer:
         except OSError:
             return ""
 
-    def start(self) -> None:
+    def start(self, action: str = "start") -> None:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
         self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
-                           "-t", "60", "start"], timeout=90)
+                           "-t", "60", *(["-m", "fast"] if action == "restart" else []), action], timeout=90)
         self.started = True
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: every client connection is ended, the data stays."""
+        self.start("restart")
 
     def stop(self) -> None:
         if self.started:
@@ -455,6 +459,12 @@ class Cluster:
 
     def query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         return self.db.execute(sql, params).fetchall()
+
+    def restart_postgres(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self.postgres.restart()
 
     def task_row(self, task_id: str) -> dict[str, Any]:
         rows = self.query("SELECT * FROM tasks WHERE id = %s", (task_id,))

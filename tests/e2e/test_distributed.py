@@ -323,6 +323,45 @@ def test_redis_restart_loses_nothing(cluster: Cluster):
     assert events[-1].type == "finish" and events[-1].data["data"]["content"] == answer(5), events[-1]
 
 
+def test_postgres_restart_keeps_serving(cluster: Cluster):
+    # Gateways and workers keep their statements prepared on each PostgreSQL connection; a restart
+    # ends every connection, and the pools' new connections must prepare them again.
+    cluster.start(gateways=1, workers=("w1",))
+    gateway = cluster.gateways[0]
+    cluster.wait_workers_registered({"w1"})
+
+    def chat(prompt: str) -> tuple[str, str]:
+        r = gateway.http.post("/v1/chat/completions", json={"model": "fake-a", "messages": [{"role": "user", "content": prompt}]})
+        assert r.status_code == 200, r.text
+        return r.headers["x-conversation-id"], r.json()["choices"][0]["message"]["content"]
+
+    def run_task(prompt: str) -> dict:
+        task_id = gateway.submit_batch(prompt, ["fake-a"])["task_ids"][0]
+        return gateway.wait_task(task_id, timeout=30)
+
+    # Each statement runs more than twice, so it is prepared on the connections that ran it.
+    before = [run_task(f"{unique_tag()} before {i} [[fake tokens=3]]") for i in range(3)]
+    chats = [chat(f"{unique_tag()} before {i} [[fake tokens=3]]") for i in range(3)]
+    assert all(t["state"] == "SUCCESS" for t in before), before
+
+    cluster.restart_postgres()
+    wait_until(lambda: gateway.http.get("/readyz").status_code == 200, 30, interval=0.2,
+               message="/readyz to answer 200 after PostgreSQL restarted")
+
+    # After it: the same statements, on new connections, work; and nothing stored before is lost.
+    after = [run_task(f"{unique_tag()} after {i} [[fake tokens=3]]") for i in range(3)]
+    assert [t["state"] for t in after] == ["SUCCESS"] * 3, after
+    assert all(t["result"]["content"] == answer(3) for t in after), after
+    assert chat(f"{unique_tag()} after [[fake tokens=3]]")[1] == answer(3)
+    for task in before:
+        assert gateway.task(task["id"])["result"]["content"] == answer(3)
+    for conversation, content in chats:
+        assert content == answer(3)
+        r = gateway.http.get(f"/v1/conversations/{conversation}/history")
+        assert r.status_code == 200, r.text
+        assert [(m["role"], m["content"]) for m in r.json()["data"]][1] == ("assistant", answer(3)), r.text
+
+
 # --------------------------------------------------------------------------------------------
 # 6. SSE resume on another gateway with Last-Event-ID
 
