@@ -1,5 +1,6 @@
 import ChorusCore
 import ChorusProviders
+import ChorusStore
 
 /// Everything `chorus serve` is configured with. Read once at start by `ConfigurationLoader`.
 public struct ChorusConfiguration: Sendable {
@@ -66,7 +67,7 @@ public struct ChorusConfiguration: Sendable {
         /// How many recurring statements each PostgreSQL connection keeps prepared; 0 runs every
         /// statement unnamed (for a pooler that cannot keep them, such as PgBouncer before 1.21
         /// in transaction mode).
-        public var postgresPreparedStatements = 256  // PostgresBackend.Configuration.defaultPreparedStatements
+        public var postgresPreparedStatements = PostgresBackend.Configuration.defaultPreparedStatements
     }
 
     /// Redis, for the distributed shape's queues and task events.

@@ -43,9 +43,6 @@ final class PostgresStatements: Sendable {
         }
     }
 
-    /// How many statements have a name (for tests).
-    var namedCount: Int { state.withLock { $0.names.count } }
-
     /// Runs `query` on `connection`: as a prepared statement when `name(for:)` gives one (and
     /// every parameter is of a type encoded here), unnamed otherwise.
     func run(
