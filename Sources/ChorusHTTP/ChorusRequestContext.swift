@@ -21,7 +21,7 @@ public struct ChorusRequestContext: RequestContext, WebSocketRequestContext {
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.webSocket = .init()
-        self.requestID = Identifier.make("req_")
+        self.requestID = Identifier.ordered("req_")
         self.peerIP = source.channel.remoteAddress?.ipAddress ?? "unknown"
         self.clientIP = peerIP
     }

@@ -67,7 +67,7 @@ struct UploadsController<Store: ConversationStore>: Sendable {
     private func store(_ part: FormPart, ownerID: String) async throws -> StoredFile {
         try FileRules.check(part, maxBytes: maxFileBytes)
         let file = StoredFile(
-            id: Identifier.make("file_"), ownerID: ownerID, filename: part.filename ?? "upload",
+            id: Identifier.ordered("file_"), ownerID: ownerID, filename: part.filename ?? "upload",
             contentType: FileRules.contentType(of: part), size: part.body.count, sha256: SHA256.hex(part.body),
             content: part.body, createdAt: nowMilliseconds())
         try await tasks.service.tasks.save(file: file)

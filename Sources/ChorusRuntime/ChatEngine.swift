@@ -65,13 +65,13 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         }
         let stored = newMessages.map { message in
             StoredMessage(
-                id: Identifier.make("msg_"), conversationID: "", ownerID: ownerID, role: message.role,
+                id: Identifier.ordered("msg_"), conversationID: "", ownerID: ownerID, role: message.role,
                 content: message.text, parts: message.hasNonTextParts ? message.content : nil,
                 turnID: requestID, createdAt: now, updatedAt: now)
         }
         let title = newMessages.first { $0.role == "user" }.map { String($0.text.prefix(80)) }
         let conversation = try await store.startTurn(TurnStart(
-            ownerID: ownerID, conversationID: request.conversationID, newConversationID: Identifier.make("conv_"),
+            ownerID: ownerID, conversationID: request.conversationID, newConversationID: Identifier.ordered("conv_"),
             title: title, model: request.model, messages: stored, now: now))
 
         // A new conversation's history is exactly what was just stored: no need to read it back.
@@ -89,7 +89,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
             upstreamStreaming: entry.configuration.upstreamStreaming,
             retries: entry.configuration.retries, retryBackoffSeconds: entry.configuration.retryBackoffSeconds,
             conversation: conversation, upstream: UpstreamRequest(body: body, requestID: requestID),
-            assistantMessageID: Identifier.make("msg_"), startedAt: now)
+            assistantMessageID: Identifier.ordered("msg_"), startedAt: now)
     }
 
     /// A non-streamed turn.

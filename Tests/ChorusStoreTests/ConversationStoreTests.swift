@@ -2,6 +2,7 @@ import ChorusCore
 import ChorusStore
 import Foundation
 import Logging
+import SQLKit
 import Testing
 
 /// The store's dialects: every test runs on each.
@@ -99,6 +100,29 @@ struct ConversationStoreTests {
                 }
             }
             #expect(try await tasks.batch(id: "batch_b3", ownerID: nil) == nil)
+        }
+    }
+
+    /// Stored ids are made in time order so that new rows land at the right edge of each index;
+    /// that holds only if the database sorts them in that order: SQLite's BINARY collation,
+    /// PostgreSQL's default, and a linguistic collation (ICU's root locale puts `a` before `B`).
+    @Test(arguments: Dialect.allCases)
+    func orderedIDsSortInCreationOrderInTheDatabase(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, backend in
+            let start = nowMilliseconds()
+            // 40 milliseconds 7 apart cross several base-36 digit boundaries.
+            let ids = (0..<40).map { Identifier.ordered("conv_", milliseconds: start + Int64($0) * 7) }
+            for id in ids.shuffled() {
+                _ = try await store.startTurn(TurnStart(
+                    ownerID: localOwnerID, conversationID: nil, newConversationID: id, title: nil, model: "m",
+                    messages: [userMessage("hi", turn: Identifier.ordered("req_"))], now: start))
+            }
+            var orders = ["ORDER BY id"]
+            if dialect == .postgres { orders.append(#"ORDER BY id COLLATE "und-x-icu""#) }
+            for order in orders {
+                let rows = try await backend.database.raw("SELECT id FROM conversations \(unsafeRaw: order)").all()
+                #expect(try rows.map { try $0.decode(column: "id", as: String.self) } == ids, "\(order)")
+            }
         }
     }
 

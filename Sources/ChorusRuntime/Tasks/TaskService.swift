@@ -58,12 +58,12 @@ public struct TaskService<Store: ConversationStore>: Sendable {
             throw ChorusError.invalidRequest(message: "Each model may appear once in a batch.", param: "models", code: "invalid_value")
         }
         let now = nowMilliseconds()
-        let batchID = Identifier.make("batch_")
+        let batchID = Identifier.ordered("batch_")
         let instructions = submission.messages.filter { $0.role == "system" || $0.role == "developer" }
         let userMessages = submission.messages.filter { $0.role != "system" && $0.role != "developer" }
         let stored = userMessages.map { message in
             StoredMessage(
-                id: Identifier.make("msg_"), conversationID: "", ownerID: submission.ownerID, role: message.role,
+                id: Identifier.ordered("msg_"), conversationID: "", ownerID: submission.ownerID, role: message.role,
                 content: message.text, parts: message.hasNonTextParts ? message.content : nil,
                 turnID: batchID, createdAt: now, updatedAt: now)
         }
@@ -81,14 +81,14 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         let modelNames = submission.models
         // The user message, the batch and its tasks: one commit.
         let (_, batch, records) = try await conversations.startBatch(TurnStart(
-            ownerID: ownerID, conversationID: submission.conversationID, newConversationID: Identifier.make("conv_"),
+            ownerID: ownerID, conversationID: submission.conversationID, newConversationID: Identifier.ordered("conv_"),
             title: userMessages.first.map { String($0.text.prefix(80)) }, model: modelNames.joined(separator: ","),
             messages: stored, now: now)
         ) { conversation in
             let batch = BatchRecord(id: batchID, ownerID: ownerID, conversationID: conversation.id, models: modelNames, createdAt: now)
             let records = modelNames.map { model in
                 TaskRecord(
-                    id: Identifier.make("task_"), ownerID: ownerID, batchID: batchID, type: "chat", model: model,
+                    id: Identifier.ordered("task_"), ownerID: ownerID, batchID: batchID, type: "chat", model: model,
                     params: params, conversationID: conversation.id, createdAt: now, updatedAt: now)
             }
             return (batch, records)
@@ -108,7 +108,7 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         }
         try handler.validate(params: params)
         let now = nowMilliseconds()
-        let record = TaskRecord(id: Identifier.make("task_"), ownerID: ownerID, type: type, model: Self.genericQueue, params: params, createdAt: now, updatedAt: now)
+        let record = TaskRecord(id: Identifier.ordered("task_"), ownerID: ownerID, type: type, model: Self.genericQueue, params: params, createdAt: now, updatedAt: now)
         try await tasks.create(batch: nil, tasks: [record])
         await enqueue([record])
         return record

@@ -300,7 +300,7 @@ public final class TaskWorker: Service {
     private func deadLetter(_ delivery: QueueDelivery, reason: String) async throws {
         logger.warning("dead-lettering a queue entry", metadata: ["entry": "\(delivery.entryID)", "queue": "\(delivery.model)", "reason": "\(reason)"])
         try await tasks.recordDeadLetter(DeadLetter(
-            id: Identifier.make("dl_"), stream: delivery.model, entryID: delivery.entryID, taskID: delivery.taskID,
+            id: Identifier.ordered("dl_"), stream: delivery.model, entryID: delivery.entryID, taskID: delivery.taskID,
             payload: delivery.payload, reason: reason, deliveries: delivery.deliveries, createdAt: nowMilliseconds()))
         try await queue.deadLetter(delivery, reason: reason)
     }
