@@ -30,6 +30,10 @@ public final class PostgresBackend: SQLBackend, Service {
     /// Set when `run()` has returned.
     private let stopped = OneShot<Void>()
 
+    /// The connections the pool keeps open (`Configuration.persistentConnections`, or fewer when
+    /// fewer are allowed); `keepAlive()` pings them.
+    private let persistent: Int
+
     public var committedWrites: Int { writes.load(ordering: .relaxed) }
 
     /// Connects with `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
@@ -42,9 +46,20 @@ public final class PostgresBackend: SQLBackend, Service {
             host: configuration.host, port: configuration.port, username: configuration.username,
             password: configuration.password, database: configuration.database, tls: configuration.tls.client)
         clientConfiguration.options.maximumConnections = configuration.maximumConnections
+        // PostgresNIO's pool starts a keep-alive timer and, for a connection above its minimum, an
+        // idle timer each time a connection goes back to it, and cancels them at the next lease:
+        // every timer is a task group with two tasks and a Dispatch timer. With a statement every
+        // millisecond that was a fifth of a gateway's and a worker's CPU. So the first connections
+        // stay open for good and park with no timer, the pool's keep-alive is off, and
+        // `keepAlive()` pings those connections every 30 s instead; a connection opened beyond
+        // them for a burst still closes after 60 s idle (its idle timer).
+        let persistent = min(configuration.persistentConnections, configuration.maximumConnections)
+        clientConfiguration.options.minimumConnections = persistent
+        clientConfiguration.options.keepAliveBehavior = nil
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let statements = PostgresStatements(capacity: configuration.preparedStatements)
         self.client = client
+        self.persistent = persistent
         self.statements = statements
         self.logger = logger
         self.database = PostgresPoolDatabase(client: client, statements: statements, logger: logger)
@@ -59,10 +74,52 @@ public final class PostgresBackend: SQLBackend, Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             group.addTask { for await _ in self.closeRequests {} }
+            group.addTask { await self.keepAlive() }
             await group.next()
             group.cancelAll()
         }
         stopped.set(())
+    }
+
+    /// Pings the persistent connections every `keepAliveInterval`, so that an idle one is neither
+    /// dropped by a firewall or load balancer that forgets quiet connections, nor found dead by
+    /// the next request.
+    private func keepAlive() async {
+        while true {
+            do { try await Task.sleep(for: Self.keepAliveInterval) } catch { return }
+            do {
+                try await pingPersistentConnections()
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.debug("PostgreSQL keep-alive ping failed; the pool replaces the connection", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    static let keepAliveInterval: Duration = .seconds(30)
+
+    /// Leases the persistent connections together (each stays leased while the next is taken, so
+    /// they are distinct) and runs `SELECT 1` on each. A connection that does not answer within
+    /// `timeout` is closed, which fails its query (and this call), and the pool opens a new one.
+    public func pingPersistentConnections(timeout: Duration = .seconds(10)) async throws {
+        try await ping(remaining: persistent, timeout: TimeAmount.nanoseconds(
+            timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+    }
+
+    private func ping(remaining: Int, timeout: TimeAmount) async throws {
+        guard remaining > 0 else { return }
+        try await client.withConnection { connection in
+            let deadline = connection.eventLoop.scheduleTask(in: timeout) { connection.close().whenComplete { _ in } }
+            do {
+                _ = try await connection.query("SELECT 1", logger: logger).get()
+                deadline.cancel()
+            } catch {
+                deadline.cancel()
+                throw error
+            }
+            try await ping(remaining: remaining - 1, timeout: timeout)
+        }
     }
 
     /// Stops the pool and waits until `run()` has returned (at once if it never started).
@@ -121,6 +178,8 @@ extension PostgresBackend {
         }
 
         public static let defaultMaximumConnections = 20
+        /// Connections kept open and pinged by Chorus (see `PostgresBackend.init`).
+        public static let defaultPersistentConnections = 4
         public static let defaultPreparedStatements = 256
 
         public var host: String
@@ -135,6 +194,9 @@ extension PostgresBackend {
         /// How many recurring statements run as prepared statements (`PostgresStatements`); 0
         /// runs all unnamed.
         public var preparedStatements = Configuration.defaultPreparedStatements
+        /// How many connections stay open for good (at most `maximumConnections`); Chorus pings
+        /// them every 30 s. Connections beyond them open on demand and close after 60 s idle.
+        public var persistentConnections = Configuration.defaultPersistentConnections
 
         public init(
             host: String, port: Int = 5432, username: String, password: String?, database: String?,
