@@ -92,7 +92,8 @@ public final class PostgresBackend: SQLBackend, Service {
             } catch is CancellationError {
                 return
             } catch {
-                logger.debug("PostgreSQL keep-alive ping failed; the pool replaces the connection", metadata: ["error": "\(error)"])
+                // A connection that timed out is closed already, and the pool opens another.
+                logger.warning("PostgreSQL keep-alive ping failed", metadata: ["error": "\(error)"])
             }
         }
     }
