@@ -157,7 +157,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ChorusStoreTests",
-            dependencies: ["ChorusCore", "ChorusStore", .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: [
+                "ChorusCore", "ChorusStore", .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: chorusSwiftSettings()
         ),
         .testTarget(

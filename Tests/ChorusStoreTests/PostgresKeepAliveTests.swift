@@ -45,4 +45,28 @@ struct PostgresKeepAliveTests {
             #expect(sessions.allSatisfy { $0.query == "SELECT 1" }, "\(sessions)")
         }
     }
+
+    /// A connection whose path stops passing bytes (through a relay that freezes it) makes the
+    /// ping fail at its deadline instead of hanging; the pool then opens a new connection.
+    @Test func aPingClosesAConnectionThatStopsAnsweringAndThePoolOpensAnother() async throws {
+        try await PostgresTestServer.required().withFreshDatabase { configuration in
+            let relay = try await TCPRelay.start(to: configuration.host, port: configuration.port)
+            var configuration = configuration
+            configuration.port = relay.port
+            configuration.maximumConnections = 1
+            do {
+                try await PostgresBackend.withRunning(configuration, logger: logger) { backend in
+                    let before = try await backend.database.raw("SELECT pg_backend_pid() AS pid").first()!.decode(column: "pid", as: Int.self)
+                    relay.freeze()
+                    await #expect(throws: (any Error).self) { try await backend.pingPersistentConnections(timeout: .milliseconds(500)) }
+                    let after = try await backend.database.raw("SELECT pg_backend_pid() AS pid").first()!.decode(column: "pid", as: Int.self)
+                    #expect(after != before)
+                }
+            } catch {
+                await relay.close()
+                throw error
+            }
+            await relay.close()
+        }
+    }
 }
