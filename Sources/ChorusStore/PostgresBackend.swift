@@ -117,6 +117,9 @@ public final class PostgresBackend: SQLBackend, Service {
                 deadline.cancel()
             } catch {
                 deadline.cancel()
+                // Give the connection back only once it is closed, so the pool knows it is gone
+                // and the next statement gets another one.
+                try? await connection.close()
                 throw error
             }
             try await ping(remaining: remaining - 1, timeout: timeout)
