@@ -104,8 +104,7 @@ public final class PostgresBackend: SQLBackend, Service {
     /// they are distinct) and runs `SELECT 1` on each. A connection that does not answer within
     /// `timeout` is closed, which fails its query (and this call), and the pool opens a new one.
     public func pingPersistentConnections(timeout: Duration = .seconds(10)) async throws {
-        try await ping(remaining: persistent, timeout: TimeAmount.nanoseconds(
-            timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+        try await ping(remaining: persistent, timeout: TimeAmount(timeout))
     }
 
     private func ping(remaining: Int, timeout: TimeAmount) async throws {
