@@ -159,6 +159,7 @@ let package = Package(
             name: "ChorusStoreTests",
             dependencies: [
                 "ChorusCore", "ChorusStore", .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: chorusSwiftSettings()

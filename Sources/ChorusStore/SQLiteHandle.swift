@@ -54,10 +54,16 @@ final class SQLiteHandle {
     func run(_ sql: String, binds: [SQLiteData], decoder: SQLiteDataDecoder, onRow: (any SQLRow) -> Void) throws {
         guard let handle else { throw SQLiteFailure(code: SQLITE_MISUSE, message: "the database is closed") }
         let statement = try prepared(sql, on: handle)
-        defer {
-            sqlite_nio_sqlite3_reset(statement)
-            sqlite_nio_sqlite3_clear_bindings(statement)
+        // Every parameter is bound on every run, so the last run's values are always replaced and
+        // the bindings need no clearing. Clearing would cost a re-prepare: SQLite's planner
+        // notes the parameters it looked at (a `column = ?` term's estimate, a LIKE pattern),
+        // and `sqlite3_clear_bindings` expires any such statement, so the next step parses and
+        // plans it again. `SELECT MAX(seq) … WHERE conversation_id = ?` is one.
+        let parameters = Int(sqlite_nio_sqlite3_bind_parameter_count(statement))
+        guard parameters == binds.count else {
+            throw SQLiteFailure(code: SQLITE_RANGE, message: "\(binds.count) values for \(parameters) parameters in: \(sql)")
         }
+        defer { sqlite_nio_sqlite3_reset(statement) }
         for (offset, value) in binds.enumerated() {
             let status = Self.bind(value, at: Int32(offset + 1), to: statement)
             guard status == SQLITE_OK else { throw failure(status, handle) }
@@ -76,6 +82,11 @@ final class SQLiteHandle {
             }
             onRow(SQLiteValuesRow(columns: names, values: values, decoder: decoder))
         }
+    }
+
+    /// How often SQLite has prepared `sql` again since it was cached (nil: not cached).
+    func reprepareCount(of sql: String) -> Int32? {
+        statements[sql].map { sqlite_nio_sqlite3_stmt_status($0, SQLITE_STMTSTATUS_REPREPARE, 0) }
     }
 
     private func prepared(_ sql: String, on handle: OpaquePointer) throws -> OpaquePointer {

@@ -1,8 +1,9 @@
-import ChorusStore
+@testable import ChorusStore
 import Foundation
 import Logging
 import NIOCore
 import SQLKit
+import SQLiteKit
 import Testing
 
 /// `SQLiteBackend`'s own connections: values survive the trip, reads see committed data only,
@@ -97,6 +98,39 @@ struct SQLiteBackendTests {
             try await backend.write("INSERT INTO v (id) VALUES (2)")
             #expect(try await backend.database.raw("SELECT id FROM v ORDER BY id").all().map { try $0.decode(column: "id", as: Int.self) } == [1, 2])
         }
+    }
+
+    /// A cached statement is parsed and planned once, however its values change from run to run.
+    /// SQLite's planner notes the parameters it looked at (here the `c = ?2` term under `MAX`),
+    /// and clearing the bindings after a run would make it prepare such a statement again.
+    @Test func aCachedStatementIsPlannedOnceWhateverItsValues() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-sqlite-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let handle = try SQLiteHandle(path: path, readOnly: false)
+        defer { handle.close() }
+        func run(_ sql: String, _ binds: [SQLiteData] = []) throws -> [[SQLiteData]] {
+            var rows: [[SQLiteData]] = []
+            try handle.run(sql, binds: binds, decoder: SQLiteDataDecoder()) { row in
+                rows.append((row as? SQLiteValuesRow)?.values ?? [])
+            }
+            return rows
+        }
+        _ = try run("CREATE TABLE m (id TEXT PRIMARY KEY, c TEXT NOT NULL, seq BIGINT NOT NULL)")
+        _ = try run("CREATE INDEX m_c ON m (c, seq)")
+        let insert = "INSERT INTO m (id, c, seq) VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM m WHERE c = ?2))"
+        for index in 0..<6 {
+            _ = try run(insert, [.text("m\(index)"), .text("c\(index % 3)")])
+        }
+        #expect(handle.reprepareCount(of: insert) == 0)
+        // The values of each run were its own: every `c` numbered its rows 1, 2.
+        let rows = try run("SELECT c, seq FROM m ORDER BY c, seq")
+        let expected: [[SQLiteData]] = ["c0", "c1", "c2"].flatMap { c in [[.text(c), .integer(1)], [.text(c), .integer(2)]] }
+        #expect(rows == expected)
+
+        // Since bindings are not cleared, a run must bind every parameter: fewer values are refused.
+        let error = #expect(throws: SQLiteFailure.self) { _ = try run(insert, [.text("m9")]) }
+        #expect(error?.description.contains("1 values for 2 parameters") == true)
+        #expect(try run("SELECT id FROM m WHERE id = 'm9'").isEmpty)
     }
 
     @Test func anInMemoryDatabaseIsRefusedWithAReason() async throws {
