@@ -63,7 +63,10 @@ final class SQLiteHandle {
         guard parameters == binds.count else {
             throw SQLiteFailure(code: SQLITE_RANGE, message: "\(binds.count) values for \(parameters) parameters in: \(sql)")
         }
-        defer { sqlite_nio_sqlite3_reset(statement) }
+        defer {
+            sqlite_nio_sqlite3_reset(statement)
+            Self.releaseLargeValues(binds, of: statement)
+        }
         for (offset, value) in binds.enumerated() {
             let status = Self.bind(value, at: Int32(offset + 1), to: statement)
             guard status == SQLITE_OK else { throw failure(status, handle) }
@@ -82,6 +85,32 @@ final class SQLiteHandle {
             }
             onRow(SQLiteValuesRow(columns: names, values: values, decoder: decoder))
         }
+    }
+
+    /// Values kept by a cached statement until its next run are SQLite's copies; the large ones
+    /// (a file's bytes, a long message) are let go at once, by binding NULL in their place. The
+    /// values a plan looks at are short (ids, states), so this does not expire a statement.
+    private static func releaseLargeValues(_ binds: [SQLiteData], of statement: OpaquePointer) {
+        for (offset, value) in binds.enumerated() {
+            let size: Int
+            switch value {
+            case .text(let text): size = text.utf8.count
+            case .blob(let bytes): size = bytes.readableBytes
+            default: continue
+            }
+            if size > largeValueBytes { sqlite_nio_sqlite3_bind_null(statement, Int32(offset + 1)) }
+        }
+    }
+
+    static let largeValueBytes = 4096
+
+    /// The heap that this connection's prepared statements hold, their bound values included.
+    func statementMemory() -> Int {
+        guard let handle else { return 0 }
+        var current: Int32 = 0
+        var highest: Int32 = 0
+        sqlite_nio_sqlite3_db_status(handle, SQLITE_DBSTATUS_STMT_USED, &current, &highest, 0)
+        return Int(current)
     }
 
     /// How often SQLite has prepared `sql` again since it was cached (nil: not cached).

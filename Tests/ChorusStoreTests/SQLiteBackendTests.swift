@@ -127,6 +127,13 @@ struct SQLiteBackendTests {
         let expected: [[SQLiteData]] = ["c0", "c1", "c2"].flatMap { c in [[.text(c), .integer(1)], [.text(c), .integer(2)]] }
         #expect(rows == expected)
 
+        // The statement does not keep a large value until its next run.
+        let before = handle.statementMemory()
+        let large = "INSERT INTO m (id, c, seq) VALUES (?1, ?2, 9)"
+        _ = try run(large, [.text("big"), .text(String(repeating: "x", count: 1 << 20))])
+        #expect(handle.statementMemory() - before < 64 * 1024)
+        #expect(try run("SELECT length(c) FROM m WHERE id = 'big'") == [[.integer(1 << 20)]])
+
         // Since bindings are not cleared, a run must bind every parameter: fewer values are refused.
         let error = #expect(throws: SQLiteFailure.self) { _ = try run(insert, [.text("m9")]) }
         #expect(error?.description.contains("1 values for 2 parameters") == true)
