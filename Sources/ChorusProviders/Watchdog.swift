@@ -12,7 +12,12 @@ final class StreamWatchdog: Sendable {
         var phase: ChorusError.TimeoutPhase = .firstToken
         var deadline: NIODeadline
         var limit: Double
+        var task: HTTPClient.Task<Void>?
         var timer: Scheduled<Void>?
+        /// When the timer fires; a deadline moved earlier than this re-arms it.
+        var timerDeadline: NIODeadline?
+        /// Which timer is current: one replaced by an earlier one does nothing when it fires.
+        var generation = 0
         var stopped = false
         /// The caller is busy with what arrived; the gap deadline waits for it.
         var consuming = false
@@ -29,13 +34,15 @@ final class StreamWatchdog: Sendable {
         self.state = Mutex(State(deadline: now + Self.amount(timeouts.firstToken), limit: timeouts.firstToken))
     }
 
-    /// A token arrived: the gap deadline restarts (the timer notices when it fires).
+    /// A token arrived: the gap deadline restarts. A later deadline is noticed when the timer
+    /// fires; an earlier one (the first token, when the gap limit is shorter than what was left
+    /// of the first-token limit) re-arms the timer for it.
     func tokenArrived() {
         let deadline = NIODeadline.now() + Self.amount(timeouts.betweenTokens)
-        state.withLock {
-            $0.phase = .betweenTokens
-            $0.deadline = deadline
-            $0.limit = timeouts.betweenTokens
+        state.withLock { state in
+            state.phase = .betweenTokens
+            state.limit = timeouts.betweenTokens
+            move(&state, to: deadline)
         }
     }
 
@@ -46,9 +53,9 @@ final class StreamWatchdog: Sendable {
         state.withLock { $0.consuming = true }
         defer {
             let deadline = NIODeadline.now() + Self.amount(timeouts.betweenTokens)
-            state.withLock {
-                $0.consuming = false
-                $0.deadline = deadline
+            state.withLock { state in
+                state.consuming = false
+                move(&state, to: deadline)
             }
         }
         try await body()
@@ -67,18 +74,40 @@ final class StreamWatchdog: Sendable {
     /// Starts watching a request: when a deadline passes, the request fails with `upstreamTimeout`.
     /// The timer re-arms itself for the current deadline until `stop()`.
     func watch(_ task: HTTPClient.Task<Void>) {
+        state.withLock { $0.task = task }
+        check(firedGeneration: nil)
+    }
+
+    /// Fails the request if a deadline has passed, or arms the timer for the next one.
+    private func check(firedGeneration: Int?) {
         let now = NIODeadline.now()
-        let expired: ChorusError? = state.withLock { state in
-            guard !state.stopped else { return nil }
-            if now >= totalDeadline { return .upstreamTimeout(phase: .total, seconds: timeouts.total) }
+        let expired: (ChorusError, HTTPClient.Task<Void>)? = state.withLock { state in
+            guard !state.stopped, let task = state.task else { return nil }
+            if let firedGeneration, firedGeneration != state.generation { return nil }
+            if now >= totalDeadline { return (.upstreamTimeout(phase: .total, seconds: timeouts.total), task) }
             if state.consuming, now >= state.deadline { state.deadline = now + Self.amount(state.limit) }
-            if now >= state.deadline { return .upstreamTimeout(phase: state.phase, seconds: state.limit) }
-            state.timer = task.eventLoop.scheduleTask(deadline: min(state.deadline, totalDeadline)) { [self] in
-                watch(task)
-            }
+            if now >= state.deadline { return (.upstreamTimeout(phase: state.phase, seconds: state.limit), task) }
+            arm(&state, task)
             return nil
         }
-        if let expired { task.fail(reason: expired) }
+        if let (error, task) = expired { task.fail(reason: error) }
+    }
+
+    private func move(_ state: inout State, to deadline: NIODeadline) {
+        state.deadline = deadline
+        guard !state.stopped, let task = state.task, let armed = state.timerDeadline, deadline < armed else { return }
+        state.timer?.cancel()
+        arm(&state, task)
+    }
+
+    private func arm(_ state: inout State, _ task: HTTPClient.Task<Void>) {
+        state.generation += 1
+        let generation = state.generation
+        let deadline = min(state.deadline, totalDeadline)
+        state.timerDeadline = deadline
+        state.timer = task.eventLoop.scheduleTask(deadline: deadline) { [self] in
+            check(firedGeneration: generation)
+        }
     }
 
     private static func amount(_ seconds: Double) -> TimeAmount {

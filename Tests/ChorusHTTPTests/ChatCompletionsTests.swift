@@ -146,7 +146,9 @@ import ChorusHTTP
     }
 
     @Test func aStallBetweenTokensTimesOutAndKeepsThePartial() async throws {
-        try await Harness.run(betweenTokens: 0.5) { h in
+        // The first-token limit outlasts the whole stall, so only the gap limit can end it: a gap
+        // limit shorter than the first-token limit holds from the first token on.
+        try await Harness.run(firstToken: 10, betweenTokens: 0.5) { h in
             let response = try await h.chat("x [[fake tokens=6 stall_after=2 stall=3]]", stream: true)
             let events = try h.events(response)
             #expect(try JSONValue.parse(Array(events.last!.utf8))["error"]?["code"] == .string("upstream_timeout_between_tokens"))
