@@ -28,8 +28,11 @@ struct Harness {
 
     /// - Parameter configure: changes to the configuration; by default accounts are off (the
     ///   suites about accounts turn them on).
+    /// - Parameters firstToken, betweenTokens: the models' deadlines. The defaults are far above
+    ///   what the fake upstream takes, so a test expecting an answer does not fail when the cores
+    ///   are overloaded; the tests of the deadlines set short ones.
     static func run(
-        firstToken: Double = 2, betweenTokens: Double = 1, checkpointSeconds: Double = 5, worker: Bool = true,
+        firstToken: Double = 10, betweenTokens: Double = 10, checkpointSeconds: Double = 5, worker: Bool = true,
         environment: [String: String] = [:],
         configure: @Sendable (inout ChorusConfiguration) -> Void = { $0.auth.enabled = false },
         _ body: @Sendable (Harness) async throws -> Void
