@@ -110,24 +110,24 @@ public enum Identifier {
     static let base36 = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
 }
 
-/// Random text from [0-9A-Za-z], from the system's cryptographic generator: 8 random bytes per
-/// call of the generator (one system call), not one call per character.
+/// Random text from [0-9A-Za-z], from the system's cryptographic generator: the bytes for a whole
+/// text in one call (`arc4random_buf`, one `getrandom` on Linux), not a call per character or per
+/// 8 bytes.
 public enum RandomText {
     static let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
 
     public static func make(_ count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return String(unsafeUninitializedCapacity: count) { buffer in
+        String(unsafeUninitializedCapacity: count) { buffer in
             var filled = 0
-            while filled < count {
-                var word = generator.next()
-                for _ in 0..<8 where filled < count {
-                    let byte = UInt8(truncatingIfNeeded: word)
-                    word >>= 8
-                    // 248 = 4 × 62: dropping the rest keeps every character equally likely.
-                    guard byte < 248 else { continue }
-                    buffer[filled] = alphabet[Int(byte % 62)]
-                    filled += 1
+            // 248 = 4 × 62: a byte ≥ 248 is dropped, which keeps every character equally likely;
+            // a quarter more bytes than characters is nearly always enough in one draw.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count + count / 4 + 8) { bytes in
+                while filled < count {
+                    arc4random_buf(bytes.baseAddress!, bytes.count)
+                    for byte in bytes where byte < 248 && filled < count {
+                        buffer[filled] = alphabet[Int(byte % 62)]
+                        filled += 1
+                    }
                 }
             }
             return count
