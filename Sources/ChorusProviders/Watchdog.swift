@@ -12,12 +12,7 @@ final class StreamWatchdog: Sendable {
         var phase: ChorusError.TimeoutPhase = .firstToken
         var deadline: NIODeadline
         var limit: Double
-        var task: HTTPClient.Task<Void>?
         var timer: Scheduled<Void>?
-        /// When the timer fires; a deadline moved earlier than this re-arms it.
-        var timerDeadline: NIODeadline?
-        /// Which timer is current: one replaced by an earlier one does nothing when it fires.
-        var generation = 0
         var stopped = false
         /// The caller is busy with what arrived; the gap deadline waits for it.
         var consuming = false
@@ -34,15 +29,14 @@ final class StreamWatchdog: Sendable {
         self.state = Mutex(State(deadline: now + Self.amount(timeouts.firstToken), limit: timeouts.firstToken))
     }
 
-    /// A token arrived: the gap deadline restarts. A later deadline is noticed when the timer
-    /// fires; an earlier one (the first token, when the gap limit is shorter than what was left
-    /// of the first-token limit) re-arms the timer for it.
+    /// A token arrived: the gap deadline restarts (the timer notices when it fires: it is never
+    /// armed later than this deadline, see `watch`).
     func tokenArrived() {
         let deadline = NIODeadline.now() + Self.amount(timeouts.betweenTokens)
-        state.withLock { state in
-            state.phase = .betweenTokens
-            state.limit = timeouts.betweenTokens
-            move(&state, to: deadline)
+        state.withLock {
+            $0.phase = .betweenTokens
+            $0.deadline = deadline
+            $0.limit = timeouts.betweenTokens
         }
     }
 
@@ -53,9 +47,9 @@ final class StreamWatchdog: Sendable {
         state.withLock { $0.consuming = true }
         defer {
             let deadline = NIODeadline.now() + Self.amount(timeouts.betweenTokens)
-            state.withLock { state in
-                state.consuming = false
-                move(&state, to: deadline)
+            state.withLock {
+                $0.consuming = false
+                $0.deadline = deadline
             }
         }
         try await body()
@@ -74,40 +68,24 @@ final class StreamWatchdog: Sendable {
     /// Starts watching a request: when a deadline passes, the request fails with `upstreamTimeout`.
     /// The timer re-arms itself for the current deadline until `stop()`.
     func watch(_ task: HTTPClient.Task<Void>) {
-        state.withLock { $0.task = task }
-        check(firedGeneration: nil)
-    }
-
-    /// Fails the request if a deadline has passed, or arms the timer for the next one.
-    private func check(firedGeneration: Int?) {
         let now = NIODeadline.now()
-        let expired: (ChorusError, HTTPClient.Task<Void>)? = state.withLock { state in
-            guard !state.stopped, let task = state.task else { return nil }
-            if let firedGeneration, firedGeneration != state.generation { return nil }
-            if now >= totalDeadline { return (.upstreamTimeout(phase: .total, seconds: timeouts.total), task) }
+        let expired: ChorusError? = state.withLock { state in
+            guard !state.stopped else { return nil }
+            if now >= totalDeadline { return .upstreamTimeout(phase: .total, seconds: timeouts.total) }
             if state.consuming, now >= state.deadline { state.deadline = now + Self.amount(state.limit) }
-            if now >= state.deadline { return (.upstreamTimeout(phase: state.phase, seconds: state.limit), task) }
-            arm(&state, task)
+            if now >= state.deadline { return .upstreamTimeout(phase: state.phase, seconds: state.limit) }
+            // Deadlines only move later, except at the first token: the gap deadline that starts
+            // then can be earlier than what is left of the first-token deadline. So until the first
+            // token the timer is armed at most one gap limit ahead, and the gap deadline, which
+            // starts after this moment, is never earlier than the timer.
+            var next = min(state.deadline, totalDeadline)
+            if state.phase == .firstToken { next = min(next, now + Self.amount(timeouts.betweenTokens)) }
+            state.timer = task.eventLoop.scheduleTask(deadline: next) { [self] in
+                watch(task)
+            }
             return nil
         }
-        if let (error, task) = expired { task.fail(reason: error) }
-    }
-
-    private func move(_ state: inout State, to deadline: NIODeadline) {
-        state.deadline = deadline
-        guard !state.stopped, let task = state.task, let armed = state.timerDeadline, deadline < armed else { return }
-        state.timer?.cancel()
-        arm(&state, task)
-    }
-
-    private func arm(_ state: inout State, _ task: HTTPClient.Task<Void>) {
-        state.generation += 1
-        let generation = state.generation
-        let deadline = min(state.deadline, totalDeadline)
-        state.timerDeadline = deadline
-        state.timer = task.eventLoop.scheduleTask(deadline: deadline) { [self] in
-            check(firedGeneration: generation)
-        }
+        if let expired { task.fail(reason: expired) }
     }
 
     private static func amount(_ seconds: Double) -> TimeAmount {
