@@ -94,7 +94,7 @@ public final class PostgresBackend: SQLBackend, Service {
             } catch is CancellationError {
                 return
             } catch {
-                // A connection that timed out is closed already, and the pool opens another.
+                // A connection that timed out is closed already; the next lease opens another.
                 logger.warning("PostgreSQL keep-alive ping failed", metadata: ["error": "\(error)"])
             }
         }
@@ -104,7 +104,7 @@ public final class PostgresBackend: SQLBackend, Service {
 
     /// Leases the persistent connections together (each stays leased while the next is taken, so
     /// they are distinct) and runs `SELECT 1` on each. A connection that does not answer within
-    /// `timeout` is closed, which fails its query (and this call), and the pool opens a new one.
+    /// `timeout` is closed, which fails its query (and this call); the next lease opens a new one.
     public func pingPersistentConnections(timeout: Duration = .seconds(10)) async throws {
         try await ping(remaining: persistent, timeout: TimeAmount(timeout))
     }
