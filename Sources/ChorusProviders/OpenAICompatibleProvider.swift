@@ -27,6 +27,10 @@ public struct OpenAICompatibleProvider: ChatProvider {
         self.logger = logger
     }
 
+    /// The logger handed to async-http-client, which logs at debug and trace only but sets three
+    /// metadata keys on the logger of every request: Chorus's own when that would print, else none.
+    private var clientLogger: Logger? { logger.logLevel <= .debug ? logger : nil }
+
     public func complete(_ request: UpstreamRequest) async throws -> CompletionOutput {
         var body = request.body
         body["stream"] = .bool(false)
@@ -76,7 +80,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         try await clients.withClient { client in
             let task = client.execute(
                 request: httpRequest, delegate: response, eventLoop: .indifferent,
-                deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
+                deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)
             watchdog.watch(task)
             do {
                 try await withTaskCancellationHandler {
@@ -192,7 +196,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
     private func execute(_ request: HTTPClientRequest) async throws -> (HTTPClientResponse, ByteBuffer) {
         do {
             return try await clients.withClient { client in
-                let response = try await client.execute(request, deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: logger)
+                let response = try await client.execute(request, deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)
                 return (response, try await response.body.collect(upTo: Self.maxBodyBytes))
             }
         } catch {

@@ -257,7 +257,7 @@ struct Models: AsyncParsableCommand {
 func bootstrapLogging(_ settings: ChorusConfiguration.Logging) {
     let level = Logger.Level(rawValue: settings.level) ?? .info
     LoggingSystem.bootstrap { label in
-        var handler: any LogHandler = settings.format == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+        var handler: any LogHandler = settings.format == "json" ? JSONLogHandler(label: label) : TextLogHandler(label: label)
         handler.logLevel = level
         return handler
     }
