@@ -37,8 +37,12 @@ public enum JSONParser {
             var reader = JSONByteReader(bytes)
             return try reader.parseDocument()
         } catch {
-            throw ChorusError.invalidRequest(message: "We could not parse the JSON body of your request. (\(error.description))", param: nil, code: "invalid_json")
+            throw invalid(error)
         }
+    }
+
+    static func invalid(_ error: JSONSyntaxError) -> ChorusError {
+        .invalidRequest(message: "We could not parse the JSON body of your request. (\(error.description))", param: nil, code: "invalid_json")
     }
 }
 
@@ -142,8 +146,9 @@ struct JSONByteReader {
     /// Elements of the arrays being read, innermost last.
     private var elements: [JSONValue] = []
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int = 0) {
         self.bytes = bytes
+        self.index = index
     }
 
     mutating func parseDocument() throws(JSONSyntaxError) -> JSONValue {
@@ -154,9 +159,132 @@ struct JSONByteReader {
         return value
     }
 
+    /// Checks the document as `parseDocument` does, building nothing; returns the root.
+    mutating func checkDocument() throws(JSONSyntaxError) -> JSONFields.Value {
+        if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { index = 3 }
+        let root = try skipValue()
+        skipWhitespace()
+        guard index == bytes.count else { throw JSONSyntaxError(reason: .trailingData, offset: index) }
+        return root
+    }
+
     // MARK: Values
 
-    private mutating func parseValue() throws(JSONSyntaxError) -> JSONValue {
+    /// Checks the value at the cursor as `parseValue` does and moves past it without building it.
+    mutating func skipValue() throws(JSONSyntaxError) -> JSONFields.Value {
+        skipWhitespace()
+        guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
+        let start = index
+        switch bytes[index] {
+        case ASCII.quote:
+            try skipString()
+            return JSONFields.Value(kind: .string, offset: start)
+        case ASCII.openBrace:
+            var more = try enterObject()
+            while more {
+                _ = try readKey()
+                _ = try skipValue()
+                more = try nextMember()
+            }
+            return JSONFields.Value(kind: .object, offset: start)
+        case ASCII.openBracket:
+            var more = try enterArray()
+            while more {
+                _ = try skipValue()
+                more = try nextElement()
+            }
+            return JSONFields.Value(kind: .array, offset: start)
+        case ASCII.minus, ASCII.zero...ASCII.nine:
+            _ = try parseNumber()
+            return JSONFields.Value(kind: .number, offset: start)
+        default:
+            let value = try parseValue()
+            return JSONFields.Value(kind: value == .null ? .null : .bool, offset: start)
+        }
+    }
+
+    /// At an object's `{`: moves into it; false when it is empty (and moves past its `}`).
+    mutating func enterObject() throws(JSONSyntaxError) -> Bool {
+        try enterContainer()
+        skipWhitespace()
+        guard index < bytes.count && bytes[index] == ASCII.closeBrace else { return true }
+        index += 1
+        depth -= 1
+        return false
+    }
+
+    /// Reads a member's key and its colon, leaving the cursor before the value.
+    mutating func readKey() throws(JSONSyntaxError) -> JSONFields.Key {
+        guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
+        guard bytes[index] == ASCII.quote else { throw JSONSyntaxError(reason: .expectedKey, offset: index) }
+        let open = index
+        try skipString()
+        let raw = UnsafeBufferPointer(rebasing: bytes[open + 1..<index - 1])
+        let key: JSONFields.Key
+        if raw.contains(ASCII.backslash) {
+            let end = index
+            index = open
+            key = .decoded(try parseString())
+            index = end
+        } else {
+            key = .raw(raw)
+        }
+        skipWhitespace()
+        guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
+        guard bytes[index] == ASCII.colon else { throw JSONSyntaxError(reason: .expectedColon, offset: index) }
+        index += 1
+        return key
+    }
+
+    /// After a member's value: true at a `,` (and moves past it), false at the object's `}`.
+    mutating func nextMember() throws(JSONSyntaxError) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
+        switch bytes[index] {
+        case ASCII.comma:
+            index += 1
+            skipWhitespace()
+            if index < bytes.count && bytes[index] == ASCII.closeBrace { throw JSONSyntaxError(reason: .trailingComma, offset: index) }
+            return true
+        case ASCII.closeBrace:
+            index += 1
+            depth -= 1
+            return false
+        default:
+            throw JSONSyntaxError(reason: .expectedCommaOrBrace, offset: index)
+        }
+    }
+
+    /// At an array's `[`: moves into it; false when it is empty (and moves past its `]`).
+    mutating func enterArray() throws(JSONSyntaxError) -> Bool {
+        try enterContainer()
+        skipWhitespace()
+        guard index < bytes.count && bytes[index] == ASCII.closeBracket else { return true }
+        index += 1
+        depth -= 1
+        return false
+    }
+
+    /// After an element: true at a `,` (and moves past it), false at the array's `]`.
+    mutating func nextElement() throws(JSONSyntaxError) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
+        switch bytes[index] {
+        case ASCII.comma:
+            index += 1
+            skipWhitespace()
+            if index < bytes.count && bytes[index] == ASCII.closeBracket { throw JSONSyntaxError(reason: .trailingComma, offset: index) }
+            return true
+        case ASCII.closeBracket:
+            index += 1
+            depth -= 1
+            return false
+        default:
+            throw JSONSyntaxError(reason: .expectedCommaOrBracket, offset: index)
+        }
+    }
+
+    mutating func parseValue() throws(JSONSyntaxError) -> JSONValue {
         skipWhitespace()
         guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
         switch bytes[index] {
@@ -316,7 +444,7 @@ struct JSONByteReader {
     // MARK: Strings
 
     /// Reads a string; `index` is at its opening quote and ends past its closing quote.
-    private mutating func parseString() throws(JSONSyntaxError) -> String {
+    mutating func parseString() throws(JSONSyntaxError) -> String {
         let open = index
         index += 1
         let start = index
@@ -329,6 +457,31 @@ struct JSONByteReader {
                 return string
             }
             if byte == ASCII.backslash { return try parseEscapedString(open: open, start: start) }
+            if byte < 0x20 { throw JSONSyntaxError(reason: .controlCharacter, offset: index) }
+            if byte < 0x80 {
+                index += 1
+            } else {
+                index += try validateUTF8Sequence(at: index)
+            }
+        }
+        throw JSONSyntaxError(reason: .unterminatedString, offset: open)
+    }
+
+    /// Checks the string at the cursor as `parseString` does and moves past it, making no `String`.
+    private mutating func skipString() throws(JSONSyntaxError) {
+        let open = index
+        index += 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == ASCII.quote {
+                index += 1
+                return
+            }
+            if byte == ASCII.backslash {
+                index = open
+                _ = try parseString()
+                return
+            }
             if byte < 0x20 { throw JSONSyntaxError(reason: .controlCharacter, offset: index) }
             if byte < 0x80 {
                 index += 1

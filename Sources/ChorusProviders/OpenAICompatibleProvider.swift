@@ -258,73 +258,98 @@ struct StreamChunk: Decodable {
     var error: ErrorDetail?
 }
 
-/// Reads a `StreamChunk` from the text of one SSE event with `JSONParser` (this runs once per
-/// streamed token). Mirrors what `JSONDecoder` would accept for `StreamChunk`: a missing or `null`
-/// field is `nil`, a field of the wrong type (or a chunk that is not an object) throws.
+/// Reads a `StreamChunk` from the text of one SSE event (this runs once per streamed token), with
+/// `JSONFields`: the text is checked in full, but only the fields below become Swift values.
+/// Mirrors what `JSONDecoder` would accept for `StreamChunk`: a missing or `null` field is `nil`,
+/// a field of the wrong type (or a chunk that is not an object) throws, and of a key that appears
+/// twice the last value counts.
 struct StreamChunkDecoder {
     struct TypeMismatch: Error {
         var field: String
     }
 
+    typealias Value = JSONFields.Value
+
     mutating func decode(_ text: String) throws -> StreamChunk {
-        guard case .object(let root) = try JSONParser.parse(text.utf8) else { throw TypeMismatch(field: "chunk") }
-        var chunk = StreamChunk()
-        if let choices = try Self.array(root["choices"], "choices") {
-            chunk.choices = try choices.map { element in
-                guard case .object(let choice) = element else { throw TypeMismatch(field: "choices[]") }
-                var delta: StreamChunk.Choice.Delta?
-                if let fields = try Self.object(choice["delta"], "delta") {
-                    delta = StreamChunk.Choice.Delta(
-                        content: try Self.string(fields["content"], "content"),
-                        reasoning_content: try Self.string(fields["reasoning_content"], "reasoning_content"),
-                        reasoning: try Self.string(fields["reasoning"], "reasoning"))
-                }
-                return StreamChunk.Choice(delta: delta, finish_reason: try Self.string(choice["finish_reason"], "finish_reason"))
+        try JSONFields.read(text) { fields, root in
+            guard root.kind == .object else { throw TypeMismatch(field: "chunk") }
+            var choices, usage, error: Value?
+            try fields.members(of: root) { key, value in
+                if key == "choices" { choices = value } else if key == "usage" { usage = value } else if key == "error" { error = value }
             }
+            var chunk = StreamChunk()
+            if let choices = try Self.present(choices, .array, "choices") {
+                var list: [StreamChunk.Choice] = []
+                try fields.elements(of: choices) { element in
+                    list.append(try Self.choice(element, fields))
+                }
+                chunk.choices = list
+            }
+            if let usage = try Self.present(usage, .object, "usage") {
+                var prompt, completion: Value?
+                try fields.members(of: usage) { key, value in
+                    if key == "prompt_tokens" { prompt = value } else if key == "completion_tokens" { completion = value }
+                }
+                chunk.usage = StreamChunk.UsageCounts(
+                    prompt_tokens: try Self.int(prompt, "prompt_tokens", fields),
+                    completion_tokens: try Self.int(completion, "completion_tokens", fields))
+            }
+            if let error = try Self.present(error, .object, "error") {
+                var message: Value?
+                try fields.members(of: error) { key, value in
+                    if key == "message" { message = value }
+                }
+                chunk.error = StreamChunk.ErrorDetail(message: try Self.string(message, "message", fields))
+            }
+            return chunk
         }
-        if let usage = try Self.object(root["usage"], "usage") {
-            chunk.usage = StreamChunk.UsageCounts(
-                prompt_tokens: try Self.int(usage["prompt_tokens"], "prompt_tokens"),
-                completion_tokens: try Self.int(usage["completion_tokens"], "completion_tokens"))
-        }
-        if let error = try Self.object(root["error"], "error") {
-            chunk.error = StreamChunk.ErrorDetail(message: try Self.string(error["message"], "message"))
-        }
-        return chunk
     }
 
-    private static func string(_ value: JSONValue?, _ field: String) throws -> String? {
-        switch value {
-        case nil, .null?: return nil
-        case .string(let string)?: return string
-        default: throw TypeMismatch(field: field)
+    private static func choice(_ element: Value, _ fields: JSONFields) throws -> StreamChunk.Choice {
+        guard element.kind == .object else { throw TypeMismatch(field: "choices[]") }
+        var deltaValue, finishReason: Value?
+        try fields.members(of: element) { key, value in
+            if key == "delta" { deltaValue = value } else if key == "finish_reason" { finishReason = value }
         }
+        var delta: StreamChunk.Choice.Delta?
+        if let deltaValue = try present(deltaValue, .object, "delta") {
+            var content, reasoningContent, reasoning: Value?
+            try fields.members(of: deltaValue) { key, value in
+                if key == "content" {
+                    content = value
+                } else if key == "reasoning_content" {
+                    reasoningContent = value
+                } else if key == "reasoning" {
+                    reasoning = value
+                }
+            }
+            delta = StreamChunk.Choice.Delta(
+                content: try string(content, "content", fields),
+                reasoning_content: try string(reasoningContent, "reasoning_content", fields),
+                reasoning: try string(reasoning, "reasoning", fields))
+        }
+        return StreamChunk.Choice(delta: delta, finish_reason: try string(finishReason, "finish_reason", fields))
+    }
+
+    /// The value when it is of `kind`; nil when missing or `null`; otherwise a type mismatch.
+    private static func present(_ value: Value?, _ kind: JSONFields.Kind, _ field: String) throws -> Value? {
+        guard let value, value.kind != .null else { return nil }
+        guard value.kind == kind else { throw TypeMismatch(field: field) }
+        return value
+    }
+
+    private static func string(_ value: Value?, _ field: String, _ fields: JSONFields) throws -> String? {
+        try present(value, .string, field).map { try fields.string($0) }
     }
 
     /// An integer, or a number with an integral value (as `JSONDecoder` accepts `12.0` for `Int`).
-    private static func int(_ value: JSONValue?, _ field: String) throws -> Int? {
-        switch value {
-        case nil, .null?: return nil
-        case .int(let int)?: return int
-        case .double(let double)?:
+    private static func int(_ value: Value?, _ field: String, _ fields: JSONFields) throws -> Int? {
+        guard let number = try present(value, .number, field) else { return nil }
+        switch try fields.value(number) {
+        case .int(let int): return int
+        case .double(let double):
             guard let int = Int(exactly: double) else { throw TypeMismatch(field: field) }
             return int
-        default: throw TypeMismatch(field: field)
-        }
-    }
-
-    private static func object(_ value: JSONValue?, _ field: String) throws -> [String: JSONValue]? {
-        switch value {
-        case nil, .null?: return nil
-        case .object(let object)?: return object
-        default: throw TypeMismatch(field: field)
-        }
-    }
-
-    private static func array(_ value: JSONValue?, _ field: String) throws -> [JSONValue]? {
-        switch value {
-        case nil, .null?: return nil
-        case .array(let array)?: return array
         default: throw TypeMismatch(field: field)
         }
     }

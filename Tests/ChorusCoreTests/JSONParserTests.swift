@@ -214,6 +214,78 @@ import Testing
         #expect(message?.contains("at byte offset ") == true, "\(name): \(message ?? "no error")")
     }
 
+    // MARK: JSONFields
+
+    /// The value `JSONFields` sees, rebuilt by walking it member by member and element by element.
+    private func walk(_ fields: JSONFields, _ value: JSONFields.Value) throws -> JSONValue {
+        switch value.kind {
+        case .object:
+            var object: [String: JSONValue] = [:]
+            try fields.members(of: value) { key, member in
+                switch key {
+                case .raw(let bytes): object[String(decoding: bytes, as: UTF8.self)] = try walk(fields, member)
+                case .decoded(let name): object[name] = try walk(fields, member)
+                }
+            }
+            return .object(object)
+        case .array:
+            var array: [JSONValue] = []
+            try fields.elements(of: value) { array.append(try walk(fields, $0)) }
+            return .array(array)
+        case .string: return .string(try fields.string(value))
+        case .number, .bool, .null:
+            let scalar = try fields.value(value)
+            switch (value.kind, scalar) {
+            case (.number, .int), (.number, .double), (.bool, .bool), (.null, .null): return scalar
+            default: throw CancellationError()
+            }
+        }
+    }
+
+    @Test(arguments: invalidDocuments)
+    func fieldsRejectWhatTheParserRejects(_ name: String, _ bytes: [UInt8]) throws {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return }  // a String cannot hold it
+        var message: String?
+        do {
+            try JSONFields.read(text) { _, _ in }
+        } catch let error as ChorusError {
+            if case .invalidRequest(let text, nil, "invalid_json") = error { message = text }
+        }
+        #expect(message != nil && message == rejection(bytes), "\(name)")
+    }
+
+    @Test func fieldsSeeWhatTheParserBuilds() throws {
+        var generator = SplitMix64(seed: 0xF1E1_D5)
+        let pretty = JSONEncoder()
+        pretty.outputFormatting = [.prettyPrinted, .sortedKeys]
+        for round in 0..<200 {
+            let value = randomValue(depth: round % 5, using: &generator)
+            for data in [try JSONEncoder.compact.encode(value), try pretty.encode(value)] {
+                let text = String(decoding: data, as: UTF8.self)
+                let (whole, walked) = try JSONFields.read(text) { fields, root in
+                    (try fields.value(root), try walk(fields, root))
+                }
+                #expect(whole == value, "round \(round)")
+                #expect(walked == value, "round \(round): \(text)")
+            }
+        }
+    }
+
+    @Test func fieldKeysMatchByName() throws {
+        // An escaped key is decoded before it is compared; a repeated key is seen each time.
+        let text = #"{"a\u0062":1, "ab":2, "abc":{"x":[true,null]}, "a":3}"#
+        var seen: [String] = []
+        try JSONFields.read(text) { fields, root in
+            try fields.members(of: root) { key, value in
+                if key == "ab" { seen.append("ab=\(try fields.value(value))") }
+                if key == "abc" { seen.append("abc:\(value.kind)") }
+                if key == "a" { seen.append("a") }
+                if key == "b" || key == "abcd" || key == "" { seen.append("wrong") }
+            }
+        }
+        #expect(seen == ["ab=int(1)", "ab=int(2)", "abc:object", "a"])
+    }
+
     // MARK: Differential test against Foundation
 
     @Test func agreesWithFoundationOnRandomDocuments() throws {
