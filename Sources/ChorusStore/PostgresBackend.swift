@@ -19,7 +19,7 @@ import Synchronization
 /// (`PostgresStatements`).
 public final class PostgresBackend: SQLBackend, Service {
     public let database: any SQLDatabase
-    private let client: PostgresClient
+    private let client: PostgresPool
     private let statements: PostgresStatements
     private let logger: Logger
     private let writes = Atomic<Int>(0)
@@ -58,7 +58,7 @@ public final class PostgresBackend: SQLBackend, Service {
         let persistent = min(configuration.persistentConnections, configuration.maximumConnections)
         clientConfiguration.options.minimumConnections = 0
         clientConfiguration.options.keepAliveBehavior = nil
-        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let client = PostgresPool(client: PostgresClient(configuration: clientConfiguration, backgroundLogger: logger))
         let statements = PostgresStatements(capacity: configuration.preparedStatements)
         self.client = client
         self.persistent = persistent
@@ -267,10 +267,37 @@ extension PostgresBackend.Configuration.TLSMode {
     }
 }
 
+/// The `PostgresClient`, whose statements wait until its `run()` has begun. PostgresNIO lets a
+/// lease wait for `run()` too, but warns about it ("`PostgresClient.run()` hasn't been called
+/// yet"), and every `chorus gateway`, `worker` and CLI command on PostgreSQL started with a
+/// statement that raced the service's start: the warning came on nearly every start.
+private struct PostgresPool: Sendable {
+    let client: PostgresClient
+    private let running = OneShot<Void>()
+
+    init(client: PostgresClient) {
+        self.client = client
+    }
+
+    /// Runs the client (once); statements waiting for it go ahead as it begins.
+    func run() async {
+        running.set(())
+        await client.run()
+    }
+
+    func withConnection<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        await running.value()
+        return try await client.withConnection(isolation: isolation, body)
+    }
+}
+
 /// `SQLDatabase` over the pool, for statements outside a transaction: each statement leases a
 /// connection for as long as it runs (rows included) and gives it back.
 private struct PostgresPoolDatabase: SQLDatabase {
-    let client: PostgresClient
+    let client: PostgresPool
     let statements: PostgresStatements
     let logger: Logger
 

@@ -341,11 +341,7 @@ extension PostgresBackend {
     static func withRunning<T: Sendable>(
         _ configuration: Configuration, logger: Logger, _ body: (PostgresBackend) async throws -> T
     ) async throws -> T {
-        // PostgresClient warns when a statement is issued before its run() has begun, which is
-        // harmless here (the statement waits for it) and would be logged on every test.
-        var backendLogger = logger
-        backendLogger.logLevel = .error
-        let backend = PostgresBackend(configuration: configuration, logger: backendLogger)
+        let backend = PostgresBackend(configuration: configuration, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await backend.run() }
             do {
