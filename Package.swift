@@ -171,7 +171,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ChorusRuntimeTests",
-            dependencies: ["ChorusCore", "ChorusProviders", "ChorusRuntime"],
+            dependencies: [
+                "ChorusCore", "ChorusProviders", "ChorusRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: chorusSwiftSettings()
         ),
         .testTarget(
