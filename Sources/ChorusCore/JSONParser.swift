@@ -203,14 +203,27 @@ struct JSONByteReader {
         }
     }
 
+    // Objects and arrays are read a step at a time: `enterObject`, then for each member
+    // `readKey`, its value and `nextMember`; `enterArray`, then each element and `nextElement`.
+
     /// At an object's `{`: moves into it; false when it is empty (and moves past its `}`).
     mutating func enterObject() throws(JSONSyntaxError) -> Bool {
-        try enterContainer()
-        skipWhitespace()
-        guard index < bytes.count && bytes[index] == ASCII.closeBrace else { return true }
-        index += 1
-        depth -= 1
-        return false
+        try enterContainer(closing: ASCII.closeBrace)
+    }
+
+    /// After a member's value: true at a `,` (and moves past it), false at the object's `}`.
+    mutating func nextMember() throws(JSONSyntaxError) -> Bool {
+        try nextInContainer(closing: ASCII.closeBrace, otherwise: .expectedCommaOrBrace)
+    }
+
+    /// At an array's `[`: moves into it; false when it is empty (and moves past its `]`).
+    mutating func enterArray() throws(JSONSyntaxError) -> Bool {
+        try enterContainer(closing: ASCII.closeBracket)
+    }
+
+    /// After an element: true at a `,` (and moves past it), false at the array's `]`.
+    mutating func nextElement() throws(JSONSyntaxError) -> Bool {
+        try nextInContainer(closing: ASCII.closeBracket, otherwise: .expectedCommaOrBracket)
     }
 
     /// Reads a member's key and its colon, leaving the cursor before the value.
@@ -236,51 +249,32 @@ struct JSONByteReader {
         return key
     }
 
-    /// After a member's value: true at a `,` (and moves past it), false at the object's `}`.
-    mutating func nextMember() throws(JSONSyntaxError) -> Bool {
+    private mutating func enterContainer(closing close: UInt8) throws(JSONSyntaxError) -> Bool {
+        depth += 1
+        guard depth <= JSONParser.maxDepth else { throw JSONSyntaxError(reason: .tooDeep, offset: index) }
+        index += 1
         skipWhitespace()
-        guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
-        switch bytes[index] {
-        case ASCII.comma:
-            index += 1
-            skipWhitespace()
-            if index < bytes.count && bytes[index] == ASCII.closeBrace { throw JSONSyntaxError(reason: .trailingComma, offset: index) }
-            return true
-        case ASCII.closeBrace:
-            index += 1
-            depth -= 1
-            return false
-        default:
-            throw JSONSyntaxError(reason: .expectedCommaOrBrace, offset: index)
-        }
-    }
-
-    /// At an array's `[`: moves into it; false when it is empty (and moves past its `]`).
-    mutating func enterArray() throws(JSONSyntaxError) -> Bool {
-        try enterContainer()
-        skipWhitespace()
-        guard index < bytes.count && bytes[index] == ASCII.closeBracket else { return true }
+        guard index < bytes.count && bytes[index] == close else { return true }
         index += 1
         depth -= 1
         return false
     }
 
-    /// After an element: true at a `,` (and moves past it), false at the array's `]`.
-    mutating func nextElement() throws(JSONSyntaxError) -> Bool {
+    private mutating func nextInContainer(closing close: UInt8, otherwise reason: JSONSyntaxError.Reason) throws(JSONSyntaxError) -> Bool {
         skipWhitespace()
         guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
         switch bytes[index] {
         case ASCII.comma:
             index += 1
             skipWhitespace()
-            if index < bytes.count && bytes[index] == ASCII.closeBracket { throw JSONSyntaxError(reason: .trailingComma, offset: index) }
+            if index < bytes.count && bytes[index] == close { throw JSONSyntaxError(reason: .trailingComma, offset: index) }
             return true
-        case ASCII.closeBracket:
+        case close:
             index += 1
             depth -= 1
             return false
         default:
-            throw JSONSyntaxError(reason: .expectedCommaOrBracket, offset: index)
+            throw JSONSyntaxError(reason: reason, offset: index)
         }
     }
 
@@ -309,78 +303,33 @@ struct JSONByteReader {
         }
     }
 
-    private mutating func enterContainer() throws(JSONSyntaxError) {
-        depth += 1
-        guard depth <= JSONParser.maxDepth else { throw JSONSyntaxError(reason: .tooDeep, offset: index) }
-        index += 1
-    }
-
     private mutating func parseArray() throws(JSONSyntaxError) -> JSONValue {
-        try enterContainer()
-        defer { depth -= 1 }
-        skipWhitespace()
-        if index < bytes.count && bytes[index] == ASCII.closeBracket {
-            index += 1
-            return .array([])
-        }
         let start = elements.count
-        while true {
-            let element = try parseValue()
-            elements.append(element)
-            skipWhitespace()
-            guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
-            switch bytes[index] {
-            case ASCII.comma:
-                index += 1
-                skipWhitespace()
-                if index < bytes.count && bytes[index] == ASCII.closeBracket { throw JSONSyntaxError(reason: .trailingComma, offset: index) }
-            case ASCII.closeBracket:
-                index += 1
-                let array = Array(elements[start...])
-                elements.removeSubrange(start...)
-                return .array(array)
-            default:
-                throw JSONSyntaxError(reason: .expectedCommaOrBracket, offset: index)
-            }
+        var more = try enterArray()
+        while more {
+            elements.append(try parseValue())
+            more = try nextElement()
         }
+        let array = Array(elements[start...])
+        elements.removeSubrange(start...)
+        return .array(array)
     }
 
     private mutating func parseObject() throws(JSONSyntaxError) -> JSONValue {
-        try enterContainer()
-        defer { depth -= 1 }
-        skipWhitespace()
-        if index < bytes.count && bytes[index] == ASCII.closeBrace {
-            index += 1
-            return .object([:])
-        }
         let start = members.count
-        while true {
-            guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
-            guard bytes[index] == ASCII.quote else { throw JSONSyntaxError(reason: .expectedKey, offset: index) }
-            let key = try parseString()
-            skipWhitespace()
-            guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
-            guard bytes[index] == ASCII.colon else { throw JSONSyntaxError(reason: .expectedColon, offset: index) }
-            index += 1
-            let value = try parseValue()
-            members.append(Member(key: key, value: value))
-            skipWhitespace()
-            guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
-            switch bytes[index] {
-            case ASCII.comma:
-                index += 1
-                skipWhitespace()
-                if index < bytes.count && bytes[index] == ASCII.closeBrace { throw JSONSyntaxError(reason: .trailingComma, offset: index) }
-            case ASCII.closeBrace:
-                index += 1
-                var object = [String: JSONValue](minimumCapacity: members.count - start)
-                for member in members[start...] { object[member.key] = member.value }
-                members.removeSubrange(start...)
-                return .object(object)
-            default:
-                throw JSONSyntaxError(reason: .expectedCommaOrBrace, offset: index)
+        var more = try enterObject()
+        while more {
+            let key: String = switch try readKey() {
+            case .raw(let bytes): String(decoding: bytes, as: UTF8.self)
+            case .decoded(let key): key
             }
+            members.append(Member(key: key, value: try parseValue()))
+            more = try nextMember()
         }
+        var object = [String: JSONValue](minimumCapacity: members.count - start)
+        for member in members[start...] { object[member.key] = member.value }
+        members.removeSubrange(start...)
+        return .object(object)
     }
 
     // MARK: Numbers
