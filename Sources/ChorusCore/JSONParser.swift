@@ -152,20 +152,21 @@ struct JSONByteReader {
     }
 
     mutating func parseDocument() throws(JSONSyntaxError) -> JSONValue {
-        if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { index = 3 }
-        let value = try parseValue()
-        skipWhitespace()
-        guard index == bytes.count else { throw JSONSyntaxError(reason: .trailingData, offset: index) }
-        return value
+        try document { reader throws(JSONSyntaxError) in try reader.parseValue() }
     }
 
     /// Checks the document as `parseDocument` does, building nothing; returns the root.
     mutating func checkDocument() throws(JSONSyntaxError) -> JSONFields.Value {
+        try document { reader throws(JSONSyntaxError) in try reader.skipValue() }
+    }
+
+    /// One JSON text read by `read`: a UTF-8 byte order mark may come first, and only whitespace after.
+    private mutating func document<Value>(_ read: (inout JSONByteReader) throws(JSONSyntaxError) -> Value) throws(JSONSyntaxError) -> Value {
         if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { index = 3 }
-        let root = try skipValue()
+        let value = try read(&self)
         skipWhitespace()
         guard index == bytes.count else { throw JSONSyntaxError(reason: .trailingData, offset: index) }
-        return root
+        return value
     }
 
     // MARK: Values
@@ -398,39 +399,32 @@ struct JSONByteReader {
         index += 1
         let start = index
         // Fast path: no escapes, so the string is the input bytes as they are.
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == ASCII.quote {
-                let string = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-                index += 1
-                return string
-            }
-            if byte == ASCII.backslash { return try parseEscapedString(open: open, start: start) }
-            if byte < 0x20 { throw JSONSyntaxError(reason: .controlCharacter, offset: index) }
-            if byte < 0x80 {
-                index += 1
-            } else {
-                index += try validateUTF8Sequence(at: index)
-            }
-        }
-        throw JSONSyntaxError(reason: .unterminatedString, offset: open)
+        guard try scanPlainBytes(open: open) else { return try parseEscapedString(open: open, start: start) }
+        let string = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        index += 1
+        return string
     }
 
-    /// Checks the string at the cursor as `parseString` does and moves past it, making no `String`.
+    /// Checks the string at the cursor as `parseString` does and moves past it, making no `String`
+    /// (unless it has escapes).
     private mutating func skipString() throws(JSONSyntaxError) {
         let open = index
         index += 1
+        if try scanPlainBytes(open: open) {
+            index += 1
+        } else {
+            _ = try parseEscapedString(open: open, start: open + 1)
+        }
+    }
+
+    /// Inside the string opened at `open`: checks and moves over its bytes up to the closing quote
+    /// (true) or the first backslash (false), leaving `index` there.
+    @inline(__always)
+    private mutating func scanPlainBytes(open: Int) throws(JSONSyntaxError) -> Bool {
         while index < bytes.count {
             let byte = bytes[index]
-            if byte == ASCII.quote {
-                index += 1
-                return
-            }
-            if byte == ASCII.backslash {
-                index = open
-                _ = try parseString()
-                return
-            }
+            if byte == ASCII.quote { return true }
+            if byte == ASCII.backslash { return false }
             if byte < 0x20 { throw JSONSyntaxError(reason: .controlCharacter, offset: index) }
             if byte < 0x80 {
                 index += 1
