@@ -1,8 +1,9 @@
 /// A strict RFC 8259 JSON parser that reads UTF-8 bytes straight into a `JSONValue`.
 ///
-/// It replaces `JSONDecoder` on the hot paths (request bodies, every streamed upstream chunk): one
-/// pass over the bytes, no intermediate representation, strings without escapes are created
-/// directly from the input, and objects are built with their final capacity.
+/// It replaces `JSONDecoder` on the hot paths (request bodies; every streamed upstream chunk goes
+/// through the same reader, via `JSONFields`): one pass over the bytes, no intermediate
+/// representation, strings without escapes are created directly from the input, and objects are
+/// built with their final capacity.
 ///
 /// - Numbers: an integer literal (no fraction, no exponent) that fits in `Int` is `.int`; any
 ///   other number is `.double`, parsed from its exact text. Numbers out of `Double`'s range are

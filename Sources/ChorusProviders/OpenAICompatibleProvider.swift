@@ -169,8 +169,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         try await onEvent(.finish(finishReason ?? "stop"))
     }
 
-    /// URL, headers and JSON body of a Chat Completions call.
-    /// The endpoint's base URL (ending in `/v1`), the headers and the body of a request.
+    /// The endpoint's base URL (ending in `/v1`), the headers and the JSON body of a Chat Completions call.
     private func requestParts(body: [String: JSONValue], requestID: String) async throws -> (base: String, headers: HTTPHeaders, body: ByteBuffer) {
         var body = body
         body["model"] = .string(upstreamModel)
