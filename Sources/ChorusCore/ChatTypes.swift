@@ -73,19 +73,26 @@ public struct CompletionEnvelope: Sendable {
     public let model: String
     /// Chorus extension: the conversation the turn was stored in.
     public let conversationID: String?
+    /// The members every chunk of the stream starts with (`"id":…,"object":…,"created":…,"model":…`),
+    /// encoded once rather than once per token.
+    private let chunkHeader: [UInt8]
 
     public init(id: String, created: Int, model: String, conversationID: String?) {
         self.id = id
         self.created = created
         self.model = model
         self.conversationID = conversationID
+        var json = JSONWriter(capacity: 128)
+        json.beginObject()
+        Self.header(&json, object: "chat.completion.chunk", id: id, created: created, model: model, conversationID: conversationID)
+        self.chunkHeader = Array(json.bytes.dropFirst())  // without the `{`
     }
 
     /// A non-streamed `chat.completion`.
     public func completion(_ output: CompletionOutput) -> [UInt8] {
         var json = JSONWriter(capacity: 512 + output.content.utf8.count + output.reasoning.utf8.count)
         json.beginObject()
-        header(&json, object: "chat.completion")
+        Self.header(&json, object: "chat.completion", id: id, created: created, model: model, conversationID: conversationID)
         json.key("choices")
         json.beginArray()
         json.beginObject()
@@ -110,7 +117,7 @@ public struct CompletionEnvelope: Sendable {
     public func chunk(role: Bool = false, content: String? = nil, reasoning: String? = nil, finishReason: String? = nil, includeUsageField: Bool) -> [UInt8] {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        header(&json, object: "chat.completion.chunk")
+        json.members(chunkHeader)
         json.key("choices")
         json.beginArray()
         json.beginObject()
@@ -134,14 +141,14 @@ public struct CompletionEnvelope: Sendable {
     public func usageChunk(_ usage: Usage) -> [UInt8] {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        header(&json, object: "chat.completion.chunk")
+        json.members(chunkHeader)
         json.key("choices"); json.beginArray(); json.endArray()
         json.key("usage"); usage.write(to: &json)
         json.endObject()
         return json.bytes
     }
 
-    private func header(_ json: inout JSONWriter, object: String) {
+    private static func header(_ json: inout JSONWriter, object: String, id: String, created: Int, model: String, conversationID: String?) {
         json.key("id"); json.string(id)
         json.key("object"); json.string(object)
         json.key("created"); json.int(created)

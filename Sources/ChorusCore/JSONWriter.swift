@@ -31,6 +31,9 @@ public struct JSONWriter: Sendable {
 
     public mutating func raw(_ json: [UInt8]) { separator(); bytes.append(contentsOf: json) }
 
+    /// Members of the current object already encoded, `"a":1,"b":2` (at least one).
+    public mutating func members(_ encoded: [UInt8]) { separator(); bytes.append(contentsOf: encoded) }
+
     public mutating func value(_ value: JSONValue) {
         switch value {
         case .null: null()

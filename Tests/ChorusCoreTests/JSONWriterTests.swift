@@ -26,6 +26,23 @@ import Testing
         #expect(chunk["conversation_id"] == .string("conv_1"))
     }
 
+    /// Every chunk of a stream starts with the same members (encoded once per stream), escaped.
+    @Test func chunksStartWithTheStreamsMembers() throws {
+        let envelope = CompletionEnvelope(id: "chatcmpl-1", created: 1_700_000_000, model: "m\"x", conversationID: nil)
+        let first = String(decoding: envelope.chunk(role: true, content: "hi", includeUsageField: false), as: UTF8.self)
+        #expect(first == #"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m\"x","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":null}]}"#)
+        let last = String(decoding: envelope.chunk(finishReason: "length", includeUsageField: false), as: UTF8.self)
+        #expect(last == #"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m\"x","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"length"}]}"#)
+
+        let stored = CompletionEnvelope(id: "chatcmpl-2", created: 2, model: "m", conversationID: "conv_1")
+        let usage = try JSONValue.parse(stored.usageChunk(Usage(promptTokens: 3, completionTokens: 4)))
+        #expect(usage["id"] == .string("chatcmpl-2") && usage["object"] == .string("chat.completion.chunk"))
+        #expect(usage["created"] == .int(2) && usage["model"] == .string("m") && usage["conversation_id"] == .string("conv_1"))
+        #expect(usage["choices"] == .array([]) && usage["usage"]?["total_tokens"] == .int(7))
+        // The whole completion keeps its own object name.
+        #expect(try JSONValue.parse(stored.completion(CompletionOutput()))["object"] == .string("chat.completion"))
+    }
+
     @Test func unknownFinishReasonsBecomeStop() {
         #expect(CompletionEnvelope.openAIFinishReason("eos") == "stop")
         #expect(CompletionEnvelope.openAIFinishReason("length") == "length")
