@@ -9,15 +9,20 @@ public final class OneShot<Value: Sendable>: Sendable {
         case set(Value)
     }
     private let state = Mutex(State.waiting([]))
+    /// True once set: a later `set`, which callers may make for every event of a stream, returns
+    /// without taking the lock.
+    private let isSet = Atomic<Bool>(false)
 
     public init() {}
 
     /// Sets the value and wakes every waiter; false when it was already set.
     @discardableResult
     public func set(_ value: Value) -> Bool {
+        if isSet.load(ordering: .acquiring) { return false }
         let waiters: [CheckedContinuation<Value, Never>]? = state.withLock { state in
             guard case .waiting(let waiters) = state else { return nil }
             state = .set(value)
+            isSet.store(true, ordering: .releasing)
             return waiters
         }
         guard let waiters else { return false }

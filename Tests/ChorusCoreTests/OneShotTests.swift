@@ -13,4 +13,15 @@ import Testing
         #expect(await second == 1)
         #expect(await shot.value() == 1, "a late waiter returns at once")
     }
+
+    @Test func ofConcurrentSetsExactlyOneWins() async {
+        for _ in 0..<20 {
+            let shot = OneShot<Int>()
+            let wins = await withTaskGroup(of: Bool.self) { group in
+                for value in 0..<32 { group.addTask { shot.set(value) } }
+                return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(wins == 1)
+        }
+    }
 }
