@@ -116,10 +116,10 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
             while true {
                 do {
                     try await turn.provider.stream(turn.upstream) { event in
-                        progress.apply(event)
+                        let checkpoint = progress.apply(event)
                         try await onEvent(event)
                         // Off the relay path: a slow database must not hold up the next token.
-                        if let snapshot = progress.checkpointDue() {
+                        if let snapshot = checkpoint {
                             let engine = self
                             progress.checkpointStarted(Task {
                                 do {
@@ -251,15 +251,12 @@ final class TurnProgress: Sendable {
     /// Whether any text arrived (after which a failure can no longer be retried).
     var started: Bool { state.withLock { !$0.output.content.isEmpty || !$0.output.reasoning.isEmpty } }
 
-    func apply(_ event: ProviderEvent) {
-        state.withLock { $0.output.apply(event) }
-    }
-
-    /// The output to checkpoint, when the interval has passed since the last one and that one
-    /// has been written.
-    func checkpointDue() -> CompletionOutput? {
+    /// Adds the event to the output. Returns the output to checkpoint when the interval has passed
+    /// since the last checkpoint and that one has been written (one lock per token).
+    func apply(_ event: ProviderEvent) -> CompletionOutput? {
         let now = ContinuousClock.now
         return state.withLock { state in
+            state.output.apply(event)
             guard now - state.lastCheckpoint >= interval, state.checkpoint == nil else { return nil }
             state.lastCheckpoint = now
             return state.output
