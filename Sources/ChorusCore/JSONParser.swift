@@ -233,16 +233,13 @@ struct JSONByteReader {
         guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
         guard bytes[index] == ASCII.quote else { throw JSONSyntaxError(reason: .expectedKey, offset: index) }
         let open = index
-        try skipString()
-        let raw = UnsafeBufferPointer(rebasing: bytes[open + 1..<index - 1])
+        index += 1
         let key: JSONFields.Key
-        if raw.contains(ASCII.backslash) {
-            let end = index
-            index = open
-            key = .decoded(try parseString())
-            index = end
+        if try scanPlainBytes(open: open) {
+            key = .raw(UnsafeBufferPointer(rebasing: bytes[open + 1..<index]))
+            index += 1
         } else {
-            key = .raw(raw)
+            key = .decoded(try parseEscapedString(open: open, start: open + 1))
         }
         skipWhitespace()
         guard index < bytes.count else { throw JSONSyntaxError(reason: .unexpectedEnd, offset: index) }
