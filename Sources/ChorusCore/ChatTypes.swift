@@ -117,7 +117,7 @@ public struct CompletionEnvelope: Sendable {
     public func chunk(role: Bool = false, content: String? = nil, reasoning: String? = nil, finishReason: String? = nil, includeUsageField: Bool) -> [UInt8] {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        json.members(chunkHeader)
+        json.raw(chunkHeader)
         json.key("choices")
         json.beginArray()
         json.beginObject()
@@ -141,7 +141,7 @@ public struct CompletionEnvelope: Sendable {
     public func usageChunk(_ usage: Usage) -> [UInt8] {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        json.members(chunkHeader)
+        json.raw(chunkHeader)
         json.key("choices"); json.beginArray(); json.endArray()
         json.key("usage"); usage.write(to: &json)
         json.endObject()

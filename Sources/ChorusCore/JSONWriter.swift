@@ -29,10 +29,8 @@ public struct JSONWriter: Sendable {
         if let value { string(value) } else { null() }
     }
 
+    /// JSON already encoded: a value, or members of the current object (`"a":1,"b":2`, at least one).
     public mutating func raw(_ json: [UInt8]) { separator(); bytes.append(contentsOf: json) }
-
-    /// Members of the current object already encoded, `"a":1,"b":2` (at least one).
-    public mutating func members(_ encoded: [UInt8]) { separator(); bytes.append(contentsOf: encoded) }
 
     public mutating func value(_ value: JSONValue) {
         switch value {
