@@ -269,8 +269,8 @@ extension PostgresBackend.Configuration.TLSMode {
 
 /// The `PostgresClient`, whose statements wait until its `run()` has begun. PostgresNIO lets a
 /// lease wait for `run()` too, but warns about it ("`PostgresClient.run()` hasn't been called
-/// yet"), and every `chorus gateway`, `worker` and CLI command on PostgreSQL started with a
-/// statement that raced the service's start: the warning came on nearly every start.
+/// yet"), and every `chorus gateway`, `worker` and CLI command on PostgreSQL starts with a
+/// statement that races the service's start, so users saw the warning at start.
 private struct PostgresPool: Sendable {
     let client: PostgresClient
     private let running = OneShot<Void>()
