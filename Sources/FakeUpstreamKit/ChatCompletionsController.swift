@@ -8,6 +8,10 @@ import Hummingbird
 import NIOCore
 
 /// `POST /v1/chat/completions`: deterministic answers, streamed or not, with fault injection.
+///
+/// Besides text, it answers with tool calls, tool-result summaries, JSON, refusals and
+/// logprobs, and honours `stop` and `max_completion_tokens`, so the gateway's handling of
+/// each can be tested; `Answer` says which request gets which answer.
 struct ChatCompletionsController<Context: RequestContext>: Sendable {
     let configuration: FakeUpstreamConfiguration
     let stats: FakeUpstreamStats
@@ -61,18 +65,24 @@ struct ChatCompletionsController<Context: RequestContext>: Sendable {
             )
         }
 
-        let answer: AnswerTokens =
-            options.echo
-            ? AnswerTokens.words(of: "echo: \(chat.messages.count) | " + directive.remainder)
-            : .counted(options.tokens ?? self.configuration.defaultTokenCount)
+        let (answer, finishReason) = Answer.decide(
+            for: chat,
+            options: options,
+            userText: directive.remainder,
+            sequence: sequence,
+            defaultTokenCount: self.configuration.defaultTokenCount
+        )
         let plan = CompletionPlan(
             id: "chatcmpl-fake-\(sequence)",
             created: Int(Date().timeIntervalSince1970),
             quotedModel: JSONText.quoted(chat.model ?? self.configuration.defaultModel),
+            metadataJSON: CompletionPlan.metadataJSON(serviceTier: chat.serviceTier),
             answer: answer,
+            finishReason: finishReason,
             reasoningCount: options.reasoning,
             thinkTags: options.thinkTags,
-            promptTokens: chat.promptWordCount(lastUserText: directive.remainder)
+            promptTokens: chat.promptWordCount(lastUserText: directive.remainder),
+            topLogprobs: chat.logprobs == true ? min(max(chat.topLogprobs ?? 0, 0), LogprobsJSON.maxTopCount) : nil
         )
         let tokensPerSecond = options.rate ?? self.configuration.defaultTokensPerSecond
         if chat.stream == true {
@@ -87,11 +97,11 @@ struct ChatCompletionsController<Context: RequestContext>: Sendable {
         return try await self.completeResponse(plan: plan, options: options, tokensPerSecond: tokensPerSecond)
     }
 
-    /// A non-streamed `chat.completion`, after the time its tokens would take at the given rate.
+    /// A non-streamed `chat.completion`, after the time its chunks would take to stream at the given rate.
     private func completeResponse(plan: CompletionPlan, options: FakeOptions, tokensPerSecond: Double) async throws -> Response {
         var delay = options.stallAfter != nil ? options.stall : 0
         if tokensPerSecond > 0 {
-            delay += Double(plan.completionTokens) / tokensPerSecond
+            delay += Double(plan.answer.streamedCount + plan.reasoningCount) / tokensPerSecond
         }
         if delay > 0 {
             try await Task.sleep(for: .seconds(delay))

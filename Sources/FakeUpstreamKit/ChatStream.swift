@@ -3,6 +3,10 @@ import NIOCore
 
 /// Writes one streamed chat completion as server-sent events, with the faults its options ask for.
 ///
+/// The answer streams one chunk per token (`delta.content`, or `delta.refusal` for a refusal)
+/// or, for tool calls, one chunk per call header and per arguments fragment. Pacing and the
+/// "after K tokens" faults count these answer chunks, tool-call headers included.
+///
 /// Events are gathered in a pending buffer and written together; the buffer is flushed before
 /// every wait (token pacing, stalls, split events) and at the end, so a stream with no delays
 /// goes out in a single write while a paced stream sends each token as it is "generated".
@@ -57,14 +61,14 @@ struct ChatStream {
             try await self.send(self.chunks.contentEvent("ink>"), to: &writer)
         }
 
-        let answerCount = self.plan.answer.count
+        let answerCount = self.plan.answer.streamedCount
         for index in 0...answerCount {
             if let ending = try await self.runFaults(afterTokens: index, isLast: index == answerCount, writer: &writer) {
                 return ending
             }
             guard index < answerCount else { break }
             try await self.pace(&writer)
-            try await self.send(self.chunks.contentEvent(self.plan.answer[index]), to: &writer)
+            try await self.send(self.answerEvent(index), to: &writer)
         }
 
         try await self.send(self.chunks.finalEvent, to: &writer)
@@ -75,6 +79,23 @@ struct ChatStream {
         try await self.flush(&writer)
         try await writer.finish(nil)
         return .finished
+    }
+
+    /// The event for answer chunk `index`: a content or refusal token, or a tool-call chunk.
+    private func answerEvent(_ index: Int) -> String {
+        switch self.plan.answer {
+        case .content(let tokens):
+            self.chunks.contentEvent(tokens[index], logprobs: self.plan.topLogprobs != nil)
+        case .refusal(let tokens):
+            self.chunks.refusalEvent(tokens[index])
+        case .toolCalls(let toolCalls):
+            switch toolCalls.chunks[index] {
+            case .header(let call):
+                self.chunks.toolCallHeaderEvent(toolCalls.calls[call])
+            case .arguments(let call, let fragment):
+                self.chunks.toolCallArgumentsEvent(index: call, fragment: toolCalls.calls[call].fragments[fragment])
+            }
+        }
     }
 
     /// Faults that fire once `tokens` answer tokens have been sent. A position beyond the
@@ -161,44 +182,6 @@ struct ChatStream {
         let buffer = self.pending
         self.pending = ByteBuffer()
         try await writer.write(buffer)
-    }
-}
-
-/// The fixed text around every `chat.completion.chunk` of one stream, rendered once.
-private struct ChunkTemplate {
-    /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,"delta":{`
-    let prefix: String
-    /// Closes a chunk whose `finish_reason` is null.
-    let suffix: String
-    let finalEvent: String
-    let usageEvent: String
-
-    init(plan: CompletionPlan, includeUsage: Bool) {
-        let head = #"data: {"id":"\#(plan.id)","object":"chat.completion.chunk","created":\#(plan.created),"model":\#(plan.quotedModel),"#
-        self.prefix = head + #""choices":[{"index":0,"delta":{"#
-        // With include_usage, OpenAI sends `"usage":null` on every chunk but the last.
-        let usageNull = includeUsage ? #","usage":null"# : ""
-        self.suffix = #"},"logprobs":null,"finish_reason":null}]"# + usageNull + "}\n\n"
-        self.finalEvent = self.prefix + #"},"logprobs":null,"finish_reason":"stop"}]"# + usageNull + "}\n\n"
-        self.usageEvent = head + #""choices":[],"usage":"# + plan.usageJSON + "}\n\n"
-    }
-
-    func event(delta: String) -> String {
-        self.prefix + delta + self.suffix
-    }
-
-    func contentEvent(_ text: String) -> String {
-        var event = self.prefix
-        event += #""content":"#
-        JSONText.appendString(text, to: &event)
-        return event + self.suffix
-    }
-
-    func reasoningEvent(_ text: String) -> String {
-        var event = self.prefix
-        event += #""reasoning_content":"#
-        JSONText.appendString(text, to: &event)
-        return event + self.suffix
     }
 }
 

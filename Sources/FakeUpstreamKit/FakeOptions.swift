@@ -6,8 +6,9 @@
 /// - the request header `X-Fake: key=value ...` (benchmarks talking to the fake directly).
 ///
 /// The header is applied after the directive, so for a key given in both the header wins.
-/// "After K tokens" always counts answer tokens already sent (reasoning tokens come first);
-/// a K at or beyond the answer length fires after the last answer token.
+/// "After K tokens" always counts answer tokens already sent (reasoning tokens come first;
+/// for tool calls every tool-call chunk counts, headers included); a K at or beyond the
+/// answer length fires after the last answer token.
 struct FakeOptions: Sendable, Equatable {
     /// Answer tokens; `nil` means the configured default.
     var tokens: Int?
@@ -41,12 +42,16 @@ struct FakeOptions: Sendable, Equatable {
     /// Watch for the client closing the connection while streaming (`nil`: only when the
     /// stream has delays). Watching closes the connection after the stream.
     var watchClose: Bool?
+    /// Tool calls in an answer to a request that offers tools (0: answer with text instead).
+    var toolCalls = 1
+    /// Refuse: answer with a fixed refusal text in `refusal` instead of `content`.
+    var refusal = false
 
     /// The keys accepted, for error messages.
     static let keys = [
         "tokens", "reasoning", "think_tags", "rate", "status", "retry_after", "stall_first",
         "stall_after", "stall", "malformed_after", "disconnect_after", "error_after", "echo",
-        "usage", "comments", "watch_close",
+        "usage", "comments", "watch_close", "tool_calls", "refusal",
     ]
 
     /// Applies `key=value` pairs from `text` on top of the current values.
@@ -84,6 +89,8 @@ struct FakeOptions: Sendable, Equatable {
         case "usage": self.usage = try Self.flag(key, value)
         case "comments": self.comments = try Self.flag(key, value)
         case "watch_close": self.watchClose = try Self.flag(key, value)
+        case "tool_calls": self.toolCalls = try Self.count(key, value)
+        case "refusal": self.refusal = try Self.flag(key, value)
         default:
             throw FakeOptionError(
                 message: "unknown fake option '\(key)'; known: \(Self.keys.joined(separator: ", "))"

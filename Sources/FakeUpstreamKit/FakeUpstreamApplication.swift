@@ -15,8 +15,15 @@ import NIOCore
 /// Per-request behaviour: `[[fake key=value ...]]` in the last user message, or the header
 /// `X-Fake: key=value ...` (the header wins). Keys: `tokens`, `reasoning`, `think_tags`,
 /// `rate`, `status`, `retry_after`, `stall_first`, `stall_after` + `stall`, `malformed_after`,
-/// `disconnect_after`, `error_after`, `echo`, `usage`, `comments`, `watch_close`; see
-/// `FakeOptions`. An unknown key or a bad value is answered with HTTP 400.
+/// `disconnect_after`, `error_after`, `echo`, `usage`, `comments`, `watch_close`,
+/// `tool_calls`, `refusal`; see `FakeOptions`. An unknown key or a bad value is answered with
+/// HTTP 400.
+///
+/// The request body also steers the answer: `tools`/`tool_choice`/`parallel_tool_calls`
+/// (tool calls), a trailing `role: "tool"` message (a summary of the results),
+/// `response_format` (JSON), `logprobs`/`top_logprobs`, `stop`, `max_completion_tokens`/
+/// `max_tokens` and `service_tier`; see `Answer`, `ToolCallPlan`, `LogprobsJSON` and
+/// `CompletionPlan`.
 ///
 /// Run it with `run()` inside a test's task group, or `runService()` in an executable.
 ///
