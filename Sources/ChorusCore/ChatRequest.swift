@@ -1,7 +1,8 @@
 /// A validated `POST /v1/chat/completions` body.
 ///
 /// Only the fields Chorus acts on are interpreted; the rest of `body` (tools, temperature,
-/// response_format, …) is forwarded upstream untouched.
+/// response_format, …) is forwarded upstream untouched. Chorus's own fields (`conversation_id`,
+/// `store`) are taken out of it.
 public struct ChatRequest: Sendable {
     public static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -11,6 +12,8 @@ public struct ChatRequest: Sendable {
     public var includeUsage: Bool
     /// Chorus extension: store the turn in this conversation and rebuild history from the database.
     public var conversationID: String?
+    /// `store` as sent: whether to keep the turn in a conversation (nil: the configured default).
+    public var store: Bool?
     /// The original body, minus Chorus's extensions.
     public var body: [String: JSONValue]
 
@@ -67,7 +70,15 @@ public struct ChatRequest: Sendable {
             }
             conversationID = id
         }
+        var store: Bool?
+        if let value = body.removeValue(forKey: "store"), !value.isNull {
+            guard let flag = value.boolValue else {
+                throw ChorusError.invalidRequest(message: "Invalid type for 'store': expected a boolean, but got \(value.typeName).", param: "store", code: "invalid_type")
+            }
+            store = flag
+        }
         self.model = model
+        self.store = store
         self.stream = stream
         self.includeUsage = includeUsage
         self.conversationID = conversationID
@@ -112,17 +123,53 @@ public struct ChatMessage: Sendable, Equatable {
             for (partIndex, part) in parts.enumerated() where part["type"]?.stringValue == nil {
                 throw ChorusError.invalidRequest(message: "Missing required parameter: 'messages[\(index)].content[\(partIndex)].type'.", param: "messages[\(index)].content[\(partIndex)].type", code: "missing_required_parameter")
             }
-        case .null where role == "assistant" && object["tool_calls"] != nil:
+        case .null where role == "assistant" && (object["tool_calls"] != nil || object["function_call"] != nil || object["refusal"] != nil):
             break
         case .null:
             throw ChorusError.invalidRequest(message: "Missing required parameter: 'messages[\(index)].content'.", param: "messages[\(index)].content", code: "missing_required_parameter")
         default:
             throw ChorusError.invalidRequest(message: "Invalid type for 'messages[\(index)].content': expected a string or an array of content parts, but got \(content.typeName).", param: "messages[\(index)].content", code: "invalid_type")
         }
+        if let name = object["name"], name.stringValue == nil {
+            throw ChorusError.invalidRequest(message: "Invalid type for 'messages[\(index)].name': expected a string, but got \(name.typeName).", param: "messages[\(index)].name", code: "invalid_type")
+        }
+        if role == "tool", object["tool_call_id"]?.stringValue == nil {
+            throw ChorusError.invalidRequest(message: "Missing required parameter: 'messages[\(index)].tool_call_id'.", param: "messages[\(index)].tool_call_id", code: "missing_required_parameter")
+        }
+        if let calls = object["tool_calls"], !calls.isNull {
+            try Self.validateToolCalls(calls, param: "messages[\(index)].tool_calls")
+        }
         self.role = role
         self.content = content
         self.json = json
     }
+
+    /// An assistant message's `tool_calls`: whole calls, each with an id and a function name.
+    private static func validateToolCalls(_ calls: JSONValue, param: String) throws {
+        guard let list = calls.arrayValue else {
+            throw ChorusError.invalidRequest(message: "Invalid type for '\(param)': expected an array, but got \(calls.typeName).", param: param, code: "invalid_type")
+        }
+        for (index, call) in list.enumerated() {
+            for field in ["id", "function.name"] {
+                let value = field.split(separator: ".").reduce(Optional(call)) { $0?[String($1)] }
+                guard value?.stringValue != nil else {
+                    throw ChorusError.invalidRequest(message: "Missing required parameter: '\(param)[\(index)].\(field)'.", param: "\(param)[\(index)].\(field)", code: "missing_required_parameter")
+                }
+            }
+        }
+    }
+
+    /// The assistant's `tool_calls`, as sent.
+    public var toolCalls: JSONValue? {
+        guard let calls = json["tool_calls"], !calls.isNull else { return nil }
+        return calls
+    }
+
+    /// A tool message's `tool_call_id`.
+    public var toolCallID: String? { json["tool_call_id"]?.stringValue }
+
+    /// The participant's `name`.
+    public var name: String? { json["name"]?.stringValue }
 
     /// The text of the message: the string content, or its text parts joined.
     public var text: String {

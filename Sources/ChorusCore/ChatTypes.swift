@@ -3,20 +3,29 @@ public struct Usage: Sendable, Equatable, Codable {
     public var promptTokens: Int
     public var completionTokens: Int
     public var totalTokens: Int { promptTokens + completionTokens }
+    /// `prompt_tokens_details` and `completion_tokens_details` (cached and reasoning tokens, …) as
+    /// the upstream reported them: returned to the client, not stored.
+    public var promptTokensDetails: JSONValue?
+    public var completionTokensDetails: JSONValue?
 
-    public init(promptTokens: Int, completionTokens: Int) {
+    public init(promptTokens: Int, completionTokens: Int, promptTokensDetails: JSONValue? = nil, completionTokensDetails: JSONValue? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.promptTokensDetails = promptTokensDetails
+        self.completionTokensDetails = completionTokensDetails
     }
 
     enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens"
+        case promptTokensDetails = "prompt_tokens_details", completionTokensDetails = "completion_tokens_details"
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         promptTokens = try c.decodeIfPresent(Int.self, forKey: .promptTokens) ?? 0
         completionTokens = try c.decodeIfPresent(Int.self, forKey: .completionTokens) ?? 0
+        promptTokensDetails = try c.decodeIfPresent(JSONValue.self, forKey: .promptTokensDetails)
+        completionTokensDetails = try c.decodeIfPresent(JSONValue.self, forKey: .completionTokensDetails)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -24,6 +33,18 @@ public struct Usage: Sendable, Equatable, Codable {
         try c.encode(promptTokens, forKey: .promptTokens)
         try c.encode(completionTokens, forKey: .completionTokens)
         try c.encode(totalTokens, forKey: .totalTokens)
+        try c.encodeIfPresent(promptTokensDetails, forKey: .promptTokensDetails)
+        try c.encodeIfPresent(completionTokensDetails, forKey: .completionTokensDetails)
+    }
+
+    /// The usage as OpenAI's JSON object.
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "prompt_tokens": .int(promptTokens), "completion_tokens": .int(completionTokens), "total_tokens": .int(totalTokens),
+        ]
+        if let promptTokensDetails { object["prompt_tokens_details"] = promptTokensDetails }
+        if let completionTokensDetails { object["completion_tokens_details"] = completionTokensDetails }
+        return .object(object)
     }
 
     func write(to json: inout JSONWriter) {
@@ -31,8 +52,24 @@ public struct Usage: Sendable, Equatable, Codable {
         json.key("prompt_tokens"); json.int(promptTokens)
         json.key("completion_tokens"); json.int(completionTokens)
         json.key("total_tokens"); json.int(totalTokens)
+        if let promptTokensDetails { json.key("prompt_tokens_details"); json.value(promptTokensDetails) }
+        if let completionTokensDetails { json.key("completion_tokens_details"); json.value(completionTokensDetails) }
         json.endObject()
     }
+}
+
+/// What the upstream says about the response as a whole (OpenAI's `system_fingerprint` and
+/// `service_tier`), repeated on every chunk it sends.
+public struct ResponseMetadata: Sendable, Equatable {
+    public var systemFingerprint: String?
+    public var serviceTier: String?
+
+    public init(systemFingerprint: String? = nil, serviceTier: String? = nil) {
+        self.systemFingerprint = systemFingerprint
+        self.serviceTier = serviceTier
+    }
+
+    public var isEmpty: Bool { systemFingerprint == nil && serviceTier == nil }
 }
 
 /// What a provider yields while a completion is produced.
@@ -41,7 +78,17 @@ public enum ProviderEvent: Sendable, Equatable {
     case reasoning(String)
     /// Answer text.
     case content(String)
-    /// The upstream's finish reason (`stop`, `length`, …).
+    /// Refusal text (OpenAI's `refusal`: the model declined, in place of an answer).
+    case refusal(String)
+    /// One chunk's `delta.tool_calls` as the upstream sent it: `[{index, id?, type?, function:
+    /// {name?, arguments?}}]`, the arguments in fragments. Relayed as they are; `ToolCall.assemble`
+    /// joins them for a whole message.
+    case toolCalls(JSONValue)
+    /// One chunk's `logprobs` (`{content, refusal}`), when the request asked for them.
+    case logprobs(JSONValue)
+    /// `system_fingerprint` / `service_tier`, when first seen or changed.
+    case metadata(ResponseMetadata)
+    /// The upstream's finish reason (`stop`, `length`, `tool_calls`, …).
     case finish(String)
     /// Token usage reported by the upstream.
     case usage(Usage)
@@ -51,118 +98,40 @@ public enum ProviderEvent: Sendable, Equatable {
 public struct CompletionOutput: Sendable, Equatable {
     public var content: String = ""
     public var reasoning: String = ""
+    public var refusal: String?
+    public var toolCalls: [ToolCall] = []
+    /// The `content` and `refusal` token entries of the chunks' `logprobs`, nil when none came.
+    public var logprobs: (content: [JSONValue], refusal: [JSONValue])?
+    public var metadata = ResponseMetadata()
     public var finishReason: String?
     public var usage: Usage?
 
     public init() {}
 
+    /// Whether the model produced anything yet (after which a failed call is not retried).
+    public var started: Bool { !content.isEmpty || !reasoning.isEmpty || refusal != nil || !toolCalls.isEmpty }
+
     public mutating func apply(_ event: ProviderEvent) {
         switch event {
         case .reasoning(let text): reasoning += text
         case .content(let text): content += text
+        case .refusal(let text): refusal = (refusal ?? "") + text
+        case .toolCalls(let deltas): ToolCall.assemble(deltas, into: &toolCalls)
+        case .logprobs(let value):
+            var entries = logprobs ?? ([], [])
+            entries.content += value["content"]?.arrayValue ?? []
+            entries.refusal += value["refusal"]?.arrayValue ?? []
+            logprobs = entries
+        case .metadata(let value): metadata = value
         case .finish(let reason): finishReason = reason
         case .usage(let usage): self.usage = usage
         }
     }
-}
 
-/// Builds OpenAI response bodies: `chat.completion`, `chat.completion.chunk`.
-public struct CompletionEnvelope: Sendable {
-    public let id: String
-    public let created: Int
-    public let model: String
-    /// Chorus extension: the conversation the turn was stored in.
-    public let conversationID: String?
-    /// The members every chunk of the stream starts with (`"id":…,"object":…,"created":…,"model":…`),
-    /// encoded once rather than once per token.
-    private let chunkHeader: [UInt8]
-
-    public init(id: String, created: Int, model: String, conversationID: String?) {
-        self.id = id
-        self.created = created
-        self.model = model
-        self.conversationID = conversationID
-        var json = JSONWriter(capacity: 128)
-        json.beginObject()
-        Self.header(&json, object: "chat.completion.chunk", id: id, created: created, model: model, conversationID: conversationID)
-        self.chunkHeader = Array(json.bytes.dropFirst())  // without the `{`
-    }
-
-    /// A non-streamed `chat.completion`.
-    public func completion(_ output: CompletionOutput) -> [UInt8] {
-        var json = JSONWriter(capacity: 512 + output.content.utf8.count + output.reasoning.utf8.count)
-        json.beginObject()
-        Self.header(&json, object: "chat.completion", id: id, created: created, model: model, conversationID: conversationID)
-        json.key("choices")
-        json.beginArray()
-        json.beginObject()
-        json.key("index"); json.int(0)
-        json.key("message")
-        json.beginObject()
-        json.key("role"); json.string("assistant")
-        json.key("content"); json.string(output.content)
-        json.key("refusal"); json.null()
-        if !output.reasoning.isEmpty { json.key("reasoning_content"); json.string(output.reasoning) }
-        json.endObject()
-        json.key("logprobs"); json.null()
-        json.key("finish_reason"); json.string(Self.openAIFinishReason(output.finishReason))
-        json.endObject()
-        json.endArray()
-        if let usage = output.usage { json.key("usage"); usage.write(to: &json) }
-        json.endObject()
-        return json.bytes
-    }
-
-    /// One streamed chunk carrying a delta. `role` is set on the first chunk only.
-    public func chunk(role: Bool = false, content: String? = nil, reasoning: String? = nil, finishReason: String? = nil, includeUsageField: Bool) -> [UInt8] {
-        var json = JSONWriter(capacity: 256)
-        json.beginObject()
-        json.raw(chunkHeader)
-        json.key("choices")
-        json.beginArray()
-        json.beginObject()
-        json.key("index"); json.int(0)
-        json.key("delta")
-        json.beginObject()
-        if role { json.key("role"); json.string("assistant") }
-        if let content { json.key("content"); json.string(content) }
-        if let reasoning { json.key("reasoning_content"); json.string(reasoning) }
-        json.endObject()
-        json.key("logprobs"); json.null()
-        json.key("finish_reason"); json.string(finishReason.map { Self.openAIFinishReason($0) })
-        json.endObject()
-        json.endArray()
-        if includeUsageField { json.key("usage"); json.null() }
-        json.endObject()
-        return json.bytes
-    }
-
-    /// The last chunk when `stream_options.include_usage` is set: no choices, the usage.
-    public func usageChunk(_ usage: Usage) -> [UInt8] {
-        var json = JSONWriter(capacity: 256)
-        json.beginObject()
-        json.raw(chunkHeader)
-        json.key("choices"); json.beginArray(); json.endArray()
-        json.key("usage"); usage.write(to: &json)
-        json.endObject()
-        return json.bytes
-    }
-
-    private static func header(_ json: inout JSONWriter, object: String, id: String, created: Int, model: String, conversationID: String?) {
-        json.key("id"); json.string(id)
-        json.key("object"); json.string(object)
-        json.key("created"); json.int(created)
-        json.key("model"); json.string(model)
-        if let conversationID { json.key("conversation_id"); json.string(conversationID) }
-    }
-
-    /// OpenAI allows `stop | length | tool_calls | content_filter | function_call`; anything else
-    /// an upstream invents (llama.cpp, vLLM extensions) is reported as `stop`.
-    public static func openAIFinishReason(_ reason: String?) -> String {
-        switch reason {
-        case "length", "tool_calls", "content_filter", "function_call": reason!
-        default: "stop"
-        }
+    public static func == (a: CompletionOutput, b: CompletionOutput) -> Bool {
+        a.content == b.content && a.reasoning == b.reasoning && a.refusal == b.refusal && a.toolCalls == b.toolCalls
+            && a.logprobs?.content == b.logprobs?.content && a.logprobs?.refusal == b.logprobs?.refusal
+            && a.metadata == b.metadata && a.finishReason == b.finishReason && a.usage == b.usage
     }
 }
 

@@ -47,6 +47,12 @@ public struct StoredMessage: Sendable, Equatable, Codable {
     public var reasoning: String?
     /// The OpenAI content parts, when the message had more than text (images).
     public var parts: JSONValue?
+    /// An assistant message's tool calls (OpenAI's `tool_calls` array).
+    public var toolCalls: JSONValue?
+    /// A tool message's answer to this call.
+    public var toolCallID: String?
+    /// The participant's `name`, when the client gave one.
+    public var name: String?
     public var model: String?
     public var status: MessageStatus
     public var metadata: [String: JSONValue]
@@ -58,8 +64,8 @@ public struct StoredMessage: Sendable, Equatable, Codable {
 
     public init(
         id: String, conversationID: String, ownerID: String, role: String, content: String,
-        reasoning: String? = nil, parts: JSONValue? = nil, model: String? = nil,
-        status: MessageStatus = .complete, metadata: [String: JSONValue] = [:], usage: Usage? = nil,
+        reasoning: String? = nil, parts: JSONValue? = nil, toolCalls: JSONValue? = nil, toolCallID: String? = nil,
+        name: String? = nil, model: String? = nil, status: MessageStatus = .complete, metadata: [String: JSONValue] = [:], usage: Usage? = nil,
         turnID: String? = nil, createdAt: Int64, updatedAt: Int64
     ) {
         self.id = id
@@ -69,6 +75,9 @@ public struct StoredMessage: Sendable, Equatable, Codable {
         self.content = content
         self.reasoning = reasoning
         self.parts = parts
+        self.toolCalls = toolCalls
+        self.toolCallID = toolCallID
+        self.name = name
         self.model = model
         self.status = status
         self.metadata = metadata

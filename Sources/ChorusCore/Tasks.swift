@@ -114,6 +114,9 @@ public struct TaskEvent: Sendable, Equatable {
         case thinking
         /// Answer text.
         case answer
+        /// `data` carries one chunk's `tool_calls` deltas, as the model sent them (the whole calls
+        /// are in the result).
+        case toolCalls = "tool_calls"
         /// `data` carries `current`/`total` (and, after a worker took over a task, `restarted: true`:
         /// the answer starts again).
         case progress

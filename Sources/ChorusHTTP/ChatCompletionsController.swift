@@ -53,7 +53,7 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         } catch let error as ChorusError {
             // The turn is stored (the user message and the failed answer): say where.
             var response = APIMiddleware.errorResponse(error)
-            response.headers[.conversationID] = turn.conversation.id
+            if let conversation = turn.conversation { response.headers[.conversationID] = conversation.id }
             return response
         }
     }
@@ -82,8 +82,9 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     private func respond(_ chat: ChatRequest, turn: PreparedTurn, request: Request, context: ChorusRequestContext) async throws -> Response {
         let envelope = CompletionEnvelope(
             id: "chatcmpl-" + context.requestID.dropFirst(4), created: Int(turn.startedAt / 1000),
-            model: chat.model, conversationID: turn.conversation.id)
-        var headers: HTTPFields = [.conversationID: turn.conversation.id]
+            model: chat.model, conversationID: turn.conversation?.id)
+        var headers = HTTPFields()
+        if let conversation = turn.conversation { headers[.conversationID] = conversation.id }
 
         guard chat.stream else {
             let output = try await engine.complete(turn)
@@ -150,33 +151,47 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         _ events: AsyncThrowingStream<StreamItem, any Error>, envelope: CompletionEnvelope, includeUsage: Bool,
         to writer: inout some ResponseBodyWriter
     ) async throws {
-        try await writer.write(sse(envelope.chunk(role: true, content: "", includeUsageField: includeUsage)))
+        try await writer.write(sse(envelope.chunk(.role, includeUsageField: includeUsage)))
         var usage: Usage?
-        do {
-            for try await item in events {
-                guard case .event(let event) = item else {
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    continue
-                }
-                switch event {
-                case .content(let text):
-                    try await writer.write(sse(envelope.chunk(content: text, includeUsageField: includeUsage)))
-                case .reasoning(let text):
-                    try await writer.write(sse(envelope.chunk(reasoning: text, includeUsageField: includeUsage)))
-                case .finish(let reason):
-                    try await writer.write(sse(envelope.chunk(finishReason: reason, includeUsageField: includeUsage)))
-                case .usage(let value):
-                    usage = value
-                }
+        // `system_fingerprint` / `service_tier`, once the upstream reports them: on every later chunk.
+        var metadata: [UInt8] = []
+        var items = events.makeAsyncIterator()
+        while true {
+            let next: StreamItem?
+            do {
+                next = try await items.next()
+            } catch {
+                // Headers are gone already: the error travels as an SSE event (the OpenAI SDKs raise
+                // it), so that no stream ends with neither `[DONE]` nor an error.
+                let chorusError = (error as? ChorusError) ?? .internalError("\(error)")
+                let json = (try? JSONEncoder.compact.encode(chorusError.body)).map { Array($0) } ?? []
+                try await writer.write(sse(json))
+                return
             }
-        } catch let error as ChorusError {
-            // Headers are gone already: the error travels as an SSE event (the OpenAI SDKs raise it).
-            let json = (try? JSONEncoder.compact.encode(error.body)).map { Array($0) } ?? []
-            try await writer.write(sse(Array(json)))
-            return
+            guard let item = next else { break }
+            guard case .event(let event) = item else {
+                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                continue
+            }
+            let delta: CompletionEnvelope.Delta
+            switch event {
+            case .content(let text): delta = .content(text)
+            case .reasoning(let text): delta = .reasoning(text)
+            case .refusal(let text): delta = .refusal(text)
+            case .toolCalls(let calls): delta = .toolCalls(calls)
+            case .logprobs(let value): delta = .logprobs(value)
+            case .finish(let reason): delta = .finish(reason)
+            case .metadata(let value):
+                metadata = CompletionEnvelope.metadataMembers(value)
+                continue
+            case .usage(let value):
+                usage = value
+                continue
+            }
+            try await writer.write(sse(envelope.chunk(delta, includeUsageField: includeUsage, metadata: metadata)))
         }
         if includeUsage, let usage {
-            try await writer.write(sse(envelope.usageChunk(usage)))
+            try await writer.write(sse(envelope.usageChunk(usage, metadata: metadata)))
         }
         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
     }

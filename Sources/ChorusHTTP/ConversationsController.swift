@@ -125,12 +125,10 @@ struct ConversationsController<Store: ConversationStore>: Sendable {
             "metadata": .object(message.metadata),
             "created_at": .int(Int(message.createdAt / 1000)),
         ]
-        if let usage = message.usage {
-            object["usage"] = .object([
-                "prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens),
-                "total_tokens": .int(usage.totalTokens),
-            ])
-        }
+        if let usage = message.usage { object["usage"] = usage.json }
+        if let calls = message.toolCalls { object["tool_calls"] = calls }
+        if let id = message.toolCallID { object["tool_call_id"] = .string(id) }
+        if let name = message.name { object["name"] = .string(name) }
         return .object(object)
     }
 }

@@ -53,7 +53,7 @@ public struct DistributedParts: Sendable {
         }
         let models = ModelRegistry(models: modelConfigurations, clients: clients, environment: environment, logger: logger)
         let store = SQLConversationStore(backend: backend)
-        let engine = ChatEngine(store: store, models: models, historyMessages: configuration.conversations.historyMessages, checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
+        let engine = ChatEngine(store: store, models: models, historyMessages: configuration.conversations.historyMessages, checkpointSeconds: configuration.conversations.checkpointSeconds, storeByDefault: configuration.conversations.store, logger: logger)
         let queue = RedisTaskQueue(redis: redis, prefix: configuration.redis.prefix, logger: logger)
         let bus = RedisEventBus(redis: redis, prefix: configuration.redis.prefix, logger: logger)
         // Gateways cache resolved credentials; every change to accounts, on any gateway or worker,

@@ -71,7 +71,8 @@ struct EmbeddedParts {
         let store = SQLConversationStore(backend: backend)
         let engine = ChatEngine(
             store: store, models: models, historyMessages: configuration.conversations.historyMessages,
-            checkpointSeconds: configuration.conversations.checkpointSeconds, logger: logger)
+            checkpointSeconds: configuration.conversations.checkpointSeconds,
+            storeByDefault: configuration.conversations.store, logger: logger)
         let queue = InProcessQueue()
         let bus = InProcessEventBus()
         let taskStore = SQLTaskStore(backend: backend)

@@ -54,9 +54,16 @@ public struct OpenAICompatibleProvider: ChatProvider {
         for segment in splitter.feed(message?["content"]?.stringValue ?? "") + splitter.finish() {
             output.apply(segment.event)
         }
+        if let refusal = message?["refusal"]?.stringValue { output.apply(.refusal(refusal)) }
+        if let calls = message?["tool_calls"], calls.arrayValue != nil { output.apply(.toolCalls(calls)) }
+        if let logprobs = choice["logprobs"], !logprobs.isNull { output.apply(.logprobs(logprobs)) }
+        output.metadata = ResponseMetadata(systemFingerprint: json["system_fingerprint"]?.stringValue, serviceTier: json["service_tier"]?.stringValue)
         output.finishReason = choice["finish_reason"]?.stringValue ?? "stop"
         if let usage = json["usage"], let prompt = usage["prompt_tokens"]?.intValue {
-            output.usage = Usage(promptTokens: prompt, completionTokens: usage["completion_tokens"]?.intValue ?? 0)
+            output.usage = Usage(
+                promptTokens: prompt, completionTokens: usage["completion_tokens"]?.intValue ?? 0,
+                promptTokensDetails: usage["prompt_tokens_details"].flatMap { $0.isNull ? nil : $0 },
+                completionTokensDetails: usage["completion_tokens_details"].flatMap { $0.isNull ? nil : $0 })
         }
         return output
     }
@@ -121,6 +128,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         var splitter = ReasoningSplitter()
         var decoder = StreamChunkDecoder()
         var finishReason: String?
+        var metadata = ResponseMetadata()
         var sawDone = false
         reading: while case .body(let buffer)? = try await next() {
             let events: [SSEEvent]
@@ -144,6 +152,13 @@ public struct OpenAICompatibleProvider: ChatProvider {
                 if let error = chunk.error {
                     throw ChorusError.upstreamError(message: error.message ?? "the upstream reported an error mid-stream", upstreamStatus: nil)
                 }
+                if chunk.system_fingerprint != nil || chunk.service_tier != nil {
+                    let reported = ResponseMetadata(systemFingerprint: chunk.system_fingerprint, serviceTier: chunk.service_tier)
+                    if reported != metadata {
+                        metadata = reported
+                        try await onEvent(.metadata(reported))
+                    }
+                }
                 if let choice = chunk.choices?.first {
                     if let reasoning = choice.delta?.reasoning_content ?? choice.delta?.reasoning, !reasoning.isEmpty {
                         watchdog.tokenArrived()
@@ -155,10 +170,23 @@ public struct OpenAICompatibleProvider: ChatProvider {
                             for segment in splitter.feed(content) { try await onEvent(segment.event) }
                         }
                     }
+                    if let refusal = choice.delta?.refusal, !refusal.isEmpty {
+                        watchdog.tokenArrived()
+                        try await watchdog.consuming { try await onEvent(.refusal(refusal)) }
+                    }
+                    if let calls = choice.delta?.tool_calls, !(calls.arrayValue?.isEmpty ?? true) {
+                        watchdog.tokenArrived()
+                        try await watchdog.consuming { try await onEvent(.toolCalls(calls)) }
+                    }
+                    if let logprobs = choice.logprobs {
+                        try await onEvent(.logprobs(logprobs))
+                    }
                     if let reason = choice.finish_reason { finishReason = reason }
                 }
                 if let usage = chunk.usage {
-                    try await onEvent(.usage(Usage(promptTokens: usage.prompt_tokens ?? 0, completionTokens: usage.completion_tokens ?? 0)))
+                    try await onEvent(.usage(Usage(
+                        promptTokens: usage.prompt_tokens ?? 0, completionTokens: usage.completion_tokens ?? 0,
+                        promptTokensDetails: usage.prompt_tokens_details, completionTokensDetails: usage.completion_tokens_details)))
                 }
             }
         }
@@ -221,6 +249,13 @@ public struct OpenAICompatibleProvider: ChatProvider {
         let message = json?["error"]?["message"]?.stringValue
             ?? json?["error"]?.stringValue
             ?? String(String(buffer: body).prefix(300))
+        // The model's server judged the request itself invalid (a tool schema, a parameter it does
+        // not support): that is the client's to fix, so it gets a 400 with the server's reason.
+        if status == 400 || status == 422 {
+            return .invalidRequest(
+                message: "The upstream model rejected the request: \(message.isEmpty ? "no details" : message)",
+                param: json?["error"]?["param"]?.stringValue, code: json?["error"]?["code"]?.stringValue ?? "upstream_rejected")
+        }
         return .upstreamError(message: message.isEmpty ? "no details" : message, upstreamStatus: status)
     }
 }
@@ -235,26 +270,34 @@ extension OutputSegment {
 }
 
 /// The parts of a `chat.completion.chunk` (or a mid-stream error) Chorus reads.
-struct StreamChunk: Decodable {
-    struct Choice: Decodable {
-        struct Delta: Decodable {
+struct StreamChunk: Decodable, Equatable {
+    struct Choice: Decodable, Equatable {
+        struct Delta: Decodable, Equatable {
             var content: String?
             var reasoning_content: String?
             var reasoning: String?
+            var refusal: String?
+            /// Relayed as they are: only their presence is looked at.
+            var tool_calls: JSONValue?
         }
         var delta: Delta?
+        var logprobs: JSONValue?
         var finish_reason: String?
     }
-    struct UsageCounts: Decodable {
+    struct UsageCounts: Decodable, Equatable {
         var prompt_tokens: Int?
         var completion_tokens: Int?
+        var prompt_tokens_details: JSONValue?
+        var completion_tokens_details: JSONValue?
     }
-    struct ErrorDetail: Decodable {
+    struct ErrorDetail: Decodable, Equatable {
         var message: String?
     }
     var choices: [Choice]?
     var usage: UsageCounts?
     var error: ErrorDetail?
+    var system_fingerprint: String?
+    var service_tier: String?
 }
 
 /// The streamed request's parsed URL, made again only when the endpoint's base URL changes (a
@@ -294,9 +337,19 @@ struct StreamChunkDecoder {
     mutating func decode(_ text: String) throws -> StreamChunk {
         try JSONFields.read(text) { fields, root in
             guard root.kind == .object else { throw TypeMismatch(field: "chunk") }
-            var choices, usage, error: Value?
+            var choices, usage, error, fingerprint, tier: Value?
             try fields.members(of: root) { key, value in
-                if key == "choices" { choices = value } else if key == "usage" { usage = value } else if key == "error" { error = value }
+                if key == "choices" {
+                    choices = value
+                } else if key == "usage" {
+                    usage = value
+                } else if key == "error" {
+                    error = value
+                } else if key == "system_fingerprint" {
+                    fingerprint = value
+                } else if key == "service_tier" {
+                    tier = value
+                }
             }
             var chunk = StreamChunk()
             if let choices = try Self.present(choices, .array, "choices") {
@@ -307,13 +360,23 @@ struct StreamChunkDecoder {
                 chunk.choices = list
             }
             if let usage = try Self.present(usage, .object, "usage") {
-                var prompt, completion: Value?
+                var prompt, completion, promptDetails, completionDetails: Value?
                 try fields.members(of: usage) { key, value in
-                    if key == "prompt_tokens" { prompt = value } else if key == "completion_tokens" { completion = value }
+                    if key == "prompt_tokens" {
+                        prompt = value
+                    } else if key == "completion_tokens" {
+                        completion = value
+                    } else if key == "prompt_tokens_details" {
+                        promptDetails = value
+                    } else if key == "completion_tokens_details" {
+                        completionDetails = value
+                    }
                 }
                 chunk.usage = StreamChunk.UsageCounts(
                     prompt_tokens: try Self.int(prompt, "prompt_tokens", fields),
-                    completion_tokens: try Self.int(completion, "completion_tokens", fields))
+                    completion_tokens: try Self.int(completion, "completion_tokens", fields),
+                    prompt_tokens_details: try Self.json(promptDetails, fields),
+                    completion_tokens_details: try Self.json(completionDetails, fields))
             }
             if let error = try Self.present(error, .object, "error") {
                 var message: Value?
@@ -322,19 +385,27 @@ struct StreamChunkDecoder {
                 }
                 chunk.error = StreamChunk.ErrorDetail(message: try Self.string(message, "message", fields))
             }
+            chunk.system_fingerprint = try Self.string(fingerprint, "system_fingerprint", fields)
+            chunk.service_tier = try Self.string(tier, "service_tier", fields)
             return chunk
         }
     }
 
     private static func choice(_ element: Value, _ fields: JSONFields) throws -> StreamChunk.Choice {
         guard element.kind == .object else { throw TypeMismatch(field: "choices[]") }
-        var deltaValue, finishReason: Value?
+        var deltaValue, logprobs, finishReason: Value?
         try fields.members(of: element) { key, value in
-            if key == "delta" { deltaValue = value } else if key == "finish_reason" { finishReason = value }
+            if key == "delta" {
+                deltaValue = value
+            } else if key == "finish_reason" {
+                finishReason = value
+            } else if key == "logprobs" {
+                logprobs = value
+            }
         }
         var delta: StreamChunk.Choice.Delta?
         if let deltaValue = try present(deltaValue, .object, "delta") {
-            var content, reasoningContent, reasoning: Value?
+            var content, reasoningContent, reasoning, refusal, toolCalls: Value?
             try fields.members(of: deltaValue) { key, value in
                 if key == "content" {
                     content = value
@@ -342,14 +413,27 @@ struct StreamChunkDecoder {
                     reasoningContent = value
                 } else if key == "reasoning" {
                     reasoning = value
+                } else if key == "refusal" {
+                    refusal = value
+                } else if key == "tool_calls" {
+                    toolCalls = value
                 }
             }
             delta = StreamChunk.Choice.Delta(
                 content: try string(content, "content", fields),
                 reasoning_content: try string(reasoningContent, "reasoning_content", fields),
-                reasoning: try string(reasoning, "reasoning", fields))
+                reasoning: try string(reasoning, "reasoning", fields),
+                refusal: try string(refusal, "refusal", fields),
+                tool_calls: try json(toolCalls, fields))
         }
-        return StreamChunk.Choice(delta: delta, finish_reason: try string(finishReason, "finish_reason", fields))
+        return StreamChunk.Choice(
+            delta: delta, logprobs: try json(logprobs, fields), finish_reason: try string(finishReason, "finish_reason", fields))
+    }
+
+    /// Any value built in full (the rare fields relayed as they are); nil when missing or `null`.
+    private static func json(_ value: Value?, _ fields: JSONFields) throws -> JSONValue? {
+        guard let value, value.kind != .null else { return nil }
+        return try fields.value(value)
     }
 
     /// The value when it is of `kind`; nil when missing or `null`; otherwise a type mismatch.

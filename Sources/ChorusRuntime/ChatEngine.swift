@@ -2,6 +2,7 @@ import ChorusCore
 import ChorusProviders
 import ChorusStore
 import Logging
+import Metrics
 import Synchronization
 
 /// Runs one chat turn: commits the user message, rebuilds history from the database, calls the
@@ -14,13 +15,18 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     public let models: ModelRegistry
     public let historyMessages: Int
     public let checkpointSeconds: Double
+    /// For a request that does not say (`store`): keep the turn in a conversation.
+    public let storeByDefault: Bool
     let logger: Logger
+    /// Complete answers that could not be stored (the client got them all the same).
+    private let storeFailures = Counter(label: "chorus_answer_store_failures_total")
 
-    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, logger: Logger) {
+    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, storeByDefault: Bool = true, logger: Logger) {
         self.store = store
         self.models = models
         self.historyMessages = historyMessages
         self.checkpointSeconds = checkpointSeconds
+        self.storeByDefault = storeByDefault
         self.logger = logger
     }
 
@@ -37,9 +43,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         } else {
             let history = try await store.history(conversationID: conversationID, ownerID: task.ownerID, limit: historyMessages)
             // In a fan-out, each model sees the user's messages and its own earlier answers.
-            for message in history where message.role != "assistant" || (message.model == task.model && !message.content.isEmpty) {
-                messages.append(.object(["role": .string(message.role), "content": message.parts ?? .string(message.content)]))
-            }
+            messages += ConversationHistory.upstreamMessages(history.filter { $0.role != "assistant" || $0.model == task.model })
         }
         var body = task.params["body"]?.objectValue ?? [:]
         body["messages"] = .array(messages)
@@ -53,34 +57,44 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
 
     /// Validates the request against the model table and commits the turn's new messages.
     /// Throws before writing anything when the model or the conversation does not exist.
+    ///
+    /// Without `conversation_id` the client holds the history: its messages go upstream exactly as
+    /// sent, and when the turn is stored they start a new conversation (one per request, holding
+    /// the messages once). With `conversation_id`, only what came after the client's last assistant
+    /// message is new; the history is rebuilt from the database. `store: false` writes nothing
+    /// (a conversation it names is read, not changed).
     public func prepare(_ request: ChatRequest, ownerID: String, requestID: String) async throws -> PreparedTurn {
         guard let entry = models[request.model] else { throw ChorusError.modelNotFound(request.model) }
         let now = nowMilliseconds()
-        let instructions = request.messages.filter { $0.role == "system" || $0.role == "developer" }
-        // A new conversation keeps every message the client sent; an existing one only what came
-        // after the client's last assistant message (the rest is already stored).
-        var newMessages = request.messages.filter { $0.role != "system" && $0.role != "developer" }
+        let keep = request.store ?? storeByDefault
+        let isInstruction = { (message: ChatMessage) in message.role == "system" || message.role == "developer" }
+        var newMessages = request.messages.filter { !isInstruction($0) }
         if request.conversationID != nil, let lastAssistant = newMessages.lastIndex(where: { $0.role == "assistant" }) {
             newMessages = Array(newMessages[(lastAssistant + 1)...])
         }
-        let stored = newMessages.map { message in
-            StoredMessage(
-                id: Identifier.ordered("msg_"), conversationID: "", ownerID: ownerID, role: message.role,
-                content: message.text, parts: message.hasNonTextParts ? message.content : nil,
-                turnID: requestID, createdAt: now, updatedAt: now)
-        }
+        let stored = newMessages.map { StoredMessage(client: $0, ownerID: ownerID, turnID: requestID, now: now) }
         let title = newMessages.first { $0.role == "user" }.map { String($0.text.prefix(80)) }
-        let conversation = try await store.startTurn(TurnStart(
+        let start = TurnStart(
             ownerID: ownerID, conversationID: request.conversationID, newConversationID: Identifier.ordered("conv_"),
-            title: title, model: request.model, messages: stored, now: now))
+            title: title, model: request.model, messages: stored, now: now)
 
-        // A new conversation's history is exactly what was just stored: no need to read it back.
-        let history = request.conversationID == nil
-            ? Array(stored.suffix(historyMessages))
-            : try await store.history(conversationID: conversation.id, ownerID: ownerID, limit: historyMessages)
-        var upstreamMessages = instructions.map(\.json)
-        for message in history where !(message.role == "assistant" && message.content.isEmpty) {
-            upstreamMessages.append(.object(["role": .string(message.role), "content": message.parts ?? .string(message.content)]))
+        var conversation: Conversation?
+        let upstreamMessages: [JSONValue]
+        if let id = request.conversationID {
+            if keep {
+                conversation = try await store.startTurn(start)
+            } else {
+                guard try await store.conversation(id: id, ownerID: ownerID) != nil else {
+                    throw ChorusError.notFound(what: "conversation", id: id)
+                }
+            }
+            let history = try await store.history(conversationID: id, ownerID: ownerID, limit: historyMessages)
+            upstreamMessages = request.messages.filter(isInstruction).map(\.json)
+                + ConversationHistory.upstreamMessages(history)
+                + (keep ? [] : newMessages.map(\.json))
+        } else {
+            if keep { conversation = try await store.startTurn(start) }
+            upstreamMessages = request.messages.map(\.json)
         }
         var body = request.body
         body["messages"] = .array(upstreamMessages)
@@ -97,14 +111,15 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         if turn.upstreamStreaming {
             return try await stream(turn) { _ in }
         }
+        let output: CompletionOutput
         do {
-            let output = try await turn.provider.complete(turn.upstream)
-            try await save(turn, output, status: .complete, metadata: [:])
-            return output
+            output = try await turn.provider.complete(turn.upstream)
         } catch {
             await savePartial(turn, CompletionOutput(), error: error)
             throw error
         }
+        try await saveAnswer(turn, output)
+        return output
     }
 
     /// A streamed turn. Cancelling the calling task is a client disconnect: the upstream call stops
@@ -138,15 +153,26 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                     try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
                 }
             }
-            let output = progress.output
-            // The final write comes after any checkpoint, so a late checkpoint cannot overwrite it.
-            await progress.checkpointsFinished()
-            try await save(turn, output, status: .complete, metadata: [:])
-            return output
         } catch {
             await progress.checkpointsFinished()
             await savePartial(turn, progress.output, error: error)
             throw error
+        }
+        let output = progress.output
+        // The final write comes after any checkpoint, so a late checkpoint cannot overwrite it.
+        await progress.checkpointsFinished()
+        try await saveAnswer(turn, output)
+        return output
+    }
+
+    /// Stores a complete answer. A request's client gets its answer even when that fails (the
+    /// failure is logged and counted); a task's run fails, so that the task is tried again.
+    private func saveAnswer(_ turn: PreparedTurn, _ output: CompletionOutput) async throws {
+        do {
+            try await save(turn, output, status: .complete, metadata: [:])
+        } catch let error where turn.gate == nil && !(error is CancellationError) {
+            storeFailures.increment()
+            logger.error("could not store a complete answer", metadata: ["request_id": "\(turn.requestID)", "error": "\(error)"])
         }
     }
 
@@ -179,12 +205,15 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     }
 
     private func save(_ turn: PreparedTurn, _ output: CompletionOutput, status: MessageStatus, metadata: [String: JSONValue]) async throws {
+        guard let conversation = turn.conversation else { return }  // `store: false`
         try await turn.gate?.wait()
         var metadata = metadata
         if let reason = output.finishReason { metadata["finish_reason"] = .string(reason) }
+        if let refusal = output.refusal { metadata["refusal"] = .string(refusal) }
         try await store.saveAssistantMessage(StoredMessage(
-            id: turn.assistantMessageID, conversationID: turn.conversation.id, ownerID: turn.ownerID, role: "assistant",
-            content: output.content, reasoning: output.reasoning.isEmpty ? nil : output.reasoning, model: turn.model,
+            id: turn.assistantMessageID, conversationID: conversation.id, ownerID: turn.ownerID, role: "assistant",
+            content: output.content, reasoning: output.reasoning.isEmpty ? nil : output.reasoning,
+            toolCalls: output.toolCalls.isEmpty ? nil : .array(output.toolCalls.map(\.json)), model: turn.model,
             status: status, metadata: metadata, usage: output.usage, turnID: turn.requestID,
             createdAt: turn.startedAt, updatedAt: nowMilliseconds()))
     }
@@ -224,7 +253,8 @@ public struct PreparedTurn: Sendable {
     public let upstreamStreaming: Bool
     public let retries: Int
     public let retryBackoffSeconds: Double
-    public let conversation: Conversation
+    /// Where the answer is stored; nil when nothing is (`store: false`).
+    public let conversation: Conversation?
     public let upstream: UpstreamRequest
     public let assistantMessageID: String
     public let startedAt: Int64
@@ -248,8 +278,8 @@ final class TurnProgress: Sendable {
 
     var output: CompletionOutput { state.withLock { $0.output } }
 
-    /// Whether any text arrived (after which a failure can no longer be retried).
-    var started: Bool { state.withLock { !$0.output.content.isEmpty || !$0.output.reasoning.isEmpty } }
+    /// Whether anything arrived (after which a failure can no longer be retried).
+    var started: Bool { state.withLock { $0.output.started } }
 
     /// Adds the event to the output. Returns the output to checkpoint when the interval has passed
     /// since the last checkpoint and that one has been written (one lock per token).

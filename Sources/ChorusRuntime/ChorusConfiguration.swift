@@ -84,6 +84,9 @@ public struct ChorusConfiguration: Sendable {
     public struct Conversations: Sendable {
         /// How many stored messages are sent to the model as history.
         public var historyMessages = 20
+        /// Whether a chat request that sends no `store` is kept in a conversation (a new one for a
+        /// request without `conversation_id`). OpenAI's own default is false; Chorus remembers.
+        public var store = true
         /// How often a long streamed answer is checkpointed to the database.
         public var checkpointSeconds = 5.0
         /// What a client disconnect during a synchronous stream does: `cancel` the upstream call and

@@ -30,7 +30,7 @@ public enum ConfigurationLoader {
         ],
         "storage": ["sqlite_path", "postgres_url", "postgres_connections", "postgres_prepared_statements"],
         "redis": ["url", "connections", "blocking_connections", "prefix"],
-        "conversations": ["history_messages", "checkpoint_seconds", "on_disconnect"],
+        "conversations": ["history_messages", "store", "checkpoint_seconds", "on_disconnect"],
         "upstream": ["max_connections_per_host", "idle_connection_seconds"],
         "logging": ["level", "format"],
         "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds"],
@@ -149,6 +149,7 @@ public enum ConfigurationLoader {
         config.redis.blockingConnections = try values2.int("redis.blocking_connections", range: 1...1024) ?? config.redis.blockingConnections
         config.redis.prefix = try values2.string("redis.prefix") ?? config.redis.prefix
         config.conversations.historyMessages = try values2.int("conversations.history_messages", range: 1...10_000) ?? config.conversations.historyMessages
+        config.conversations.store = try values2.bool("conversations.store") ?? config.conversations.store
         config.conversations.checkpointSeconds = try values2.double("conversations.checkpoint_seconds", range: 0.1...3600) ?? config.conversations.checkpointSeconds
         if let policy = try values2.string("conversations.on_disconnect") {
             guard let value = ChorusConfiguration.DisconnectPolicy(rawValue: policy) else {

@@ -143,9 +143,11 @@ public struct SQLConversationStore: ConversationStore {
                         \(bind: try Self.encodeJSON(message.parts)), \(bind: message.model), \(bind: message.status.rawValue),
                         \(bind: try Self.encodeMetadata(message.metadata)), \(bind: message.usage.map { Int64($0.promptTokens) }),
                         \(bind: message.usage.map { Int64($0.completionTokens) }), \(bind: message.turnID),
-                        \(bind: message.createdAt), \(bind: message.updatedAt))
+                        \(bind: message.createdAt), \(bind: message.updatedAt),
+                        \(bind: try Self.encodeJSON(message.toolCalls)), \(bind: message.toolCallID), \(bind: message.name))
                 ON CONFLICT (id) DO UPDATE SET
                     content = excluded.content, reasoning = excluded.reasoning, status = excluded.status,
+                    tool_calls = excluded.tool_calls,
                     metadata = excluded.metadata, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, updated_at = excluded.updated_at
                 """)
@@ -207,7 +209,8 @@ public struct SQLConversationStore: ConversationStore {
 
     private static let messageColumns: SQLQueryString = """
         (id, conversation_id, owner_id, seq, role, content, reasoning, parts, model, status,
-         metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at)
+         metadata, prompt_tokens, completion_tokens, turn_id, created_at, updated_at,
+         tool_calls, tool_call_id, name)
         """
 
     /// One multi-row INSERT of a turn's messages, numbered from `last + 1`; nil when there are none.
@@ -229,7 +232,8 @@ public struct SQLConversationStore: ConversationStore {
          \(bind: try encodeJSON(message.parts)), \(bind: message.model), \(bind: message.status.rawValue),
          \(bind: try encodeMetadata(message.metadata)), \(bind: message.usage.map { Int64($0.promptTokens) }),
          \(bind: message.usage.map { Int64($0.completionTokens) }), \(bind: message.turnID),
-         \(bind: message.createdAt), \(bind: message.updatedAt))
+         \(bind: message.createdAt), \(bind: message.updatedAt),
+         \(bind: try encodeJSON(message.toolCalls)), \(bind: message.toolCallID), \(bind: message.name))
         """
     }
 
@@ -247,6 +251,7 @@ public struct SQLConversationStore: ConversationStore {
         let prompt = try row.decode(column: "prompt_tokens", as: Int64?.self)
         let completion = try row.decode(column: "completion_tokens", as: Int64?.self)
         let partsText = try row.decode(column: "parts", as: String?.self)
+        let toolCallsText = try row.decode(column: "tool_calls", as: String?.self)
         let metadataText = try row.decode(column: "metadata", as: String.self)
         return StoredMessage(
             id: try row.decode(column: "id", as: String.self),
@@ -256,6 +261,9 @@ public struct SQLConversationStore: ConversationStore {
             content: try row.decode(column: "content", as: String.self),
             reasoning: try row.decode(column: "reasoning", as: String?.self),
             parts: try partsText.map { try JSONValue.parse(Array($0.utf8)) },
+            toolCalls: try toolCallsText.map { try JSONValue.parse(Array($0.utf8)) },
+            toolCallID: try row.decode(column: "tool_call_id", as: String?.self),
+            name: try row.decode(column: "name", as: String?.self),
             model: try row.decode(column: "model", as: String?.self),
             status: MessageStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .complete,
             metadata: try JSONValue.parse(Array(metadataText.utf8)).objectValue ?? [:],

@@ -46,5 +46,11 @@ public enum Migrations {
         ]),
         tasks,
         accounts,
+        Migration(version: 4, name: "tool calls and names of messages", statements: [
+            // JSON text: an assistant message's `tool_calls` array.
+            "ALTER TABLE messages ADD COLUMN tool_calls TEXT",
+            "ALTER TABLE messages ADD COLUMN tool_call_id TEXT",
+            "ALTER TABLE messages ADD COLUMN name TEXT",
+        ]),
     ]
 }

@@ -69,3 +69,45 @@ import Testing
         #expect(json["error"]?["type"] == .string("server_error"))
     }
 }
+
+@Suite struct ChatRequestToolAndStoreTests {
+    private func parse(_ json: String) throws -> ChatRequest {
+        try ChatRequest(json: try JSONValue.parse(Array(json.utf8)))
+    }
+
+    @Test func storeIsChorusesAndNotForwarded() throws {
+        let request = try parse(#"{"model":"m","store":false,"messages":[{"role":"user","content":"hi"}]}"#)
+        #expect(request.store == false)
+        #expect(request.body["store"] == nil)
+        #expect(try parse(#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).store == nil)
+        #expect(throws: ChorusError.self) { try parse(#"{"model":"m","store":"yes","messages":[{"role":"user","content":"hi"}]}"#) }
+    }
+
+    @Test func aToolRoundTripIsAccepted() throws {
+        let request = try parse(#"""
+            {"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto",
+             "messages":[{"role":"system","content":"s"},{"role":"user","content":"q"},
+               {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+               {"role":"tool","tool_call_id":"call_1","content":"42"}]}
+            """#)
+        #expect(request.messages.map(\.role) == ["system", "user", "assistant", "tool"])
+        #expect(request.messages[2].toolCalls?.arrayValue?.count == 1)
+        #expect(request.messages[3].toolCallID == "call_1")
+        #expect(request.body["tools"] != nil && request.body["tool_choice"] == .string("auto"))
+    }
+
+    @Test(arguments: [
+        (#"{"role":"tool","content":"42"}"#, "messages[0].tool_call_id"),
+        (#"{"role":"assistant","content":null,"tool_calls":{"id":"x"}}"#, "messages[0].tool_calls"),
+        (#"{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"f","arguments":"{}"}}]}"#, "messages[0].tool_calls[0].id"),
+        (#"{"role":"user","content":"x","name":3}"#, "messages[0].name"),
+    ])
+    func invalidToolMessagesNameTheField(message: String, param: String) throws {
+        do {
+            _ = try parse(#"{"model":"m","messages":[\#(message)]}"#)
+            Issue.record("accepted \(message)")
+        } catch let error as ChorusError {
+            #expect(error.param == param)
+        }
+    }
+}

@@ -17,7 +17,7 @@ import Testing
 
     @Test func chunkCarriesNullsTheSchemaRequires() throws {
         let envelope = CompletionEnvelope(id: "chatcmpl-1", created: 1, model: "m", conversationID: "conv_1")
-        let chunk = try JSONValue.parse(envelope.chunk(content: "hi", includeUsageField: true))
+        let chunk = try JSONValue.parse(envelope.chunk(.content("hi"), includeUsageField: true))
         let choice = chunk["choices"]?.arrayValue?.first
         #expect(choice?["logprobs"] == .null)
         #expect(choice?["finish_reason"] == .null)
@@ -29,9 +29,9 @@ import Testing
     /// Every chunk of a stream starts with the same members (encoded once per stream), escaped.
     @Test func chunksStartWithTheStreamsMembers() throws {
         let envelope = CompletionEnvelope(id: "chatcmpl-1", created: 1_700_000_000, model: "m\"x", conversationID: nil)
-        let first = String(decoding: envelope.chunk(role: true, content: "hi", includeUsageField: false), as: UTF8.self)
-        #expect(first == #"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m\"x","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":null}]}"#)
-        let last = String(decoding: envelope.chunk(finishReason: "length", includeUsageField: false), as: UTF8.self)
+        let first = String(decoding: envelope.chunk(.role, includeUsageField: false), as: UTF8.self)
+        #expect(first == #"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m\"x","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#)
+        let last = String(decoding: envelope.chunk(.finish("length"), includeUsageField: false), as: UTF8.self)
         #expect(last == #"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m\"x","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"length"}]}"#)
 
         let stored = CompletionEnvelope(id: "chatcmpl-2", created: 2, model: "m", conversationID: "conv_1")

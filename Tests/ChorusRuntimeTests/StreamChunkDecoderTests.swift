@@ -7,13 +7,13 @@ import Testing
 /// (Here because ChorusProviders has no test target of its own.)
 @Suite struct StreamChunkDecoderTests {
     /// What `JSONDecoder` gives for a chunk, as text (nil when it throws).
-    private func foundation(_ text: String) -> String? {
-        (try? JSONDecoder().decode(StreamChunk.self, from: Data(text.utf8))).map { String(describing: $0) }
+    private func foundation(_ text: String) -> StreamChunk? {
+        try? JSONDecoder().decode(StreamChunk.self, from: Data(text.utf8))
     }
 
-    private func parser(_ text: String) -> String? {
+    private func parser(_ text: String) -> StreamChunk? {
         var decoder = StreamChunkDecoder()
-        return (try? decoder.decode(text)).map { String(describing: $0) }
+        return try? decoder.decode(text)
     }
 
     static let acceptedChunks = [
@@ -37,6 +37,9 @@ import Testing
         "{}",
         " {\n \"choices\" : [ { \"delta\" : { \"content\" : \"x\" } } , { \"delta\" : { \"content\" : \"second\" } } ] } ",
         #"{"choices":[{"delta":{"content":"a","tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{\"x\":1}"}}]}}]}"#,
+        // Tool calls, logprobs, refusal and usage details, relayed as they came.
+        #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"ty\":"}}]},"logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}],"refusal":null},"finish_reason":null}],"system_fingerprint":"fp_1","service_tier":"default"}"#,
+        #"{"choices":[{"index":0,"delta":{"refusal":"I can't"},"finish_reason":null}],"usage":{"prompt_tokens":1,"completion_tokens":2,"completion_tokens_details":{"reasoning_tokens":1}}}"#,
     ]
 
     @Test(arguments: acceptedChunks)

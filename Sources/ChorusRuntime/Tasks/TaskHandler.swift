@@ -73,7 +73,8 @@ public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
             switch event {
             case .reasoning(let text): try await context.emit(.thinking, token: text)
             case .content(let text): try await context.emit(.answer, token: text)
-            case .finish, .usage: break
+            case .toolCalls(let calls): try await context.emit(.toolCalls, data: calls)
+            case .refusal, .logprobs, .metadata, .finish, .usage: break
             }
         }
         if let accounts, let usage = output.usage, let billing = task.params["billing"], billing != .null {
@@ -86,9 +87,9 @@ public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
             "conversation_id": .string(conversationID),
             "model": .string(task.model),
         ]
-        if let usage = output.usage {
-            result["usage"] = .object(["prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens), "total_tokens": .int(usage.totalTokens)])
-        }
+        if !output.toolCalls.isEmpty { result["tool_calls"] = .array(output.toolCalls.map(\.json)) }
+        if let refusal = output.refusal { result["refusal"] = .string(refusal) }
+        if let usage = output.usage { result["usage"] = usage.json }
         return .object(result)
     }
 }
@@ -120,8 +121,14 @@ public struct ConversationExportHandler<Store: ConversationStore>: TaskHandler {
         try await context.progress(current: 0, total: messages.count)
         let format = context.task.params["format"]?.stringValue ?? "markdown"
         if format == "json" {
-            let items: [JSONValue] = messages.map {
-                .object(["role": .string($0.role), "content": .string($0.content), "reasoning_content": $0.reasoning.map(JSONValue.string) ?? .null, "model": $0.model.map(JSONValue.string) ?? .null])
+            let items: [JSONValue] = messages.map { message in
+                var item: [String: JSONValue] = [
+                    "role": .string(message.role), "content": .string(message.content),
+                    "reasoning_content": message.reasoning.map(JSONValue.string) ?? .null, "model": message.model.map(JSONValue.string) ?? .null,
+                ]
+                if let calls = message.toolCalls { item["tool_calls"] = calls }
+                if let id = message.toolCallID { item["tool_call_id"] = .string(id) }
+                return .object(item)
             }
             try await context.progress(current: messages.count, total: messages.count)
             return .object(["format": .string("json"), "conversation_id": .string(id), "messages": .array(items)])

@@ -61,12 +61,7 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         let batchID = Identifier.ordered("batch_")
         let instructions = submission.messages.filter { $0.role == "system" || $0.role == "developer" }
         let userMessages = submission.messages.filter { $0.role != "system" && $0.role != "developer" }
-        let stored = userMessages.map { message in
-            StoredMessage(
-                id: Identifier.ordered("msg_"), conversationID: "", ownerID: submission.ownerID, role: message.role,
-                content: message.text, parts: message.hasNonTextParts ? message.content : nil,
-                turnID: batchID, createdAt: now, updatedAt: now)
-        }
+        let stored = userMessages.map { StoredMessage(client: $0, ownerID: submission.ownerID, turnID: batchID, now: now) }
         var body = submission.body
         body["messages"] = nil
         var fields: [String: JSONValue] = ["body": .object(body), "instructions": .array(instructions.map(\.json)), "billing": submission.billing ?? .null]
@@ -74,7 +69,7 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         // the task, so the worker's first attempt goes from claim to upstream without a read.
         if submission.conversationID == nil, stored.allSatisfy({ $0.parts == nil }),
            stored.reduce(0, { $0 + $1.content.utf8.count }) <= Self.carriedHistoryBytes {
-            fields["history"] = .array(stored.map { .object(["role": .string($0.role), "content": .string($0.content)]) })
+            fields["history"] = .array(ConversationHistory.upstreamMessages(stored))
         }
         let params: JSONValue = .object(fields)
         let ownerID = submission.ownerID
