@@ -6,7 +6,9 @@ extension StoredMessage {
         self.init(
             id: Identifier.ordered("msg_"), conversationID: "", ownerID: ownerID, role: message.role,
             content: message.text, parts: message.hasNonTextParts ? message.content : nil,
-            toolCalls: message.toolCalls, toolCallID: message.toolCallID, name: message.name,
+            // Whole calls as OpenAI defines them: an SDK's accumulated stream may add `index`.
+            toolCalls: message.toolCalls.map { .array(ToolCall.calls(from: $0).map(\.json)) },
+            toolCallID: message.toolCallID, name: message.name,
             turnID: message.role == "assistant" ? nil : turnID, createdAt: now, updatedAt: now)
     }
 
