@@ -648,3 +648,63 @@ def test_revocation_reaches_every_gateway_at_once(cluster: Cluster):
     assert r.status_code == 200, r.text
     r = httpx.get(g2.url + "/v1/models", headers=auth_headers(user_key), timeout=10)
     assert r.status_code == 401, f"a user disabled on gateway1 still works on gateway2: {r.status_code} {r.text}"
+
+
+# --------------------------------------------------------------------------------------------
+# 14. The OpenAI door on PostgreSQL: a client resending its history, and the SDK's tool loop
+#     synchronously (two gateways) and as queued tasks (the workers)
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def test_stateless_history_and_tool_loop_in_the_distributed_shape(cluster: Cluster):
+    from openai import OpenAI
+
+    cluster.start(gateways=2, workers=("w1",))
+    g1, g2 = cluster.gateways
+    tag = unique_tag()
+
+    # A client that resends its history (the pattern that answered 500): stored once, on PostgreSQL.
+    history = [{"role": "user", "content": f"{tag} Hi"}, {"role": "assistant", "content": "Hello!"},
+               {"role": "user", "content": f"{tag} a joke [[fake echo=1]]"}]
+    r = g1.http.post("/v1/chat/completions", json={"model": "fake-a", "messages": history})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == f"echo: 3 | {tag} a joke"
+    rows = cluster.query("SELECT role, content, turn_id FROM messages WHERE conversation_id = %s ORDER BY seq",
+                         (r.headers["x-conversation-id"],))
+    assert [row["role"] for row in rows] == ["user", "assistant", "user", "assistant"], rows
+    assert [row["turn_id"] is not None for row in rows if row["role"] == "assistant"] == [False, True], rows
+
+    # The SDK's tool loop: the call on one gateway, the result in the same conversation on the other.
+    clients = [OpenAI(base_url=g.url + "/v1", api_key=cluster.api_key, max_retries=0, timeout=30) for g in (g1, g2)]
+    try:
+        messages = [{"role": "user", "content": f"{tag} weather in Paris?"}]
+        first = clients[0].chat.completions.create(model="fake-a", messages=messages, tools=[WEATHER_TOOL])
+        call = first.choices[0].message.tool_calls[0]
+        assert first.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+        conversation_id = first.model_extra["conversation_id"]
+        result = {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+        chunks = clients[1].chat.completions.create(model="fake-a", messages=[result], tools=[WEATHER_TOOL],
+                                                    stream=True, extra_body={"conversation_id": conversation_id})
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == f"tool results: {call.id}=sunny"
+        stored = cluster.query("SELECT role, tool_calls, tool_call_id FROM messages WHERE conversation_id = %s ORDER BY seq",
+                               (conversation_id,))
+        assert [row["role"] for row in stored] == ["user", "assistant", "tool", "assistant"], stored
+        assert json.loads(stored[1]["tool_calls"])[0]["id"] == call.id and stored[2]["tool_call_id"] == call.id
+    finally:
+        for client in clients:
+            client.close()
+
+    # The same loop as queued tasks, run by the worker.
+    body = g1.http.post("/v1/batches", json={"messages": [{"role": "user", "content": f"{tag} weather?"}],
+                                             "models": ["fake-a"], "tools": [WEATHER_TOOL]}).json()
+    task = g2.wait_task(body["task_ids"][0], 30)
+    assert task["state"] == "SUCCESS" and task["result"]["finish_reason"] == "tool_calls", task
+    call_id = task["result"]["tool_calls"][0]["id"]
+    follow = g2.http.post("/v1/batches", json={
+        "messages": [{"role": "tool", "tool_call_id": call_id, "content": "rain"}], "models": ["fake-a"],
+        "conversation_id": body["conversation_id"], "tools": [WEATHER_TOOL]}).json()
+    task = g1.wait_task(follow["task_ids"][0], 30)
+    assert task["state"] == "SUCCESS" and task["result"]["content"] == f"tool results: {call_id}=rain", task
