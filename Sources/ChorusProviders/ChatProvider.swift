@@ -18,6 +18,9 @@ public struct UpstreamRequest: Sendable {
 public protocol ChatProvider: Sendable {
     /// A whole completion (the upstream is called without streaming).
     func complete(_ request: UpstreamRequest) async throws -> CompletionOutput
+    /// Throws `ChorusError.invalidRequest` for a request the model is known not to serve (before
+    /// anything is stored), rather than letting it be answered as if part of it were not there.
+    func check(_ request: UpstreamRequest) throws
     /// A streamed completion: `onEvent` sees thinking and answer separated. Throws `ChorusError`
     /// on upstream failure or timeout; events delivered before the error stand.
     func stream(_ request: UpstreamRequest, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws
@@ -28,6 +31,13 @@ public protocol ChatProvider: Sendable {
 public protocol UpstreamEndpoint: Sendable {
     /// The base URL ending in `/v1`; waits (up to `timeout` seconds) for a server that is starting.
     func baseURL(timeout: Double) async throws -> String
+    /// Whether the server's model can call tools: false when it is known not to (a local model
+    /// whose chat template has no tools), nil when unknown.
+    var callsTools: Bool? { get }
+}
+
+extension UpstreamEndpoint {
+    public var callsTools: Bool? { nil }
 }
 
 public struct FixedEndpoint: UpstreamEndpoint {
@@ -40,4 +50,8 @@ public struct FixedEndpoint: UpstreamEndpoint {
     }
 
     public func baseURL(timeout: Double) async throws -> String { url }
+}
+
+extension ChatProvider {
+    public func check(_ request: UpstreamRequest) throws {}
 }

@@ -57,6 +57,8 @@ public final class LocalModelSupervisor: Service, UpstreamEndpoint {
         var pid: pid_t?
         var restarts = 0
         var lastError: String?
+        /// From the running server's `/props` (its chat template's capabilities).
+        var callsTools: Bool?
     }
 
     public init(settings: LocalModelSettings, clients: UpstreamClients, logger: Logger) {
@@ -69,6 +71,7 @@ public final class LocalModelSupervisor: Service, UpstreamEndpoint {
     public var readyPort: Int? { state.withLock { $0.port } }
     public var restartCount: Int { state.withLock { $0.restarts } }
     public var processID: pid_t? { state.withLock { $0.pid } }
+    public var callsTools: Bool? { state.withLock { $0.callsTools } }
 
     public func baseURL(timeout: Double) async throws -> String {
         let deadline = ContinuousClock.now + .seconds(timeout)
@@ -122,7 +125,8 @@ public final class LocalModelSupervisor: Service, UpstreamEndpoint {
         }
         do {
             try await waitUntilHealthy(pid: pid, port: port)
-            state.withLock { $0.port = port; $0.lastError = nil }
+            let callsTools = await toolSupport(port: port)
+            state.withLock { $0.port = port; $0.lastError = nil; $0.callsTools = callsTools }
             logger.info("local model server is ready", metadata: ["model": "\(settings.name)", "port": "\(port)"])
             let status = try await Self.waitForExit(pid: pid)
             throw SupervisorError.exited(status: status)
@@ -148,6 +152,30 @@ public final class LocalModelSupervisor: Service, UpstreamEndpoint {
             try await Task.sleep(for: .milliseconds(200))
         }
         throw SupervisorError.notHealthy(seconds: settings.startupTimeout)
+    }
+
+    /// `chat_template_caps.supports_tools` of the server's `/props`: an object in some llama.cpp
+    /// versions, the text of a Python dict in others. Nil when the server does not say.
+    private func toolSupport(port: Int) async -> Bool? {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/props")
+        request.method = .GET
+        guard let response = try? await clients.withClient({ try await $0.execute(request, timeout: .seconds(5)) }),
+              response.status == .ok,
+              let body = try? await response.body.collect(upTo: 1 << 20),
+              let props = try? JSONValue.parse(body.readableBytesView)
+        else { return nil }
+        return Self.supportsTools(props["chat_template_caps"])
+    }
+
+    static func supportsTools(_ caps: JSONValue?) -> Bool? {
+        switch caps {
+        case .object(let object)?: return object["supports_tools"]?.boolValue
+        case .string(let text)?:
+            if text.contains("'supports_tools': True") || text.contains("\"supports_tools\": true") { return true }
+            if text.contains("'supports_tools': False") || text.contains("\"supports_tools\": false") { return false }
+            return nil
+        default: return nil
+        }
     }
 
     enum SupervisorError: Error, CustomStringConvertible {

@@ -33,6 +33,16 @@ public struct OpenAICompatibleProvider: ChatProvider {
     /// metadata keys on the logger of every request: Chorus's own when that would print, else none.
     private var clientLogger: Logger? { logger.logLevel <= .debug ? logger : nil }
 
+    /// A request with tools to a server known not to call them would be answered as if it had
+    /// none (llama.cpp's server ignores tools its model's chat template cannot render).
+    public func check(_ request: UpstreamRequest) throws {
+        let wantsTools = !(request.body["tools"]?.arrayValue?.isEmpty ?? true) && request.body["tool_choice"] != .string("none")
+        guard wantsTools, endpoint.callsTools == false else { return }
+        throw ChorusError.invalidRequest(
+            message: "This model cannot call tools: its server's chat template does not support them (llama.cpp reports supports_tools: false). Give the model a chat template with tool calls (`extra_args: [--chat-template-file, FILE]`) or use a model that supports them.",
+            param: "tools", code: "tools_not_supported")
+    }
+
     public func complete(_ request: UpstreamRequest) async throws -> CompletionOutput {
         var body = request.body
         body["stream"] = .bool(false)

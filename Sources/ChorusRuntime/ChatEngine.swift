@@ -65,6 +65,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     /// (a conversation it names is read, not changed).
     public func prepare(_ request: ChatRequest, ownerID: String, requestID: String) async throws -> PreparedTurn {
         guard let entry = models[request.model] else { throw ChorusError.modelNotFound(request.model) }
+        try entry.provider.check(UpstreamRequest(body: request.body, requestID: requestID))
         let now = nowMilliseconds()
         let keep = request.store ?? storeByDefault
         let isInstruction = { (message: ChatMessage) in message.role == "system" || message.role == "developer" }

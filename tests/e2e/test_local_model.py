@@ -118,6 +118,24 @@ def test_local_model_streams_stores_and_stops(chorus_bin: str, tmp_path: Path):
         assert row["content"] == text, (row["content"], text)
         assert json.loads(row["metadata"]).get("partial") in (None, False)
 
+        # The OpenAI SDK's tool loop against the real model: SmolLM2's chat template has no tools,
+        # so llama-server would answer as if the request had none. Chorus says so instead, as a
+        # 400 naming the reason, and stores nothing.
+        from openai import BadRequestError, OpenAI
+        sdk = OpenAI(base_url=chorus.base_url, api_key=chorus.api_key, max_retries=0, timeout=60)
+        counts = chorus.counts()
+        weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+        try:
+            with pytest.raises(BadRequestError) as raised:
+                sdk.chat.completions.create(model="local", messages=[{"role": "user", "content": "Weather in Paris?"}],
+                                            tools=[weather], tool_choice="required", max_tokens=32)
+        finally:
+            sdk.close()
+        assert raised.value.code == "tools_not_supported" and raised.value.param == "tools", raised.value
+        assert "chat template" in str(raised.value), raised.value
+        assert chorus.counts() == counts
+
         # SIGTERM chorus: it must stop the llama-server it started.
         chorus.close()
         status = chorus.process.stop(timeout=30)

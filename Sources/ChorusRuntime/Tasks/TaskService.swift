@@ -1,4 +1,5 @@
 import ChorusCore
+import ChorusProviders
 import ChorusStore
 import Foundation
 import Logging
@@ -53,7 +54,10 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         guard !submission.models.isEmpty else {
             throw ChorusError.invalidRequest(message: "At least one model is required.", param: "models", code: "missing_required_parameter")
         }
-        for model in submission.models where models[model] == nil { throw ChorusError.modelNotFound(model) }
+        for model in submission.models {
+            guard let entry = models[model] else { throw ChorusError.modelNotFound(model) }
+            try entry.provider.check(UpstreamRequest(body: submission.body, requestID: ""))
+        }
         guard Set(submission.models).count == submission.models.count else {
             throw ChorusError.invalidRequest(message: "Each model may appear once in a batch.", param: "models", code: "invalid_value")
         }
