@@ -95,4 +95,21 @@ import Testing
             #expect(try await h.messageCount() == 2)
         }
     }
+
+    /// An answer that cannot be stored (its conversation was deleted while it streamed) still
+    /// reaches the client whole, streamed or not.
+    @Test(arguments: [false, true])
+    func anAnswerThatCannotBeStoredStillArrives(stream: Bool) async throws {
+        try await Harness.run { h in
+            let response = Task { try await h.chat("slow [[fake tokens=10 rate=20]]", stream: stream) }
+            #expect(try await eventually {
+                guard let conversation = try await h.store.conversations(ownerID: localOwnerID, limit: 1, updatedBefore: nil).first else { return false }
+                return try await h.store.deleteConversation(id: conversation.id, ownerID: nil)
+            })
+            let answered = try await response.value
+            #expect(answered.status == .ok)
+            #expect(try Self.answer(answered, stream: stream, h) == "t0 t1 t2 t3 t4 t5 t6 t7 t8 t9 ")
+            #expect(try await h.messageCount() == 0)
+        }
+    }
 }
