@@ -118,11 +118,24 @@ let package = Package(
             ],
             swiftSettings: chorusSwiftSettings()
         ),
+        // Assembly: the one place that builds Chorus, for `chorus serve`, `gateway`, `worker` and the tests.
+        .target(
+            name: "ChorusApp",
+            dependencies: [
+                "ChorusCore", "ChorusProviders", "ChorusStore", "ChorusRuntime", "ChorusRedis", "ChorusHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
         // Thin CLI: parses arguments and calls into the libraries.
         .executableTarget(
             name: "chorus",
             dependencies: [
-                "ChorusCore", "ChorusProviders", "ChorusRuntime", "ChorusHTTP", "ChorusStore",
+                "ChorusCore", "ChorusProviders", "ChorusRuntime", "ChorusApp", "ChorusStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -172,6 +185,18 @@ let package = Package(
             swiftSettings: chorusSwiftSettings()
         ),
         .testTarget(
+            name: "ChorusProvidersTests",
+            dependencies: [
+                "ChorusCore", "ChorusProviders", "FakeUpstreamKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: chorusSwiftSettings()
+        ),
+        .testTarget(
             name: "ChorusRuntimeTests",
             dependencies: [
                 "ChorusCore", "ChorusProviders", "ChorusRuntime",
@@ -182,7 +207,7 @@ let package = Package(
         .testTarget(
             name: "ChorusHTTPTests",
             dependencies: [
-                "ChorusCore", "ChorusRuntime", "ChorusHTTP", "ChorusStore", "ChorusProviders", "FakeUpstreamKit",
+                "ChorusCore", "ChorusRuntime", "ChorusHTTP", "ChorusApp", "ChorusStore", "ChorusProviders", "FakeUpstreamKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,6 +1,6 @@
 import ArgumentParser
 import ChorusCore
-import ChorusHTTP
+import ChorusApp
 import ChorusProviders
 import ChorusRuntime
 import ChorusStore

@@ -12,10 +12,12 @@ import HTTPTypes
 import NIOCore
 import Testing
 
+@testable import ChorusApp
 @testable import ChorusHTTP
 
-/// The real Chorus router, SQLite store and upstream client, against the in-process fake upstream,
-/// both served on loopback sockets.
+/// Embedded Chorus as `chorus serve` assembles and serves it (`EmbeddedChorus`, the real HTTP
+/// server with its idle timeout and backlog), on a temporary SQLite file, against the in-process
+/// fake upstream; both listen on loopback sockets.
 struct Harness {
     let client: any TestClientProtocol
     let backend: any SQLBackend
@@ -31,6 +33,7 @@ struct Harness {
     /// - Parameters firstToken, betweenTokens: the models' deadlines. The defaults are far above
     ///   what the fake upstream takes, so a test expecting an answer does not fail when the cores
     ///   are overloaded; the tests of the deadlines set short ones.
+    /// - Parameter worker: false runs no task worker (for tests that count writes).
     static func run(
         firstToken: Double = 10, betweenTokens: Double = 10, checkpointSeconds: Double = 5, worker: Bool = true,
         environment: [String: String] = [:],
@@ -46,6 +49,10 @@ struct Harness {
         try await fake.test(.live) { fakeClient in
             let port = try #require(fakeClient.port)
             var configuration = ChorusConfiguration()
+            configuration.dataDirectory = folder.path
+            configuration.storage.sqlitePath = folder.appendingPathComponent("chorus.sqlite").path
+            configuration.http.host = "127.0.0.1"
+            configuration.http.port = 0
             configuration.conversations.checkpointSeconds = checkpointSeconds
             configuration.auth.bcryptCost = 4
             configuration.models = ["fake", "fake2"].map { name in
@@ -58,27 +65,12 @@ struct Harness {
                 return model
             }
             configure(&configuration)
-            let backend = try await SQLiteBackend.open(path: folder.appendingPathComponent("chorus.sqlite").path, logger: logger)
-            try await Migrator(backend: backend, logger: logger).migrate()
-            let clients = makeUpstreamClients(configuration: configuration)
-            let security = Security(configuration: configuration, backend: backend, limiter: InMemoryRateLimiter(), cacheCredentials: true, logger: logger)
-            try await security.prepare(environment: environment)
-            let parts = EmbeddedParts(configuration: configuration, backend: backend, clients: clients, security: security, environment: [:], logger: logger)
-            let app = Application(
-                router: parts.router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                services: (worker ? [parts.worker] : []) + [security.audit], logger: logger)
-            let (store, queue, bus, taskStore) = (parts.store, parts.queue, parts.bus, parts.taskStore)
-            do {
-                try await app.test(.live) { client in
-                    try await body(Harness(client: client, backend: backend, store: store, stats: stats, queue: queue, bus: bus, tasks: taskStore, security: security))
-                }
-            } catch {
-                try await clients.shutdown()
-                try await backend.close()
-                throw error
+            let chorus = try await EmbeddedChorus.open(configuration: configuration, logger: logger, environment: environment)
+            try await chorus.application(runWorker: worker).test(.live) { client in
+                try await body(Harness(
+                    client: client, backend: chorus.backend, store: chorus.store, stats: stats, queue: chorus.queue,
+                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security))
             }
-            try await clients.shutdown()
-            try await backend.close()
         }
     }
 

@@ -16,7 +16,7 @@ extension HTTPServerBuilder {
     /// upgrade handler decides first, and it ignores `ChannelShouldQuiesceEvent`. So one silent
     /// connection (a browser's preconnect) kept `chorus serve` from stopping on SIGTERM, and
     /// silent connections held their descriptors for ever.
-    static func chorusHTTP1(webSocketRouter: Router<ChorusRequestContext>, idleTimeoutSeconds: Double) -> HTTPServerBuilder {
+    public static func chorusHTTP1(webSocketRouter: Router<ChorusRequestContext>, idleTimeoutSeconds: Double) -> HTTPServerBuilder {
         let webSocketResponder = webSocketRouter.buildResponder()
         let idleTimeout = TimeAmount.nanoseconds(Int64(idleTimeoutSeconds * 1_000_000_000))
         return HTTPServerBuilder { responder in

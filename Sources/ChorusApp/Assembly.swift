@@ -1,0 +1,77 @@
+import ChorusCore
+import ChorusHTTP
+import ChorusProviders
+import ChorusRuntime
+import ChorusStore
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The parts of Chorus that every shape builds the same way on its own database, queue and event
+/// bus: the chat engine, the task handlers, the task service, workers and the HTTP routes.
+/// `chorus serve`, `chorus gateway`, `chorus worker` and the tests all assemble Chorus here.
+public struct ChorusAssembly: Sendable {
+    public let configuration: ChorusConfiguration
+    public let backend: any SQLBackend
+    public let models: ModelRegistry
+    public let security: Security
+    public let store: SQLConversationStore
+    public let engine: ChatEngine<SQLConversationStore>
+    public let handlers: [any TaskHandler]
+    public let tasks: TaskService<SQLConversationStore>
+    let logger: Logger
+
+    public init(
+        configuration: ChorusConfiguration, backend: any SQLBackend, models: ModelRegistry, queue: any TaskQueue,
+        bus: any TaskEventBus, security: Security, logger: Logger
+    ) {
+        let store = SQLConversationStore(backend: backend)
+        let engine = ChatEngine(
+            store: store, models: models, historyMessages: configuration.conversations.historyMessages,
+            checkpointSeconds: configuration.conversations.checkpointSeconds,
+            storeByDefault: configuration.conversations.store, logger: logger)
+        let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
+        self.configuration = configuration
+        self.backend = backend
+        self.models = models
+        self.security = security
+        self.store = store
+        self.engine = engine
+        self.handlers = handlers
+        self.tasks = TaskService(
+            tasks: SQLTaskStore(backend: backend), conversations: store, queue: queue, bus: bus, models: models,
+            handlers: handlers, logger: logger)
+        self.logger = logger
+    }
+
+    /// A worker that serves the queues of `models` and the generic task queue.
+    public func worker(id: String, models: [String]) -> TaskWorker {
+        var settings = WorkerSettings(id: id, queues: models + [TaskService<SQLConversationStore>.genericQueue])
+        settings.concurrency = configuration.tasks.concurrency
+        settings.leaseMilliseconds = Int64(configuration.tasks.leaseSeconds * 1000)
+        settings.maxAttempts = configuration.tasks.maxAttempts
+        settings.eventRetentionSeconds = configuration.tasks.eventRetentionSeconds
+        settings.requeueAfterMilliseconds = Int64(configuration.tasks.requeueAfterSeconds * 1000)
+        return TaskWorker(settings: settings, queue: tasks.queue, bus: tasks.bus, tasks: tasks.tasks, handlers: handlers, logger: logger)
+    }
+
+    /// The HTTP API, served with the configured listener, backlog and idle timeout.
+    public func application(
+        name: String, services: [any Service], beforeServerStarts: (@Sendable () async throws -> Void)? = nil,
+        onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void
+    ) -> some ApplicationProtocol {
+        let router = buildRouter(
+            engine: engine, models: models, configuration: configuration, tasks: tasks, database: backend.database,
+            security: security)
+        let http = configuration.http
+        var app = Application(
+            router: router,
+            server: .chorusHTTP1(webSocketRouter: router, idleTimeoutSeconds: http.idleTimeoutSeconds),
+            configuration: .init(address: .hostname(http.host, port: http.port), serverName: name, backlog: http.backlog),
+            services: services,
+            onServerRunning: { channel in await onListening(http.host, channel.localAddress?.port ?? http.port) },
+            logger: logger)
+        if let beforeServerStarts { app.beforeServerStarts(perform: beforeServerStarts) }
+        return app
+    }
+}

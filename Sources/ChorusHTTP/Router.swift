@@ -1,0 +1,42 @@
+import ChorusCore
+import ChorusRuntime
+import ChorusStore
+import Hummingbird
+import NIOCore
+import SQLKit
+
+/// The routes of the HTTP API, shared by every shape of Chorus.
+public func buildRouter<Store: ConversationStore>(
+    engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration,
+    tasks: TaskService<Store>, database: any SQLDatabase, security: Security
+) -> Router<ChorusRequestContext> {
+    let router = Router(context: ChorusRequestContext.self)
+    router.middlewares.add(ChildTaskMiddleware())
+    router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
+    router.middlewares.add(AuthMiddleware(
+        accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
+        trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit))
+    router.get("healthz") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+    }
+    var tasksController = TasksController(service: tasks, idempotency: Idempotency(tasks: tasks.tasks), maxBodyBytes: configuration.http.maxBodyBytes)
+    tasksController.accounts = security.accounts
+    let uploads = UploadsController(tasks: tasksController, maxFileBytes: configuration.files.maxBytes)
+    var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
+    chat.uploads = uploads
+    chat.accounts = security.accounts
+    if configuration.auth.enabled {
+        AuthController(accounts: security.accounts, maxBodyBytes: configuration.http.maxBodyBytes).addRoutes(to: router)
+        AdminController(accounts: security.accounts).addRoutes(to: router)
+    } else {
+        router.get("/v1/auth/me", use: AuthController(accounts: security.accounts, maxBodyBytes: configuration.http.maxBodyBytes).me)
+        router.get("/v1/admin/audit", use: AdminController(accounts: security.accounts).audit)
+    }
+    router.addRoutes(ModelsController(models: models).endpoints, atPath: "/v1/models")
+    router.addRoutes(chat.endpoints, atPath: "/v1")
+    router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
+    tasksController.addRoutes(to: router)
+    uploads.addRoutes(to: router)
+    OperationsController(service: tasks, database: database, queues: models.names + [TaskService<Store>.genericQueue]).addRoutes(to: router)
+    return router
+}
