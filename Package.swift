@@ -35,6 +35,7 @@ let package = Package(
         // Only its bcrypt target is used (no traits requested, so Hummingbird's stay as above).
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // Domain types, events and pure stream logic. No I/O.
@@ -115,7 +116,10 @@ let package = Package(
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ],
+            // The chat page: HTML, CSS and JavaScript modules, served as they are (no build step).
+            resources: [.copy("Web")],
             swiftSettings: chorusSwiftSettings()
         ),
         // Assembly: the one place that builds Chorus, for `chorus serve`, `gateway`, `worker` and the tests.

@@ -16,6 +16,8 @@ enum AccessPolicy {
     /// (method or nil for any, path prefix ending at a segment boundary, requirement); the longest
     /// matching prefix wins.
     static let rules: [(method: HTTPRequest.Method?, prefix: String, requirement: Requirement)] = [
+        (.get, "/", .anonymous),       // the chat page (the exact path only)
+        (.get, "/web", .anonymous),    // its files
         (.get, "/healthz", .anonymous),
         (.get, "/readyz", .anonymous),
         (.post, "/v1/auth/register", .anonymous),

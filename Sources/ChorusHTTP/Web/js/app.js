@@ -1,0 +1,2 @@
+// The chat page's entry module.
+document.getElementById("app").textContent = "Chorus";
