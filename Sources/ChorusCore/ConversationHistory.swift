@@ -31,12 +31,28 @@ extension StoredMessage {
 
 /// A stored conversation as the `messages` of the next upstream request.
 public enum ConversationHistory {
-    /// The messages in order, leaving out what would make a valid request invalid: answers that
+    /// Where a model answered one user message more than once (regenerated), only its latest
+    /// answer (of each model) stays: the others were replaced.
+    public static func latestAnswers(_ history: [StoredMessage]) -> [StoredMessage] {
+        var kept: [StoredMessage] = []
+        for message in history {
+            if message.role == "assistant", message.toolCalls == nil,
+               let previous = kept.lastIndex(where: { $0.role != "assistant" || $0.model == message.model }),
+               kept[previous].role == "assistant", kept[previous].toolCalls == nil {
+                kept.remove(at: previous)
+            }
+            kept.append(message)
+        }
+        return kept
+    }
+
+    /// The messages in order, with only the latest of regenerated answers, leaving out what would
+    /// make a valid request invalid: answers that
     /// failed before any text, the unfinished tool calls of an answer that did not complete, tool
     /// calls with no result in the history and results with no call (a history cut by
     /// `history_messages`, or a client that moved on without answering the calls).
     public static func upstreamMessages(_ history: [StoredMessage]) -> [JSONValue] {
-        var kept = history.map { message -> StoredMessage in
+        var kept = latestAnswers(history).map { message -> StoredMessage in
             var message = message
             if message.role == "assistant", message.status != .complete { message.toolCalls = nil }
             return message

@@ -42,8 +42,13 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
             messages += carried.suffix(historyMessages)
         } else {
             let history = try await store.history(conversationID: conversationID, ownerID: task.ownerID, limit: historyMessages)
-            // In a fan-out, each model sees the user's messages and its own earlier answers.
-            messages += ConversationHistory.upstreamMessages(history.filter { $0.role != "assistant" || $0.model == task.model })
+            // In a fan-out, each model sees the user's messages and its own earlier answers (the
+            // latest of them, where an answer was regenerated).
+            var own = history.filter { ($0.role != "assistant" || $0.model == task.model) && $0.turnID != task.id }
+            // A task answers the last user message (or tool results): an answer already after it
+            // is the one a regenerate replaces.
+            while let last = own.last, last.role == "assistant", last.toolCalls == nil { own.removeLast() }
+            messages += ConversationHistory.upstreamMessages(own)
         }
         var body = task.params["body"]?.objectValue ?? [:]
         body["messages"] = .array(messages)

@@ -51,3 +51,18 @@ import Testing
         #expect(stored[0].openAIMessage["name"] == .string("ann"))
     }
 }
+
+@Suite struct LatestAnswersTests {
+    private func message(_ role: String, _ content: String, model: String? = nil) -> StoredMessage {
+        StoredMessage(id: content, conversationID: "c", ownerID: "o", role: role, content: content, model: model, createdAt: 0, updatedAt: 0)
+    }
+
+    /// Each model's answers to one user message: the latest stays, another model's are untouched.
+    @Test func regeneratedAnswersReplaceTheEarlierOnes() {
+        let history = [
+            message("user", "q1"), message("assistant", "a1", model: "a"), message("assistant", "b1", model: "b"),
+            message("assistant", "a2", model: "a"), message("user", "q2"), message("assistant", "a3", model: "a"),
+        ]
+        #expect(ConversationHistory.latestAnswers(history).map(\.content) == ["q1", "b1", "a2", "q2", "a3"])
+    }
+}

@@ -245,8 +245,12 @@ struct AccountsTests {
         #expect(AccessPolicy.requirement(method: .get, path: "/somewhere") == .signedIn)
         #expect(AccessPolicy.requirement(method: .get, path: "/HEALTHZ") == .anonymous)
         #expect(AccessPolicy.requirement(method: .get, path: "/healthz/") == .anonymous)
-        #expect(AccessPolicy.requirement(method: .get, path: "/") == .signedIn)
-        #expect(AccessPolicy.requirement(method: .get, path: "") == .signedIn)
+        // The chat page and its files are public (the exact path `/` only); the API is not.
+        #expect(AccessPolicy.requirement(method: .get, path: "/") == .anonymous)
+        #expect(AccessPolicy.requirement(method: .get, path: "") == .anonymous)
+        #expect(AccessPolicy.requirement(method: .get, path: "/web/js/app.js") == .anonymous)
+        #expect(AccessPolicy.requirement(method: .post, path: "/") == .signedIn)
+        #expect(AccessPolicy.requirement(method: .get, path: "/webx") == .signedIn)
         #expect(AccessPolicy.requirement(method: .get, path: "/v1/admin/ünïcode") == .permission(.adminOps))
     }
 }

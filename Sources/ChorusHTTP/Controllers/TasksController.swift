@@ -76,7 +76,20 @@ struct TasksController<Store: ConversationStore>: Sendable {
             throw ChorusError.invalidRequest(message: "'models' must be a non-empty array of model names.", param: "models", code: "invalid_value")
         }
         var messages: [ChatMessage]
-        if let prompt = fields.removeValue(forKey: "prompt") {
+        let regenerate = fields.removeValue(forKey: "regenerate")
+        if let regenerate, regenerate.boolValue == nil, !regenerate.isNull {
+            throw ChorusError.invalidRequest(message: "'regenerate' must be a boolean.", param: "regenerate", code: "invalid_type")
+        }
+        if regenerate?.boolValue == true {
+            // New answers to the conversation's last user message: no new message.
+            guard fields["conversation_id"]?.stringValue != nil else {
+                throw ChorusError.invalidRequest(message: "'regenerate' needs a 'conversation_id'.", param: "conversation_id", code: "missing_required_parameter")
+            }
+            guard fields["prompt"] == nil, fields["messages"] == nil else {
+                throw ChorusError.invalidRequest(message: "'regenerate' takes no 'prompt' or 'messages'.", param: "regenerate", code: "invalid_value")
+            }
+            messages = []
+        } else if let prompt = fields.removeValue(forKey: "prompt") {
             guard let text = prompt.stringValue, !text.isEmpty else {
                 throw ChorusError.invalidRequest(message: "'prompt' must be a non-empty string.", param: "prompt", code: "invalid_type")
             }

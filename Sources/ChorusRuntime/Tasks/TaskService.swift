@@ -33,7 +33,8 @@ public struct TaskService<Store: ConversationStore>: Sendable {
     public struct BatchSubmission: Sendable {
         public var ownerID: String
         public var models: [String]
-        /// The new user message(s) and any system instructions.
+        /// The new user message(s) and any system instructions; none to answer the conversation's
+        /// last user message again (regenerate).
         public var messages: [ChatMessage]
         public var conversationID: String?
         /// Sampling parameters and other upstream fields, forwarded as they are.
