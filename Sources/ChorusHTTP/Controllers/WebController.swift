@@ -69,8 +69,11 @@ struct WebAssets: Sendable {
     /// By path under `Web/` (`index.html`, `js/app.js`).
     let files: [String: File]
 
-    /// Read once per process, on first use.
-    static let shared = WebAssets.load()
+    /// Read once per process, on first use: from the package resources, or from the folder named
+    /// by `CHORUS_WEB_DIR` (for working on the page without rebuilding Chorus).
+    static let shared = WebAssets.load(
+        from: ProcessInfo.processInfo.environment["CHORUS_WEB_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? Bundle.module.resourceURL?.appendingPathComponent("Web"))
 
     static let contentTypes = [
         "html": "text/html; charset=utf-8", "css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8",
