@@ -1,3 +1,5 @@
+import Crypto
+
 /// What a role may do. Routes name the permission they need in one table (`AccessPolicy`).
 public enum Permission: String, Sendable, CaseIterable, Codable, Comparable {
     /// Chat completions and the model list.
@@ -216,12 +218,9 @@ public enum Secrets {
         String(SHA256.hex(Array("chorus-csrf:\(token)".utf8)).prefix(40))
     }
 
-    /// Compares without an early exit.
+    /// Compares in constant time: swift-crypto compares digests without an early exit, and
+    /// comparing digests hides the lengths too.
     public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for index in x.indices { difference |= x[index] ^ y[index] }
-        return difference == 0
+        Crypto.SHA256.hash(data: Array(a.utf8)) == Crypto.SHA256.hash(data: Array(b.utf8))
     }
 }
