@@ -1,4 +1,5 @@
 import ChorusCore
+import ChorusHTTP
 import Testing
 
 @Suite struct MultipartTests {
@@ -22,5 +23,21 @@ import Testing
         #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("no boundary here".utf8), boundary: "b") }
         #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nunterminated".utf8), boundary: "b") }
         #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("--b\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--b--".utf8), boundary: "b") }
+    }
+}
+
+@Suite struct MultipartFilenameTests {
+    private func part(_ disposition: String) throws -> FormPart {
+        let body = Array("--b\r\nContent-Disposition: \(disposition)\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n".utf8)
+        return try #require(try MultipartForm.parse(body, boundary: "b").first)
+    }
+
+    /// Quoted names may hold `;`, `=` and escaped quotes; `filename*` (RFC 5987) wins over `filename`.
+    @Test func quotedAndExtendedFilenames() throws {
+        #expect(try part(#"form-data; name="file"; filename="a;b=c.txt""#).filename == "a;b=c.txt")
+        #expect(try part(#"form-data; name="file"; filename="say \"hi\".txt""#).filename == #"say "hi".txt"#)
+        #expect(try part(#"form-data; name="file"; filename="plain.txt"; filename*=UTF-8''%E2%82%AC%20rates.txt"#).filename == "€ rates.txt")
+        #expect(try part("form-data; name=file; filename=bare.txt").filename == "bare.txt")
+        #expect(try part(#"form-data; name="file""#).filename == nil)
     }
 }
