@@ -46,54 +46,6 @@ public enum BuiltinRole {
     ]
 }
 
-/// Who is making a request, as established by the authentication middleware.
-public struct Principal: Sendable, Equatable {
-    public enum Method: String, Sendable {
-        case session
-        case apiKey = "api_key"
-        /// Accounts are turned off: every request is the local administrator.
-        case disabled
-    }
-
-    public var userID: String
-    public var role: String
-    /// The role's permissions, narrowed by the API key's scopes.
-    public var permissions: Set<Permission>
-    public var method: Method
-    public var apiKeyID: String?
-    public var sessionID: String?
-    /// The session came from the cookie (so mutating requests need the CSRF token).
-    public var viaCookie: Bool
-    /// Token budgets as read with the credential (nil: none).
-    public var userBudget: TokenBudget?
-    public var keyBudget: TokenBudget?
-
-    public struct TokenBudget: Sendable, Equatable {
-        public var limit: Int64
-        public var used: Int64
-        public init(limit: Int64, used: Int64) {
-            self.limit = limit
-            self.used = used
-        }
-        public var spent: Bool { used >= limit }
-    }
-
-    public init(userID: String, role: String, permissions: Set<Permission>, method: Method, apiKeyID: String? = nil, sessionID: String? = nil, viaCookie: Bool = false) {
-        self.userID = userID
-        self.role = role
-        self.permissions = permissions
-        self.method = method
-        self.apiKeyID = apiKeyID
-        self.sessionID = sessionID
-        self.viaCookie = viaCookie
-    }
-
-    /// The principal of every request when accounts are off.
-    public static let local = Principal(userID: localOwnerID, role: BuiltinRole.admin, permissions: Set(Permission.allCases), method: .disabled)
-
-    public func has(_ permission: Permission) -> Bool { permissions.contains(permission) }
-}
-
 /// A user account.
 public struct UserRecord: Sendable, Equatable {
     public var id: String
@@ -193,34 +145,5 @@ public struct AuditEntry: Sendable, Equatable {
         self.status = status
         self.durationMilliseconds = durationMilliseconds
         self.requestID = requestID
-    }
-}
-
-/// Random secrets and their stored form.
-public enum Secrets {
-    /// `count` characters from [A-Za-z0-9], from the system's cryptographic generator.
-    public static func random(_ count: Int) -> String { RandomText.make(count) }
-
-    public static let apiKeyPrefix = "sk-chorus-"
-    public static let sessionPrefix = "cs_"
-
-    /// A new API key (about 238 bits of randomness).
-    public static func newAPIKey() -> String { apiKeyPrefix + random(40) }
-    /// A new session token.
-    public static func newSessionToken() -> String { sessionPrefix + random(40) }
-
-    /// How a high-entropy secret is stored and looked up: its SHA-256, hex. (Passwords use bcrypt.)
-    public static func hash(_ secret: String) -> String { SHA256.hex(Array(secret.utf8)) }
-
-    /// The CSRF token of a session: derived from the session token, so nothing more is stored, and
-    /// knowing it reveals nothing about the session token.
-    public static func csrfToken(forSession token: String) -> String {
-        String(SHA256.hex(Array("chorus-csrf:\(token)".utf8)).prefix(40))
-    }
-
-    /// Compares in constant time: swift-crypto compares digests without an early exit, and
-    /// comparing digests hides the lengths too.
-    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        Crypto.SHA256.hash(data: Array(a.utf8)) == Crypto.SHA256.hash(data: Array(b.utf8))
     }
 }

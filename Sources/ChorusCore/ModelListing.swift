@@ -1,0 +1,17 @@
+/// `GET /v1/models` entry.
+public struct ModelListing: Sendable, Codable, Equatable {
+    public var id: String
+    public var object: String = "model"
+    public var created: Int
+    public var ownedBy: String
+
+    public init(id: String, created: Int, ownedBy: String) {
+        self.id = id
+        self.created = created
+        self.ownedBy = ownedBy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, object, created, ownedBy = "owned_by"
+    }
+}

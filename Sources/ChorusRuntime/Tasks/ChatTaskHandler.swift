@@ -1,0 +1,51 @@
+import ChorusCore
+import ChorusStore
+
+/// `chat`: one model's answer in a conversation (a batch is one of these per model).
+public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
+    public let type = "chat"
+    /// The upstream call starts before the claim is won (it is on the path to the first token);
+    /// the answer's writes wait for the claim, and a lost claim cancels the call.
+    public var startsBeforeClaim: Bool { true }
+    let engine: ChatEngine<Store>
+    /// Charges the answer's usage to the submitter's token limits and budgets.
+    let accounts: AuthService?
+
+    public init(engine: ChatEngine<Store>, accounts: AuthService? = nil) {
+        self.engine = engine
+        self.accounts = accounts
+    }
+
+    public func validate(params: JSONValue) throws {}
+
+    public func run(_ context: TaskRunContext) async throws -> JSONValue {
+        let task = context.task
+        guard let conversationID = task.conversationID else {
+            throw ChorusError.invalidRequest(message: "a chat task needs a conversation", param: "conversation_id", code: nil)
+        }
+        var turn = try await engine.prepareTask(task, conversationID: conversationID)
+        turn.gate = context.gate
+        let output = try await engine.stream(turn) { event in
+            switch event {
+            case .reasoning(let text): try await context.emit(.thinking, token: text)
+            case .content(let text): try await context.emit(.answer, token: text)
+            case .toolCalls(let calls): try await context.emit(.toolCalls, data: calls)
+            case .refusal, .logprobs, .metadata, .finish, .usage: break
+            }
+        }
+        if let accounts, let usage = output.usage, let billing = task.params["billing"], billing != .null {
+            await accounts.settle(billing: billing, tokens: usage.totalTokens)
+        }
+        var result: [String: JSONValue] = [
+            "content": .string(output.content),
+            "reasoning_content": output.reasoning.isEmpty ? .null : .string(output.reasoning),
+            "finish_reason": .string(CompletionEnvelope.openAIFinishReason(output.finishReason)),
+            "conversation_id": .string(conversationID),
+            "model": .string(task.model),
+        ]
+        if !output.toolCalls.isEmpty { result["tool_calls"] = .array(output.toolCalls.map(\.json)) }
+        if let refusal = output.refusal { result["refusal"] = .string(refusal) }
+        if let usage = output.usage { result["usage"] = usage.json }
+        return .object(result)
+    }
+}
