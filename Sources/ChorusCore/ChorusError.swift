@@ -8,7 +8,12 @@ public enum ChorusError: Error, Sendable, Equatable {
     /// A conversation (or other object) that does not exist for this owner: 404.
     case notFound(what: String, id: String)
     /// The request body exceeds the configured limit: 413.
-    case payloadTooLarge(limit: Int)
+    /// The body is over `limit` bytes (nil: over what the HTTP server itself accepts): 413.
+    case payloadTooLarge(limit: Int?)
+    /// No route has this path: 404.
+    case unknownURL
+    /// The path exists, not with this method: 405.
+    case methodNotAllowed
     /// The upstream answered with an error or broke the protocol: 502.
     case upstreamError(message: String, upstreamStatus: Int?)
     /// The upstream did not answer in time: 504.
@@ -46,7 +51,7 @@ extension ChorusError {
     /// The OpenAI error `type`.
     public var type: String {
         switch self {
-        case .invalidRequest, .modelNotFound, .notFound, .payloadTooLarge, .idempotencyMismatch, .idempotencyInFlight, .conflict: "invalid_request_error"
+        case .invalidRequest, .modelNotFound, .notFound, .payloadTooLarge, .unknownURL, .methodNotAllowed, .idempotencyMismatch, .idempotencyInFlight, .conflict: "invalid_request_error"
         case .unauthorized: "invalid_request_error"
         case .forbidden: "permission_error"
         case .rateLimited(let kind, _, _): kind
@@ -63,6 +68,8 @@ extension ChorusError {
         case .modelNotFound: "model_not_found"
         case .notFound: "not_found"
         case .payloadTooLarge: "payload_too_large"
+        case .unknownURL: "unknown_url"
+        case .methodNotAllowed: "method_not_allowed"
         case .upstreamError: "upstream_error"
         case .upstreamTimeout(let phase, _): "upstream_timeout_\(phase.rawValue)"
         case .modelUnavailable: "model_unavailable"
@@ -90,7 +97,10 @@ extension ChorusError {
         case .invalidRequest(let message, _, _): message
         case .modelNotFound(let model): "The model `\(model)` does not exist or you do not have access to it."
         case .notFound(let what, let id): "No \(what) found with id '\(id)'."
-        case .payloadTooLarge(let limit): "The request body is larger than the limit of \(limit) bytes."
+        case .payloadTooLarge(let limit?): "The request body is larger than the limit of \(limit) bytes."
+        case .payloadTooLarge(nil): "The request body is larger than the server accepts."
+        case .unknownURL: "Unknown request URL. Please check the URL and method."
+        case .methodNotAllowed: "Method not allowed for this URL."
         case .upstreamError(let message, let status):
             status.map { "The upstream model returned an error (HTTP \($0)): \(message)" } ?? "The upstream model failed: \(message)"
         case .upstreamTimeout(let phase, let seconds):
@@ -110,6 +120,8 @@ extension ChorusError {
         case .invalidRequest: 400
         case .modelNotFound, .notFound: 404
         case .payloadTooLarge: 413
+        case .unknownURL: 404
+        case .methodNotAllowed: 405
         case .upstreamError: 502
         case .upstreamTimeout: 504
         case .modelUnavailable, .unavailable: 503

@@ -116,9 +116,9 @@ struct APIMiddleware: RouterMiddleware {
             return error
         case let error as any HTTPResponseError:
             switch error.status.code {
-            case 404: return .invalidRequest(message: "Unknown request URL. Please check the URL and method.", param: nil, code: "unknown_url")
-            case 405: return .invalidRequest(message: "Method not allowed for this URL.", param: nil, code: "method_not_allowed")
-            case 413: return .payloadTooLarge(limit: 0)
+            case 404: return .unknownURL
+            case 405: return .methodNotAllowed
+            case 413: return .payloadTooLarge(limit: nil)
             default: return .invalidRequest(message: error.status.reasonPhrase, param: nil, code: nil)
             }
         default:
@@ -127,11 +127,8 @@ struct APIMiddleware: RouterMiddleware {
     }
 
     static func errorResponse(_ error: ChorusError) -> Response {
-        var status = HTTPResponse.Status(code: error.httpStatus)
-        if case .invalidRequest(_, _, "unknown_url") = error { status = .notFound }
-        if case .invalidRequest(_, _, "method_not_allowed") = error { status = .methodNotAllowed }
-        var body = error.body
-        if case .payloadTooLarge(0) = error { body.error.message = "The request body is larger than the server accepts." }
+        let status = HTTPResponse.Status(code: error.httpStatus)
+        let body = error.body
         let data = (try? JSONEncoder().encode(body)) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if case .rateLimited(_, _, let retryAfter?) = error {
