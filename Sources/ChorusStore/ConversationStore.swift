@@ -17,7 +17,8 @@ public protocol ConversationStore: Sendable {
     func history(conversationID: String, ownerID: String, limit: Int) async throws -> [StoredMessage]
     /// Inserts or updates (checkpoint → final) the turn's assistant message: one row per message id.
     func saveAssistantMessage(_ message: StoredMessage) async throws
-    func conversations(ownerID: String, limit: Int, updatedBefore: Int64?) async throws -> [Conversation]
+    /// Newest first; `titleContains` keeps those whose title contains it, ignoring case.
+    func conversations(ownerID: String, limit: Int, updatedBefore: Int64?, titleContains: String?) async throws -> [Conversation]
     /// `ownerID` nil: whoever owns it (administrators with `admin:data`).
     func conversation(id: String, ownerID: String?) async throws -> Conversation?
     func messages(conversationID: String, ownerID: String?) async throws -> [StoredMessage]
@@ -44,5 +45,11 @@ public struct TurnStart: Sendable {
         self.model = model
         self.messages = messages
         self.now = now
+    }
+}
+
+extension ConversationStore {
+    public func conversations(ownerID: String, limit: Int, updatedBefore: Int64?) async throws -> [Conversation] {
+        try await conversations(ownerID: ownerID, limit: limit, updatedBefore: updatedBefore, titleContains: nil)
     }
 }

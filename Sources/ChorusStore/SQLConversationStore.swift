@@ -116,10 +116,16 @@ public struct SQLConversationStore: ConversationStore {
         return try rows.map(Self.decodeMessage).reversed()
     }
 
-    public func conversations(ownerID: String, limit: Int, updatedBefore: Int64?) async throws -> [Conversation] {
+    public func conversations(ownerID: String, limit: Int, updatedBefore: Int64?, titleContains: String?) async throws -> [Conversation] {
+        // The search is a case-insensitive substring; `%`, `_` and `\` in it are literal.
+        let pattern = titleContains.map { text in
+            "%" + text.lowercased().replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+        }
         let rows = try await backend.database.raw("""
             SELECT * FROM conversations WHERE owner_id = \(bind: ownerID)
             AND updated_at < \(bind: updatedBefore ?? Int64.max)
+            AND (CAST(\(bind: pattern) AS TEXT) IS NULL OR LOWER(COALESCE(title, '')) LIKE CAST(\(bind: pattern) AS TEXT) ESCAPE '\\')
             ORDER BY updated_at DESC, id DESC LIMIT \(bind: limit)
             """).all()
         return try rows.map(Self.decodeConversation)

@@ -201,6 +201,12 @@ struct ConversationStoreTests {
             }
             #expect(try await store.conversations(ownerID: localOwnerID, limit: 2, updatedBefore: nil).map(\.id) == ["conv_3", "conv_2"])
             #expect(try await store.conversations(ownerID: localOwnerID, limit: 2, updatedBefore: 2000).map(\.id) == ["conv_1"])
+            // Title search: a case-insensitive substring, with LIKE's wildcards taken literally.
+            _ = try await store.renameConversation(id: "conv_3", ownerID: localOwnerID, title: "Trip to Paris_2026 (100%)")
+            #expect(try await store.conversations(ownerID: localOwnerID, limit: 10, updatedBefore: nil, titleContains: "paris").map(\.id) == ["conv_3"])
+            #expect(try await store.conversations(ownerID: localOwnerID, limit: 10, updatedBefore: nil, titleContains: "s_2026 (100%").map(\.id) == ["conv_3"])
+            #expect(try await store.conversations(ownerID: localOwnerID, limit: 10, updatedBefore: nil, titleContains: "p%s").isEmpty)
+            #expect(try await store.conversations(ownerID: localOwnerID, limit: 10, updatedBefore: nil, titleContains: "conv_").map(\.id) == ["conv_2", "conv_1"])
             let renamed = try await store.renameConversation(id: "conv_1", ownerID: localOwnerID, title: "Renamed")
             #expect(renamed?.title == "Renamed")
             #expect(try await store.deleteConversation(id: "conv_2", ownerID: localOwnerID))
