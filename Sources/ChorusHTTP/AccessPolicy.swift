@@ -26,6 +26,7 @@ enum AccessPolicy {
         (nil, "/v1/api-keys", .permission(.keys)),
         (nil, "/v1/models", .permission(.chat)),
         (nil, "/v1/chat/completions", .permission(.chat)),
+        (nil, "/api/chat/completions", .permission(.chat)),
         (nil, "/v1/conversations", .permission(.conversations)),
         (nil, "/v1/batches", .permission(.tasks)),
         (nil, "/v1/tasks", .permission(.tasks)),

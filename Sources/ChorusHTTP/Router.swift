@@ -35,6 +35,8 @@ public func buildRouter<Store: ConversationStore>(
     }
     router.addRoutes(ModelsController(models: models).endpoints, atPath: "/v1/models")
     router.addRoutes(chat.endpoints, atPath: "/v1")
+    // Seed 002's path for the same endpoint (its clients post there unchanged).
+    router.addRoutes(chat.endpoints, atPath: "/api")
     router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
     tasksController.addRoutes(to: router)
     uploads.addRoutes(to: router)

@@ -112,4 +112,14 @@ import Testing
             #expect(try await h.messageCount() == 0)
         }
     }
+
+    /// Seed 002's clients post to `/api/chat/completions`: the same endpoint.
+    @Test func theSeedPathIsTheSameEndpoint() async throws {
+        try await Harness.run { h in
+            let response = try await h.post("/api/chat/completions", json: #"{"model":"fake","messages":\#(Self.history)}"#)
+            #expect(response.status == .ok)
+            #expect(try Self.answer(response, stream: false, h) == "echo: 4 | Tell me a joke")
+        }
+        #expect(AccessPolicy.requirement(method: .post, path: "/api/chat/completions") == .permission(.chat))
+    }
 }
