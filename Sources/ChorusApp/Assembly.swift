@@ -29,7 +29,8 @@ public struct ChorusAssembly: Sendable {
         let engine = ChatEngine(
             store: store, models: models, historyMessages: configuration.conversations.historyMessages,
             checkpointSeconds: configuration.conversations.checkpointSeconds,
-            storeByDefault: configuration.conversations.store, logger: logger)
+            storeByDefault: configuration.conversations.store,
+            metrics: ChorusMetrics(enabled: configuration.metrics.enabled), logger: logger)
         let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
         self.configuration = configuration
         self.backend = backend

@@ -18,6 +18,8 @@ public enum Permission: String, Sendable, CaseIterable, Codable, Comparable {
     case adminAudit = "admin:audit"
     /// Reading and changing every user's conversations, tasks and batches.
     case adminData = "admin:data"
+    /// `GET /metrics`.
+    case adminMetrics = "admin:metrics"
 
     public static func < (lhs: Permission, rhs: Permission) -> Bool { lhs.rawValue < rhs.rawValue }
 

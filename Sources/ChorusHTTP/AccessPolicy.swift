@@ -19,6 +19,7 @@ enum AccessPolicy {
         (.get, "/", .anonymous),       // the chat page (the exact path only)
         (.get, "/web", .anonymous),    // its files
         (.get, "/healthz", .anonymous),
+        (.get, "/metrics", .permission(.adminMetrics)),
         (.get, "/readyz", .anonymous),
         (.post, "/v1/auth/register", .anonymous),
         (.post, "/v1/auth/login", .anonymous),

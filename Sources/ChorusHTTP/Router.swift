@@ -11,6 +11,7 @@ public func buildRouter<Store: ConversationStore>(
     tasks: TaskService<Store>, database: any SQLDatabase, security: Security
 ) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
+    router.middlewares.add(MetricsMiddleware(metrics: engine.metrics))
     router.middlewares.add(ChildTaskMiddleware())
     router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
     router.middlewares.add(AuthMiddleware(
@@ -40,6 +41,7 @@ public func buildRouter<Store: ConversationStore>(
     router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
     tasksController.addRoutes(to: router)
     uploads.addRoutes(to: router)
+    MetricsController(metrics: engine.metrics, tasks: tasks, queues: models.names + [TaskService<Store>.genericQueue]).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: models.names + [TaskService<Store>.genericQueue]).addRoutes(to: router)
     return router
 }

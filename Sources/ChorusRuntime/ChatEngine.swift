@@ -2,7 +2,6 @@ import ChorusCore
 import ChorusProviders
 import ChorusStore
 import Logging
-import Metrics
 import Synchronization
 
 /// Runs one chat turn: commits the user message, rebuilds history from the database, calls the
@@ -18,15 +17,19 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     /// For a request that does not say (`store`): keep the turn in a conversation.
     public let storeByDefault: Bool
     let logger: Logger
-    /// Complete answers that could not be stored (the client got them all the same).
-    private let storeFailures = Counter(label: "chorus_answer_store_failures_total")
+    /// Time to first token, gaps between tokens, tokens, upstream calls and errors, store failures.
+    public let metrics: ChorusMetrics
 
-    public init(store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, storeByDefault: Bool = true, logger: Logger) {
+    public init(
+        store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, storeByDefault: Bool = true,
+        metrics: ChorusMetrics = ChorusMetrics(enabled: false), logger: Logger
+    ) {
         self.store = store
         self.models = models
         self.historyMessages = historyMessages
         self.checkpointSeconds = checkpointSeconds
         self.storeByDefault = storeByDefault
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -132,12 +135,17 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     /// and the partial answer is saved with `reason=client_disconnected`.
     public func stream(_ turn: PreparedTurn, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws -> CompletionOutput {
         let progress = TurnProgress(checkpointSeconds: checkpointSeconds)
+        let (metrics, gaps) = (self.metrics, self.metrics.tokenGaps(model: turn.model))
         do {
             var attempt = 0
             while true {
                 do {
                     try await turn.provider.stream(turn.upstream) { event in
-                        let checkpoint = progress.apply(event)
+                        let applied = progress.apply(event)
+                        if let since = applied.sincePrevious {
+                            if applied.isFirstToken { metrics.firstToken(model: turn.model, after: since) } else { gaps.record(since) }
+                        }
+                        let checkpoint = applied.checkpoint
                         try await onEvent(event)
                         // Off the relay path: a slow database must not hold up the next token.
                         if let snapshot = checkpoint {
@@ -151,8 +159,11 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                             })
                         }
                     }
+                    metrics.upstreamCall(model: turn.model, error: nil)
                     break
                 } catch let error as ChorusError where attempt < turn.retries && !progress.started && Self.isRetryable(error) {
+                    metrics.upstreamCall(model: turn.model, error: error)
+                    metrics.retry(model: turn.model)
                     attempt += 1
                     let delay = turn.retryBackoffSeconds * Double(1 << (attempt - 1)) * Double.random(in: 0.5...1.5)
                     logger.warning("retrying the upstream call", metadata: ["request_id": "\(turn.requestID)", "attempt": "\(attempt)", "error": "\(error.message)", "delay_s": "\(delay)"])
@@ -160,11 +171,13 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                 }
             }
         } catch {
+            metrics.upstreamCall(model: turn.model, error: error)
             await progress.checkpointsFinished()
             await savePartial(turn, progress.output, error: error)
             throw error
         }
         let output = progress.output
+        if let usage = output.usage { metrics.tokens(model: turn.model, usage: usage) }
         // The final write comes after any checkpoint, so a late checkpoint cannot overwrite it.
         await progress.checkpointsFinished()
         try await saveAnswer(turn, output)
@@ -177,7 +190,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         do {
             try await save(turn, output, status: .complete, metadata: [:])
         } catch let error where turn.gate == nil && !(error is CancellationError) {
-            storeFailures.increment()
+            metrics.answerNotStored()
             logger.error("could not store a complete answer", metadata: ["request_id": "\(turn.requestID)", "error": "\(error)"])
         }
     }

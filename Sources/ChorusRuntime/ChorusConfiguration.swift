@@ -4,6 +4,11 @@ import ChorusStore
 
 /// Everything `chorus serve` is configured with. Read once at start by `ConfigurationLoader`.
 public struct ChorusConfiguration: Sendable {
+    public struct Metrics: Sendable {
+        /// Record metrics (served at `GET /metrics` to callers with `admin:metrics`).
+        public var enabled = true
+    }
+
     public struct HTTP: Sendable {
         public var host = "127.0.0.1"
         public var port = 8080
@@ -140,6 +145,7 @@ public struct ChorusConfiguration: Sendable {
     public var redis = Redis()
     public var files = Files()
     public var logging = Logging()
+    public var metrics = Metrics()
     /// Folder for the database and logs.
     public var dataDirectory = "./data"
     /// The model table, in configuration order.

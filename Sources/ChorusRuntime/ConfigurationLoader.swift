@@ -20,7 +20,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
 /// command-line flags, each overriding the one before.
 public enum ConfigurationLoader {
-    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "data_dir", "models"]
+    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "metrics", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
         "http": ["host", "port", "max_body_bytes", "cors_origins", "trusted_proxies", "backlog", "idle_timeout_seconds"],
         "auth": ["enabled", "registration", "default_role", "session_ttl_seconds", "bcrypt_cost", "bootstrap_admin_email", "cookie_secure"],
@@ -35,6 +35,7 @@ public enum ConfigurationLoader {
         "logging": ["level", "format"],
         "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds"],
         "files": ["max_bytes"],
+        "metrics": ["enabled"],
     ]
     static let modelKeys: Set<String> = [
         "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by", "upstream_streaming",
@@ -165,6 +166,7 @@ public enum ConfigurationLoader {
         config.tasks.eventRetentionSeconds = try values2.int("tasks.event_retention_seconds", range: 1...2_592_000) ?? config.tasks.eventRetentionSeconds
         config.tasks.requeueAfterSeconds = try values2.double("tasks.requeue_after_seconds", range: 1...86_400) ?? config.tasks.requeueAfterSeconds
         config.files.maxBytes = try values2.int("files.max_bytes", range: 1...1_073_741_824) ?? config.files.maxBytes
+        config.metrics.enabled = try values2.bool("metrics.enabled") ?? config.metrics.enabled
         config.logging.level = try values2.string("logging.level") ?? config.logging.level
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logging.level) else {
             throw ConfigurationError(key: "logging.level", problem: "expected one of trace, debug, info, notice, warning, error, critical; got `\(config.logging.level)`")

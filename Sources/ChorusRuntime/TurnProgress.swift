@@ -1,8 +1,4 @@
 import ChorusCore
-import ChorusProviders
-import ChorusStore
-import Logging
-import Metrics
 import Synchronization
 
 /// The answer so far, and when it was last checkpointed.
@@ -11,6 +7,17 @@ final class TurnProgress: Sendable {
         var output = CompletionOutput()
         var lastCheckpoint = ContinuousClock.now
         var checkpoint: Task<Void, Never>?
+        /// When the turn began, and when its last token arrived.
+        let began = ContinuousClock.now
+        var lastToken: ContinuousClock.Instant?
+    }
+
+    /// What one event meant: a checkpoint that is due, and for a token, the time since the one
+    /// before it (or, for the first, since the turn began).
+    struct Applied {
+        var checkpoint: CompletionOutput?
+        var sincePrevious: Duration?
+        var isFirstToken = false
     }
     private let state = Mutex(State())
     private let interval: Duration
@@ -24,15 +31,26 @@ final class TurnProgress: Sendable {
     /// Whether anything arrived (after which a failure can no longer be retried).
     var started: Bool { state.withLock { $0.output.started } }
 
-    /// Adds the event to the output. Returns the output to checkpoint when the interval has passed
-    /// since the last checkpoint and that one has been written (one lock per token).
-    func apply(_ event: ProviderEvent) -> CompletionOutput? {
+    /// Adds the event to the output. Gives the output to checkpoint when the interval has passed
+    /// since the last checkpoint and that one has been written, and the token's timing (one lock
+    /// per token).
+    func apply(_ event: ProviderEvent) -> Applied {
         let now = ContinuousClock.now
         return state.withLock { state in
             state.output.apply(event)
-            guard now - state.lastCheckpoint >= interval, state.checkpoint == nil else { return nil }
+            var applied = Applied()
+            switch event {
+            case .content, .reasoning, .refusal, .toolCalls:
+                applied.sincePrevious = now - (state.lastToken ?? state.began)
+                applied.isFirstToken = state.lastToken == nil
+                state.lastToken = now
+            case .logprobs, .metadata, .finish, .usage:
+                break
+            }
+            guard now - state.lastCheckpoint >= interval, state.checkpoint == nil else { return applied }
             state.lastCheckpoint = now
-            return state.output
+            applied.checkpoint = state.output
+            return applied
         }
     }
 

@@ -289,6 +289,16 @@ public struct SQLTaskStore: Sendable {
         }
     }
 
+    /// How many tasks are in each state, and how many dead letters are kept (for `/metrics`).
+    public func counts() async throws -> (byState: [String: Int], deadLetters: Int) {
+        var byState: [String: Int] = [:]
+        for row in try await backend.database.raw("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status").all() {
+            byState[try row.decode(column: "status", as: String.self)] = Int(try row.decode(column: "n", as: Int64.self))
+        }
+        let dead = try await backend.database.raw("SELECT COUNT(*) AS n FROM sys_dead_letters").first()
+        return (byState, Int(try dead?.decode(column: "n", as: Int64.self) ?? 0))
+    }
+
     public func deadLetters(limit: Int) async throws -> [DeadLetter] {
         try await backend.database.raw("SELECT * FROM sys_dead_letters ORDER BY created_at DESC LIMIT \(bind: limit)").all().map { row in
             DeadLetter(

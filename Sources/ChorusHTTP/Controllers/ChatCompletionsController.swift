@@ -132,7 +132,10 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         let cancelOnDisconnect = onDisconnect == .cancel
         let includeUsage = chat.includeUsage
         let logger = context.logger
+        let metrics = engine.metrics
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            metrics.streamOpened("sse")
+            defer { metrics.streamClosed("sse") }
             // A client that leaves makes a write fail (a token or a keep-alive). Hummingbird's
             // inbound-close handler is not used: after the body was read it can trap on a clean close.
             do {

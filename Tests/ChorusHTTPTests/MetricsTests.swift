@@ -1,0 +1,48 @@
+import ChorusCore
+import ChorusRuntime
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import ChorusHTTP
+
+/// `GET /metrics` after some traffic: the series Prometheus scrapes, with the values it caused.
+@Suite struct MetricsTests {
+    @Test func aScrapeShowsTheTrafficBefore() async throws {
+        try await Harness.run { h in
+            _ = try await h.chat("one [[fake tokens=4 reasoning=2]]", stream: true)
+            _ = try await h.chat("two [[fake tokens=3]]")
+            _ = try await h.chat("bad [[fake status=500]]")
+            let body = try await h.post("/v1/batches", json: #"{"prompt":"queued [[fake tokens=2]]","models":["fake"]}"#)
+            _ = try await h.waitForTask(try #require(try h.json(body)["task_ids"]?.arrayValue?.first?.stringValue))
+
+            let scrape = try await h.get("/metrics")
+            #expect(scrape.status == .ok)
+            #expect(scrape.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+            let text = String(buffer: scrape.body)
+            func value(_ series: String) -> Double? {
+                text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+            }
+            #expect(value(#"chorus_http_requests_total{route="/v1/chat/completions",method="POST",status="200"}"#) == 2)
+            #expect(value(#"chorus_http_requests_total{route="/v1/chat/completions",method="POST",status="502"}"#) == 1)
+            #expect(value(#"chorus_upstream_requests_total{model="fake"}"#) == 4)
+            #expect(value(#"chorus_upstream_errors_total{model="fake",kind="5xx"}"#) == 1)
+            // Two chats and the task: 6 + 3 + 2 completion tokens, 2 of them reasoning.
+            #expect(value(#"chorus_tokens_total{model="fake",kind="completion"}"#) == 11)
+            #expect(value(#"chorus_tokens_total{model="fake",kind="reasoning"}"#) == 2)
+            #expect(value(#"chorus_time_to_first_token_seconds_count{model="fake"}"#) == 3)
+            #expect((value(#"chorus_inter_token_seconds_count{model="fake"}"#) ?? 0) >= 8)
+            #expect(value(#"chorus_active_streams{kind="sse"}"#) == 0)
+            #expect(value(#"chorus_tasks{state="SUCCESS"}"#) == 1)
+            #expect(value(#"chorus_queue_depth{model="fake"}"#) != nil)
+            #expect(value("chorus_dead_letters") == 0)
+        }
+    }
+
+    @Test func theMetricsNeedTheirPermission() async throws {
+        #expect(AccessPolicy.requirement(method: .get, path: "/metrics") == .permission(.adminMetrics))
+        #expect(BuiltinRole.permissions["admin"]?.contains(.adminMetrics) == true)
+        #expect(BuiltinRole.permissions["user"]?.contains(.adminMetrics) == false)
+    }
+}
