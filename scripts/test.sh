@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-scripts/setup.sh --with-databases
+scripts/setup.sh --with-databases --with-browser
 
 echo "test: swift build --build-tests (debug)"
 swift build --build-tests || { echo "test: FAILED: swift build" >&2; exit 1; }
