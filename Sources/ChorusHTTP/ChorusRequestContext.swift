@@ -6,7 +6,8 @@ import NIOCore
 
 /// The per-request context: the request id every response carries, the client's address, and who
 /// is asking (set by `AuthMiddleware`). It also carries the WebSocket handler of an upgraded
-/// request, so one router serves HTTP and WebSocket routes.
+/// request, so one router serves HTTP and WebSocket routes, and the coders of the wire types
+/// (`request.decode(as:context:)`, handlers returning `ResponseEncodable`).
 public struct ChorusRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
@@ -28,6 +29,23 @@ public struct ChorusRequestContext: RequestContext, WebSocketRequestContext {
 
     /// The address of the TCP peer (a proxy, if there is one).
     public let peerIP: String
+
+    /// The largest body `request.decode(as:context:)` reads (413 beyond): 64 KiB, the accounts'
+    /// limit; a route with another limit decodes with `bodyLimit(_:)`.
+    public var maxUploadSize = 64 * 1024
+
+    /// JSON bodies into wire types, bad input as OpenAI-shaped 400s naming the field.
+    public var requestDecoder: ChorusRequestDecoder { ChorusRequestDecoder() }
+
+    /// Wire types as JSON bodies.
+    public var responseEncoder: ChorusResponseEncoder { ChorusResponseEncoder() }
+
+    /// This context with a body limit of `bytes` for `request.decode(as:context:)`.
+    func bodyLimit(_ bytes: Int) -> Self {
+        var context = self
+        context.maxUploadSize = bytes
+        return context
+    }
 
     /// The owner of what this request creates and lists.
     public var ownerID: String { principal?.userID ?? localOwnerID }

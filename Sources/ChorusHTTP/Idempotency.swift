@@ -21,7 +21,7 @@ struct Idempotency: Sendable {
     ) async throws -> Response {
         guard let key = request.headers[.idempotencyKey] else {
             let (status, json) = try await produce()
-            return try Self.response(status, json)
+            return Self.response(status, ByteBuffer(bytes: try json.encoded()))
         }
         guard !key.isEmpty, key.count <= 255 else {
             throw ChorusError.invalidRequest(message: "The Idempotency-Key header must be 1 to 255 characters.", param: "Idempotency-Key", code: "invalid_value")
@@ -35,7 +35,7 @@ struct Idempotency: Sendable {
         case .inFlight:
             throw ChorusError.idempotencyInFlight
         case .replay(let status, let stored):
-            var response = Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: stored)))
+            var response = Self.response(.init(code: status), ByteBuffer(string: stored))
             response.headers[.idempotentReplayed] = "true"
             return response
         case .proceed:
@@ -43,7 +43,7 @@ struct Idempotency: Sendable {
                 let (status, json) = try await produce()
                 let text = String(decoding: try json.encoded(), as: UTF8.self)
                 try await tasks.completeIdempotent(ownerID: ownerID, key: key, status: Int(status.code), body: text)
-                return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+                return Self.response(status, ByteBuffer(string: text))
             } catch {
                 try? await tasks.abandonIdempotent(ownerID: ownerID, key: key)
                 throw error
@@ -51,7 +51,9 @@ struct Idempotency: Sendable {
         }
     }
 
-    static func response(_ status: HTTPResponse.Status, _ json: JSONValue) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try json.encoded())))
+    /// A submission's answer, already JSON: written by `JSONWriter` (`JSONValue.encoded()`) on the
+    /// measured async path, or the stored text of a replay.
+    private static func response(_ status: HTTPResponse.Status, _ json: ByteBuffer) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: json))
     }
 }

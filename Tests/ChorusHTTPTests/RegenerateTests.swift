@@ -45,3 +45,15 @@ import Testing
         }
     }
 }
+
+@Suite struct ConversationSearchTests {
+    @Test func theListFiltersByTitle() async throws {
+        try await Harness.run { h in
+            _ = try await h.chat("Trip to Paris [[fake tokens=1]]")
+            _ = try await h.chat("Groceries [[fake tokens=1]]")
+            let found = try h.json(try await h.get("/v1/conversations?q=PARIS"))["data"]?.arrayValue ?? []
+            #expect(found.compactMap { $0["title"]?.stringValue } == ["Trip to Paris [[fake tokens=1]]"])
+            #expect(try h.json(try await h.get("/v1/conversations"))["data"]?.arrayValue?.count == 2)
+        }
+    }
+}

@@ -43,7 +43,7 @@ MAX_BODY_BYTES = 65536
 MAX_FILE_BYTES = 32768         # chat's own JSON limit: max(http.max_body_bytes, 4 x files.max_bytes)
 SESSION_TTL_S = 2
 USER_PERMISSIONS = {"chat", "conversations", "tasks", "files", "keys"}
-ALL_PERMISSIONS = USER_PERMISSIONS | {"admin:users", "admin:ops", "admin:audit", "admin:data"}
+ALL_PERMISSIONS = USER_PERMISSIONS | {"admin:users", "admin:ops", "admin:audit", "admin:data", "admin:metrics"}
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",

@@ -1,9 +1,7 @@
 import ChorusCore
 import ChorusRuntime
 import ChorusStore
-import Foundation
 import Hummingbird
-import NIOCore
 
 /// `/v1/auth` (register, login, logout, me, password) and `/v1/api-keys`.
 struct AuthController: Sendable {
@@ -21,30 +19,22 @@ struct AuthController: Sendable {
         router.delete("/v1/api-keys/:id", use: revokeKey)
     }
 
-    @Sendable func register(_ request: Request, context: ChorusRequestContext) async throws -> Response {
-        let body = try await JSONBody.read(request, limit: 64 * 1024)
-        let user = try await accounts.register(
-            email: try body.requiredString("email", maxLength: 254), password: try body.requiredString("password"),
-            name: try body.string("name", maxLength: 200), inviteCode: try body.string("invite_code", maxLength: 200))
-        return try .json(AccountJSON.user(user), status: .created)
+    @Sendable func register(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<UserObject> {
+        let body = try await request.decode(as: RegisterRequest.self, context: context)
+        let user = try await accounts.register(email: body.email, password: body.password, name: body.name, inviteCode: body.inviteCode)
+        return UserObject(user).uncached(.created)
     }
 
-    @Sendable func login(_ request: Request, context: ChorusRequestContext) async throws -> Response {
-        let body = try await JSONBody.read(request, limit: 64 * 1024)
-        let mode = try body.string("session") ?? "cookie"
-        guard mode == "cookie" || mode == "bearer" else {
-            throw ChorusError.invalidRequest(message: "'session' must be \"cookie\" or \"bearer\".", param: "session", code: "invalid_value")
+    @Sendable func login(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<SessionObject> {
+        let body = try await request.decode(as: LoginRequest.self, context: context)
+        let (user, token, expiresAt) = try await accounts.login(email: body.email, password: body.password)
+        var session = SessionObject(user: UserObject(user), expiresAt: expiresAt / 1000)
+        guard body.session == .cookie else {
+            session.token = token
+            return session.uncached()
         }
-        let (user, token, expiresAt) = try await accounts.login(email: try body.requiredString("email", maxLength: 254), password: try body.requiredString("password"))
-        var object: [String: JSONValue] = [
-            "object": .string("session"), "user": AccountJSON.user(user), "expires_at": AccountJSON.seconds(expiresAt),
-        ]
-        if mode == "bearer" {
-            object["token"] = .string(token)
-            return try .json(.object(object))
-        }
-        object["csrf_token"] = .string(Secrets.csrfToken(forSession: token))
-        var response = try Response.json(.object(object))
+        session.csrfToken = Secrets.csrfToken(forSession: token)
+        var response = session.uncached()
         response.setCookie(sessionCookie(token, maxAge: accounts.configuration.sessionTTLSeconds, context: context))
         return response
     }
@@ -61,35 +51,27 @@ struct AuthController: Sendable {
         return response
     }
 
-    @Sendable func me(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func me(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<MeObject> {
         if let principal = context.principal, principal.method == .disabled {
             let local = UserRecord(id: principal.userID, email: "local", name: "Local administrator (accounts are off)", passwordHash: "", role: principal.role, createdAt: 0, updatedAt: 0)
-            return try .json(.object([
-                "object": .string("me"), "user": AccountJSON.user(local),
-                "permissions": .array(principal.permissions.sorted().map { .string($0.rawValue) }), "auth": .string("disabled"),
-            ]))
+            return MeObject(user: UserObject(local), principal: principal).uncached()
         }
         guard let principal = context.principal, let user = try await accounts.store.user(id: principal.userID) else {
             throw ChorusError.unauthorized(message: "Not signed in.", code: "missing_credentials")
         }
-        var object: [String: JSONValue] = [
-            "object": .string("me"), "user": AccountJSON.user(user),
-            "permissions": .array(principal.permissions.sorted().map { .string($0.rawValue) }),
-            "auth": .string(principal.method.rawValue),
-        ]
-        if let keyID = principal.apiKeyID { object["api_key_id"] = .string(keyID) }
+        var csrfToken: String?
         if principal.viaCookie, let token = request.cookies[AuthMiddleware.sessionCookie]?.value {
-            object["csrf_token"] = .string(Secrets.csrfToken(forSession: token))
+            csrfToken = Secrets.csrfToken(forSession: token)
         }
-        return try .json(.object(object))
+        return MeObject(user: UserObject(user), principal: principal, csrfToken: csrfToken).uncached()
     }
 
     @Sendable func changePassword(_ request: Request, context: ChorusRequestContext) async throws -> Response {
         guard let principal = context.principal, principal.method != .disabled else {
             throw ChorusError.invalidRequest(message: "Accounts are turned off on this server.", param: nil, code: "auth_disabled")
         }
-        let body = try await JSONBody.read(request, limit: 64 * 1024)
-        try await accounts.changePassword(principal: principal, current: try body.requiredString("current_password"), new: try body.requiredString("new_password"))
+        let body = try await request.decode(as: PasswordChangeRequest.self, context: context)
+        try await accounts.changePassword(principal: principal, current: body.currentPassword, new: body.newPassword)
         return Response(status: .noContent, headers: [.cacheControl: "no-store"])
     }
 
@@ -105,35 +87,34 @@ struct AuthController: Sendable {
 
     // MARK: API keys
 
-    @Sendable func createKey(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func createKey(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<APIKeyObject> {
         guard let principal = context.principal, principal.method != .disabled else {
             throw ChorusError.invalidRequest(message: "Accounts are turned off on this server; no API key is needed.", param: nil, code: "auth_disabled")
         }
-        let body = try await JSONBody.read(request, limit: 64 * 1024)
+        let body = try await request.decode(as: APIKeyRequest.self, context: context)
         // A key never carries more than the credential that made it.
         let (key, secret) = try await accounts.createAPIKey(
-            userID: principal.userID, rolePermissions: principal.permissions, name: try body.string("name", maxLength: 200) ?? "key",
-            scopes: try body.permissions("scopes"), expiresInSeconds: try body.int("expires_in", range: 1...(10 * 365 * 86_400)),
-            tokenBudget: try body.int("token_budget", range: 0...Int(Int32.max) * 1000).map(Int64.init))
-        return try .json(AccountJSON.apiKey(key, secret: secret), status: .created)
+            userID: principal.userID, rolePermissions: principal.permissions, name: body.name,
+            scopes: body.scopes, expiresInSeconds: body.expiresIn, tokenBudget: body.tokenBudget)
+        return APIKeyObject(key, secret: secret).uncached(.created)
     }
 
-    @Sendable func listKeys(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func listKeys(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<ListObject<APIKeyObject>> {
         var userID = context.ownerID
         if let other = request.uri.queryParameters["user_id"].map(String.init), other != userID {
             try context.require(.adminUsers)
             userID = other
         }
         let keys = try await accounts.store.apiKeys(userID: userID)
-        return try .json(AccountJSON.list(keys.map { AccountJSON.apiKey($0) }))
+        return ListObject(keys.map { APIKeyObject($0) }).uncached()
     }
 
-    @Sendable func revokeKey(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func revokeKey(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<APIKeyObject> {
         let id = try context.parameters.require("id")
         let owner: String? = context.principal?.has(.adminUsers) == true ? nil : context.ownerID
         guard let key = try await accounts.store.revokeAPIKey(id: id, userID: owner, now: nowMilliseconds()) else {
             throw ChorusError.notFound(what: "API key", id: id)
         }
-        return try .json(AccountJSON.apiKey(key))
+        return APIKeyObject(key).uncached()
     }
 }

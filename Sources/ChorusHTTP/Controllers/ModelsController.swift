@@ -1,8 +1,6 @@
 import ChorusCore
 import ChorusRuntime
-import Foundation
 import Hummingbird
-import NIOCore
 
 /// `GET /v1/models` and `GET /v1/models/{id}`.
 struct ModelsController: Sendable {
@@ -15,22 +13,16 @@ struct ModelsController: Sendable {
         return routes
     }
 
-    struct ModelList: Encodable {
-        var object = "list"
-        var data: [ModelListing]
+    @Sendable func list(_ request: Request, context: ChorusRequestContext) async throws -> ListObject<ModelListing> {
+        ListObject(models.listings)
     }
 
-    @Sendable func list(_ request: Request, context: ChorusRequestContext) async throws -> Response {
-        try Self.json(ModelList(data: models.listings))
-    }
-
-    @Sendable func show(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func show(_ request: Request, context: ChorusRequestContext) async throws -> ModelListing {
         let id = try context.parameters.require("id")
         guard let listing = models.listings.first(where: { $0.id == id }) else { throw ChorusError.modelNotFound(id) }
-        return try Self.json(listing)
-    }
-
-    static func json(_ value: some Encodable) throws -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder.compact.encode(value))))
+        return listing
     }
 }
+
+/// `GET /v1/models` entries are sent as they are.
+extension ModelListing: ResponseEncodable {}

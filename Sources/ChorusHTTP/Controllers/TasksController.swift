@@ -126,16 +126,11 @@ struct TasksController<Store: ConversationStore>: Sendable {
         }
     }
 
-    @Sendable func showBatch(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func showBatch(_ request: Request, context: ChorusRequestContext) async throws -> BatchObject {
         let (batch, tasks) = try await service.batch(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
-        let done = tasks.allSatisfy(\.state.isTerminal)
-        return try Idempotency.response(.ok, .object([
-            "id": .string(batch.id), "object": .string("batch"),
-            "conversation_id": .string(batch.conversationID),
-            "status": .string(done ? "completed" : "in_progress"),
-            "created_at": .int(Int(batch.createdAt / 1000)),
-            "tasks": .array(tasks.map(TaskService<Store>.render)),
-        ]))
+        return BatchObject(
+            id: batch.id, conversationID: batch.conversationID, status: tasks.allSatisfy(\.state.isTerminal) ? "completed" : "in_progress",
+            createdAt: batch.createdAt / 1000, tasks: tasks.map { TaskObject(json: TaskService<Store>.render($0)) })
     }
 
     static func renderSubmission(_ batch: BatchRecord, _ tasks: [TaskRecord]) -> JSONValue {
@@ -199,14 +194,14 @@ struct TasksController<Store: ConversationStore>: Sendable {
         }
     }
 
-    @Sendable func showTask(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func showTask(_ request: Request, context: ChorusRequestContext) async throws -> TaskObject {
         let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
-        return try Idempotency.response(.ok, TaskService<Store>.render(task))
+        return TaskObject(json: TaskService<Store>.render(task))
     }
 
-    @Sendable func cancel(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+    @Sendable func cancel(_ request: Request, context: ChorusRequestContext) async throws -> TaskObject {
         let task = try await service.cancel(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
-        return try Idempotency.response(.ok, TaskService<Store>.render(task))
+        return TaskObject(json: TaskService<Store>.render(task))
     }
 
     /// SSE of the task's events: `id:` is the sequence number; `Last-Event-ID` (or `?after=`)

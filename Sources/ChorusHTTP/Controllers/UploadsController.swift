@@ -21,11 +21,13 @@ struct UploadsController<Store: ConversationStore>: Sendable {
         guard !files.isEmpty else {
             throw ChorusError.invalidRequest(message: "Missing required parameter: 'file'.", param: "file", code: "missing_required_parameter")
         }
-        var stored: [JSONValue] = []
+        var stored: [FileObject] = []
         for part in files {
-            stored.append(Self.render(try await store(part, ownerID: context.ownerID)))
+            stored.append(FileObject(try await store(part, ownerID: context.ownerID)))
         }
-        return try Idempotency.response(.ok, stored.count == 1 ? stored[0] : .object(["object": .string("list"), "data": .array(stored)]))
+        // One file is answered with its object, several with a list.
+        if stored.count == 1 { return try stored[0].response(from: request, context: context) }
+        return try ListObject(stored).response(from: request, context: context)
     }
 
     /// The Async-Chat form: every named model answers the prompt as one task.
@@ -89,14 +91,6 @@ struct UploadsController<Store: ConversationStore>: Sendable {
             throw ChorusError.invalidRequest(message: "Expected a multipart/form-data body with a boundary.", param: nil, code: "invalid_content_type")
         }
         return try MultipartForm.parse(Array(body.readableBytesView), boundary: boundary)
-    }
-
-    static func render(_ file: StoredFile) -> JSONValue {
-        .object([
-            "id": .string(file.id), "object": .string("file"), "filename": .string(file.filename),
-            "bytes": .int(file.size), "content_type": .string(file.contentType), "sha256": .string(file.sha256),
-            "created_at": .int(Int(file.createdAt / 1000)),
-        ])
     }
 }
 
