@@ -7,6 +7,7 @@ func chorusSwiftSettings() -> [SwiftSetting] {
         .swiftLanguageMode(.v6),
         .enableUpcomingFeature("ExistentialAny"),
         .enableUpcomingFeature("MemberImportVisibility"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
     ]
 }
 

@@ -1,11 +1,11 @@
 import ChorusCore
 import ChorusHTTP
 import ChorusProviders
-import ChorusRuntime
-import ChorusStore
-import Hummingbird
-import Logging
-import ServiceLifecycle
+public import ChorusRuntime
+public import ChorusStore
+public import Hummingbird
+public import Logging
+public import ServiceLifecycle
 
 /// The parts of Chorus that every shape builds the same way on its own database, queue and event
 /// bus: the chat engine, the task handlers, the task service, workers and the HTTP routes.

@@ -1,13 +1,13 @@
 import ChorusCore
 import ChorusHTTP
-import ChorusProviders
-import ChorusRedis
-import ChorusRuntime
-import ChorusStore
-import Foundation
-import Hummingbird
-import Logging
-import ServiceLifecycle
+public import ChorusProviders
+public import ChorusRedis
+public import ChorusRuntime
+public import ChorusStore
+public import Foundation
+public import Hummingbird
+public import Logging
+public import ServiceLifecycle
 
 /// `chorus gateway`: the stateless HTTP API over PostgreSQL and Redis. Any number run side by side.
 public func buildGatewayApplication(

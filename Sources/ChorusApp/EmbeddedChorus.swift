@@ -1,11 +1,11 @@
 import ChorusCore
 import ChorusHTTP
-import ChorusProviders
-import ChorusRuntime
-import ChorusStore
-import Foundation
-import Hummingbird
-import Logging
+public import ChorusProviders
+public import ChorusRuntime
+public import ChorusStore
+public import Foundation
+public import Hummingbird
+public import Logging
 import ServiceLifecycle
 
 /// `chorus serve`: SQLite, the model table with its local model servers, the in-process queue and

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import ChorusCore
-import ChorusProviders
-import ChorusRuntime
+public import ChorusProviders
+public import ChorusRuntime
 import NIOCore
 
 extension UpstreamClients {

@@ -1,4 +1,4 @@
-import Crypto
+public import Crypto
 
 /// SHA-256 as lowercase hex, for upload digests, idempotency fingerprints, ETags and the stored
 /// form of high-entropy secrets (API keys, session tokens). swift-crypto computes it.

@@ -1,6 +1,6 @@
-import ChorusCore
-import Hummingbird
-import HummingbirdWebSocket
+public import ChorusCore
+public import Hummingbird
+public import HummingbirdWebSocket
 import Logging
 import NIOCore
 

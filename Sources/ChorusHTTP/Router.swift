@@ -1,9 +1,9 @@
 import ChorusCore
-import ChorusRuntime
-import ChorusStore
-import Hummingbird
+public import ChorusRuntime
+public import ChorusStore
+public import Hummingbird
 import NIOCore
-import SQLKit
+public import SQLKit
 
 /// The routes of the HTTP API, shared by every shape of Chorus.
 public func buildRouter<Store: ConversationStore>(

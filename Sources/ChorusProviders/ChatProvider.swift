@@ -1,4 +1,4 @@
-import ChorusCore
+public import ChorusCore
 
 /// One upstream call, in OpenAI terms. `body` is the request as it goes upstream, minus `model`
 /// and `stream`, which the provider sets.

@@ -1,15 +1,15 @@
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 import AsyncHTTPClient
 import ChorusCore
 import Foundation
-import Logging
+public import Logging
 import NIOCore
 import NIOHTTP1
-import ServiceLifecycle
+public import ServiceLifecycle
 import Synchronization
 
 /// How to run one local model server.

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
-import ChorusCore
+public import ChorusCore
 import Foundation
-import Logging
+public import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization

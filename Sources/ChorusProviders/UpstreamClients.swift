@@ -1,4 +1,4 @@
-import AsyncHTTPClient
+public import AsyncHTTPClient
 import Synchronization
 
 /// The HTTP clients every upstream call goes through.

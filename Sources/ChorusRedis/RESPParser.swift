@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// An incremental RESP2/RESP3 reply parser.
 ///

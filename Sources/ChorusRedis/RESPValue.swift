@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// One reply from Redis, in RESP2 or RESP3.
 ///

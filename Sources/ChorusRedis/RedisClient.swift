@@ -1,7 +1,7 @@
-import Logging
-import NIOCore
-import NIOPosix
-import ServiceLifecycle
+public import Logging
+public import NIOCore
+public import NIOPosix
+public import ServiceLifecycle
 import Synchronization
 
 /// The Redis client Chorus uses: a small set of shared, pipelined connections plus a bounded set

@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// One argument of a command: text (sent as its UTF-8 bytes) or raw bytes.
 public enum RedisArgument: Sendable, Hashable {

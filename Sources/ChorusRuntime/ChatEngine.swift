@@ -1,7 +1,7 @@
-import ChorusCore
+public import ChorusCore
 import ChorusProviders
-import ChorusStore
-import Logging
+public import ChorusStore
+public import Logging
 import Synchronization
 
 /// Runs one chat turn: commits the user message, rebuilds history from the database, calls the

@@ -1,7 +1,7 @@
 import ChorusCore
 import ChorusProviders
 import Configuration
-import Foundation
+public import Foundation
 import Yams
 
 /// A configuration problem, reported at start with the key that is wrong.

@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 
 /// One JSON object per line on standard error: `{"ts","level","label","msg",…metadata}`.
 public struct JSONLogHandler: LogHandler {

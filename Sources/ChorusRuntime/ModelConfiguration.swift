@@ -1,5 +1,5 @@
-import ChorusCore
-import ChorusProviders
+public import ChorusCore
+public import ChorusProviders
 import ChorusStore
 
 /// One entry of the model table.

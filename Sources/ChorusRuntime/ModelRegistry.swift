@@ -1,6 +1,6 @@
-import ChorusCore
-import ChorusProviders
-import Logging
+public import ChorusCore
+public import ChorusProviders
+public import Logging
 
 /// The model table: a model name to the provider that serves it.
 public struct ModelRegistry: Sendable {

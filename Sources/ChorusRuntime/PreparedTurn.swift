@@ -1,5 +1,5 @@
-import ChorusCore
-import ChorusProviders
+public import ChorusCore
+public import ChorusProviders
 import ChorusStore
 import Logging
 import Metrics

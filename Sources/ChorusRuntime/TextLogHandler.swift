@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 
 /// swift-log's `StreamLogHandler` (standard error by default), writing the same lines, except that
 /// its metadata is formatted when a line is written rather than every time a key is set.

@@ -1,5 +1,5 @@
 import ChorusCore
-import Logging
+public import Logging
 import SQLKit
 
 /// Applies the versioned migrations that the database has not seen yet, each in its own transaction.

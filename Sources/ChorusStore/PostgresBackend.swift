@@ -1,10 +1,10 @@
 import ChorusCore
 import Foundation
-import Logging
+public import Logging
 import PostgresKit
 import PostgresNIO
-import SQLKit
-import ServiceLifecycle
+public import SQLKit
+public import ServiceLifecycle
 import Synchronization
 
 /// PostgreSQL through PostgresNIO's `PostgresClient`: a bounded pool of connections.

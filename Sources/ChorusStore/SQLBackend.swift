@@ -1,4 +1,4 @@
-import SQLKit
+public import SQLKit
 import Synchronization
 
 /// A SQL database that Chorus's repositories run on: SQLite (embedded) or PostgreSQL (distributed).

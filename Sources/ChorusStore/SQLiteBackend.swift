@@ -1,7 +1,7 @@
-import Logging
+public import Logging
 import NIOCore
 import NIOPosix
-import SQLKit
+public import SQLKit
 import SQLiteKit
 import Synchronization
 

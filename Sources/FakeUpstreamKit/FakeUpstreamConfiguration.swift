@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 
 /// How a fake upstream listens and what it answers by default.
 public struct FakeUpstreamConfiguration: Sendable {

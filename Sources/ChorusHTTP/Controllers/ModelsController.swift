@@ -1,6 +1,6 @@
 import ChorusCore
 import ChorusRuntime
-import Hummingbird
+public import Hummingbird
 
 /// `GET /v1/models` and `GET /v1/models/{id}`.
 struct ModelsController: Sendable {

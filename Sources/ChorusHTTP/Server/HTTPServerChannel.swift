@@ -1,5 +1,5 @@
-import Hummingbird
-import HummingbirdCore
+public import Hummingbird
+public import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore

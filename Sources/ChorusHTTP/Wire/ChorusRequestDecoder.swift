@@ -1,6 +1,6 @@
 import ChorusCore
 import Foundation
-import Hummingbird
+public import Hummingbird
 import NIOCore
 
 /// Decodes a JSON request body into a wire type (`request.decode(as:context:)`), failing the way

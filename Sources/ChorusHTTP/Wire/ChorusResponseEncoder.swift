@@ -1,6 +1,6 @@
 import Foundation
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 import NIOCore
 
 /// Encodes a handler's `ResponseEncodable` wire type as the body of a 200: compact JSON with `/`

@@ -1,7 +1,7 @@
-import ChorusCore
-import ChorusStore
-import Logging
-import ServiceLifecycle
+public import ChorusCore
+public import ChorusStore
+public import Logging
+public import ServiceLifecycle
 import Synchronization
 
 /// The audit log's writer: requests append entries in memory, and one transaction a second writes

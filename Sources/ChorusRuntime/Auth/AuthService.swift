@@ -1,8 +1,8 @@
-import ChorusCore
-import ChorusStore
+public import ChorusCore
+public import ChorusStore
 import Foundation
 import HummingbirdBcrypt
-import Logging
+public import Logging
 import NIOPosix
 import Synchronization
 

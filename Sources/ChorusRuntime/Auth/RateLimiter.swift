@@ -1,5 +1,5 @@
-import ChorusCore
-import ChorusRedis
+public import ChorusCore
+public import ChorusRedis
 import Synchronization
 
 /// One counter of a rate limit check: `perMinute` units refill continuously over a minute

@@ -1,6 +1,6 @@
 import ChorusCore
-import ChorusRedis
-import ChorusStore
+public import ChorusRedis
+public import ChorusStore
 
 /// The accounts version shared by every gateway and worker: a random value in Redis that each
 /// change to accounts replaces. Random rather than a counter, so that a Redis that lost its data

@@ -1,6 +1,6 @@
-import ChorusStore
+public import ChorusStore
 import Foundation
-import Logging
+public import Logging
 
 /// Accounts, rate limits and the audit log, as one shape of Chorus needs them.
 public struct Security: Sendable {

@@ -1,6 +1,6 @@
-import ChorusCore
+public import ChorusCore
 import CoreMetrics
-import Prometheus
+public import Prometheus
 import Synchronization
 
 /// Chorus's metrics, through swift-metrics into one Prometheus registry that `GET /metrics`

@@ -1,5 +1,5 @@
-import ChorusCore
-import ChorusStore
+public import ChorusCore
+public import ChorusStore
 
 /// `chat`: one model's answer in a conversation (a batch is one of these per model).
 public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {

@@ -1,5 +1,5 @@
-import ChorusCore
-import ChorusStore
+public import ChorusCore
+public import ChorusStore
 
 /// `conversation.export`: a conversation as Markdown or JSON.
 public struct ConversationExportHandler<Store: ConversationStore>: TaskHandler {

@@ -1,4 +1,4 @@
-import ChorusCore
+public import ChorusCore
 
 /// The embedded event bus: each task's events in memory, replayed to late followers and pushed to
 /// live ones; an ended task's events are dropped after their expiry.

@@ -1,4 +1,4 @@
-import ChorusCore
+public import ChorusCore
 
 /// The embedded queue: same semantics as Redis Streams (per-model queues, pending entries,
 /// redelivery counts, dead letters), with the database as its memory — the reconciler re-queues

@@ -1,6 +1,6 @@
-import ChorusCore
-import ChorusRedis
-import Logging
+public import ChorusCore
+public import ChorusRedis
+public import Logging
 import Synchronization
 
 /// Task events in Redis: one stream per task (`chorus:events:<task>`) whose entry ids are

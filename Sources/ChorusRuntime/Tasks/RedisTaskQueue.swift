@@ -1,6 +1,6 @@
-import ChorusCore
-import ChorusRedis
-import Logging
+public import ChorusCore
+public import ChorusRedis
+public import Logging
 
 /// The distributed queue: one Redis stream per model (`chorus:queue:<model>`), one consumer group
 /// (`workers`) per stream. An entry names a task (`task_id`); it is acknowledged and deleted when

@@ -1,4 +1,4 @@
-import ChorusCore
+public import ChorusCore
 import ChorusStore
 
 /// What a running task can tell the world.

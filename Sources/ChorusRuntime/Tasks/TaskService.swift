@@ -1,8 +1,8 @@
-import ChorusCore
+public import ChorusCore
 import ChorusProviders
-import ChorusStore
+public import ChorusStore
 import Foundation
-import Logging
+public import Logging
 
 /// Accepts asynchronous work: writes it to the database (the source of truth) first, then names
 /// it on its queue. If the queue is down the task still counts as accepted: the reconciler

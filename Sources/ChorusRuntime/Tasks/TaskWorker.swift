@@ -1,8 +1,8 @@
 import ChorusCore
-import ChorusStore
+public import ChorusStore
 import Foundation
-import Logging
-import ServiceLifecycle
+public import Logging
+public import ServiceLifecycle
 import Synchronization
 
 /// Consumes the queues, claims tasks in the database, runs their handlers, publishes their
