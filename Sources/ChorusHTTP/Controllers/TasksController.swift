@@ -255,31 +255,3 @@ struct TasksController<Store: ConversationStore>: Sendable {
         }
     }
 }
-
-/// The events of one task for a follower (SSE or WebSocket): from the bus, or — once the bus has
-/// forgotten an ended task — one final event made from the stored result.
-struct TaskEventFeed<Store: ConversationStore>: Sendable {
-    let service: TaskService<Store>
-
-    func follow(_ task: TaskRecord, after: Int, keepAlive: Duration? = nil) async throws -> TaskFollower {
-        if task.state.isTerminal, try await service.bus.lastSequence(taskID: task.id) == 0 {
-            let final = TaskEvent(seq: 1, taskID: task.id, kind: task.state == .success ? .finish : .error, data: task.state == .success ? task.result : task.error)
-            return .finished(with: after < 1 ? [final] : [])
-        }
-        return service.bus.follow(taskID: task.id, after: after, keepAlive: keepAlive)
-    }
-}
-
-/// What may be uploaded, and how a stored file reaches a model.
-enum FileRules {
-    static let imageTypes: Set<String> = ["image/png", "image/jpeg", "image/gif", "image/webp"]
-    static let textTypes: Set<String> = ["text/plain", "text/markdown", "text/csv", "application/json"]
-
-    static func contentPart(for file: StoredFile) -> JSONValue {
-        if imageTypes.contains(file.contentType) {
-            let url = "data:\(file.contentType);base64,\(Data(file.content).base64EncodedString())"
-            return .object(["type": .string("image_url"), "image_url": .object(["url": .string(url)])])
-        }
-        return .object(["type": .string("text"), "text": .string("Attached file \(file.filename):\n\(String(decoding: file.content, as: UTF8.self))")])
-    }
-}
