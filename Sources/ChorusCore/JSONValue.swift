@@ -118,7 +118,7 @@ extension JSONValue {
 
     /// Encodes this value as compact JSON (keys sorted, `/` unescaped) with `JSONWriter`: this
     /// runs for every stored task parameter, event and upstream request body, where going
-    /// through `JSONEncoder` cost several percent of a gateway's CPU.
+    /// through `JSONEncoder` showed in a gateway's profile.
     public func encoded() throws -> Data {
         var writer = JSONWriter()
         writer.value(self)

@@ -8,9 +8,9 @@ import Synchronization
 /// (`HTTPClient.Task.fail(reason:)`), which is how the stream's deadlines end it.
 ///
 /// Backpressure: a part stays unacknowledged until `next()` takes it, so the connection reads
-/// at most one part ahead of the reader. (Acknowledging up to four on arrival saved a promise
-/// resolved across threads per token, about 2 % of the relay's CPU, but the parts waiting kept
-/// their read buffers: about 5 KB more per stream at 9,900 streams.)
+/// at most one part ahead of the reader. (Acknowledging several on arrival saves a promise
+/// resolved across threads per token, but the parts waiting keep their read buffers: more memory
+/// per stream; bench/results/HISTORY.md has the figures.)
 final class StreamedResponse: HTTPClientResponseDelegate, Sendable {
     typealias Response = Void
 

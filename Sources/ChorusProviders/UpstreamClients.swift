@@ -6,7 +6,7 @@ import Synchronization
 /// async-http-client keeps one connection pool per host, and its state machine copies the
 /// pool's whole connection list on each connection event: a connect, a request, a release. With
 /// N streams to one HTTP/1.1 upstream (a vLLM or llama.cpp server), every event costs O(N) copies
-/// and retains. At 9,900 streams that was about a sixth of Chorus's CPU, and new streams waited
+/// and retains: with thousands of streams, a large part of Chorus's CPU, and new streams waited
 /// in the accept queue behind it. So Chorus spreads its calls over several clients with small
 /// pools. A call takes the first client with fewer than `shardSize` calls in flight. Light
 /// traffic then stays on the first client and reuses its warm connections (a cloud API's TLS

@@ -5,7 +5,7 @@ public import Logging
 ///
 /// `StreamLogHandler` formats all of its metadata into one string whenever a key changes, and the
 /// request path sets several on every request (Hummingbird's `hb.request.*`, Chorus's
-/// `request_id`), almost always to log nothing: that was about 1.5 % of `chorus serve`'s CPU.
+/// `request_id`), almost always to log nothing.
 public struct TextLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
