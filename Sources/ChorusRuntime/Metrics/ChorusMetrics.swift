@@ -9,12 +9,56 @@ import Synchronization
 public final class ChorusMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: any MetricsFactory
-    /// Timers and counters by label and dimensions, made once (making one takes the registry's lock).
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let meters = Mutex<[String: CoreMetrics.Meter]>([:])
+    /// false: every method returns at once (nothing looked up, nothing recorded).
+    let enabled: Bool
+    /// Handles made once and found again by a hashed key (making one takes the registry's lock).
+    private let http = Mutex<[HTTPKey: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
+    private let perModel = Mutex<[String: ModelMetrics]>([:])
+    private let others = Mutex<[String: CoreMetrics.Meter]>([:])
+    private let storeFailures: CoreMetrics.Counter
 
-    /// - Parameter enabled: false records nothing (every handler is swift-metrics' no-op one).
+    private struct HTTPKey: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
+
+    /// One model's series.
+    final class ModelMetrics: Sendable {
+        let firstToken: CoreMetrics.Timer
+        let gaps: CoreMetrics.Timer
+        let requests: CoreMetrics.Counter
+        let retries: CoreMetrics.Counter
+        let prompt, completion, reasoning: CoreMetrics.Counter
+        private let errors: Mutex<[String: CoreMetrics.Counter]>
+        private let model: String
+        private let factory: any MetricsFactory
+
+        init(model: String, factory: any MetricsFactory) {
+            let dimensions = [("model", model)]
+            firstToken = CoreMetrics.Timer(label: "chorus_time_to_first_token_seconds", dimensions: dimensions, factory: factory)
+            gaps = CoreMetrics.Timer(label: "chorus_inter_token_seconds", dimensions: dimensions, factory: factory)
+            requests = CoreMetrics.Counter(label: "chorus_upstream_requests_total", dimensions: dimensions, factory: factory)
+            retries = CoreMetrics.Counter(label: "chorus_upstream_retries_total", dimensions: dimensions, factory: factory)
+            prompt = CoreMetrics.Counter(label: "chorus_tokens_total", dimensions: dimensions + [("kind", "prompt")], factory: factory)
+            completion = CoreMetrics.Counter(label: "chorus_tokens_total", dimensions: dimensions + [("kind", "completion")], factory: factory)
+            reasoning = CoreMetrics.Counter(label: "chorus_tokens_total", dimensions: dimensions + [("kind", "reasoning")], factory: factory)
+            errors = Mutex([:])
+            self.model = model
+            self.factory = factory
+        }
+
+        func error(_ kind: String) -> CoreMetrics.Counter {
+            errors.withLock { errors in
+                if let counter = errors[kind] { return counter }
+                let counter = CoreMetrics.Counter(label: "chorus_upstream_errors_total", dimensions: [("model", model), ("kind", kind)], factory: factory)
+                errors[kind] = counter
+                return counter
+            }
+        }
+    }
+
+    /// - Parameter enabled: false records nothing.
     public init(enabled: Bool = true) {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -23,6 +67,8 @@ public final class ChorusMetrics: Sendable {
         factory.durationHistogramBuckets["chorus_inter_token_seconds"] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5].map { .milliseconds(Int64($0 * 1000)) }
         self.registry = registry
         self.factory = enabled ? factory : NOOPMetricsHandler.instance
+        self.enabled = enabled
+        self.storeFailures = CoreMetrics.Counter(label: "chorus_answer_store_failures_total", dimensions: [], factory: self.factory)
     }
 
     /// The registry in Prometheus's text format.
@@ -30,29 +76,18 @@ public final class ChorusMetrics: Sendable {
         registry.emitToBuffer()
     }
 
-    func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
-        let key = Self.key(label, dimensions)
-        return timers.withLock { timers in
-            if let timer = timers[key] { return timer }
-            let timer = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
-            timers[key] = timer
-            return timer
+    func model(_ name: String) -> ModelMetrics {
+        perModel.withLock { models in
+            if let metrics = models[name] { return metrics }
+            let metrics = ModelMetrics(model: name, factory: factory)
+            models[name] = metrics
+            return metrics
         }
     }
 
-    func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let key = Self.key(label, dimensions)
-        return counters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
-            counters[key] = counter
-            return counter
-        }
-    }
-
-    func meter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Meter {
-        let key = Self.key(label, dimensions)
-        return meters.withLock { meters in
+    private func meter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Meter {
+        let key = dimensions.reduce(label) { $0 + "\u{1}" + $1.0 + "=" + $1.1 }
+        return others.withLock { meters in
             if let meter = meters[key] { return meter }
             let meter = CoreMetrics.Meter(label: label, dimensions: dimensions, factory: factory)
             meters[key] = meter
@@ -60,63 +95,82 @@ public final class ChorusMetrics: Sendable {
         }
     }
 
-    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.reduce(label) { $0 + "\u{1}" + $1.0 + "=" + $1.1 }
-    }
-
     // MARK: What Chorus records
 
     /// An HTTP request, by route template (not the raw path: ids would explode the series).
     public func httpRequest(route: String, method: String, status: Int, duration: Duration) {
-        counter("chorus_http_requests_total", [("route", route), ("method", method), ("status", String(status))]).increment()
-        timer("chorus_http_request_duration_seconds", [("route", route), ("method", method)]).recordNanoseconds(duration.nanoseconds)
+        guard enabled else { return }
+        let key = HTTPKey(route: route, method: method, status: status)
+        let (counter, timer) = http.withLock { handles in
+            if let pair = handles[key] { return pair }
+            let pair = (
+                CoreMetrics.Counter(label: "chorus_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory),
+                CoreMetrics.Timer(label: "chorus_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory))
+            handles[key] = pair
+            return pair
+        }
+        counter.increment()
+        timer.recordNanoseconds(duration.nanoseconds)
     }
 
-    public func firstToken(model: String, after duration: Duration) {
-        timer("chorus_time_to_first_token_seconds", [("model", model)]).recordNanoseconds(duration.nanoseconds)
+    public func firstToken(model name: String, after duration: Duration) {
+        guard enabled else { return }
+        model(name).firstToken.recordNanoseconds(duration.nanoseconds)
     }
 
     /// The gaps between tokens of one model: a turn keeps it and records each gap.
-    public func tokenGaps(model: String) -> TokenGaps {
-        TokenGaps(timer: timer("chorus_inter_token_seconds", [("model", model)]))
+    public func tokenGaps(model name: String) -> TokenGaps {
+        TokenGaps(timer: enabled ? model(name).gaps : nil)
     }
 
     public struct TokenGaps: Sendable {
-        let timer: CoreMetrics.Timer
+        let timer: CoreMetrics.Timer?
 
-        public func record(_ gap: Duration) { timer.recordNanoseconds(gap.nanoseconds) }
+        public func record(_ gap: Duration) { timer?.recordNanoseconds(gap.nanoseconds) }
     }
 
-    public func tokens(model: String, usage: Usage) {
-        counter("chorus_tokens_total", [("model", model), ("kind", "prompt")]).increment(by: usage.promptTokens)
-        counter("chorus_tokens_total", [("model", model), ("kind", "completion")]).increment(by: usage.completionTokens)
+    public func tokens(model name: String, usage: Usage) {
+        guard enabled else { return }
+        let metrics = model(name)
+        metrics.prompt.increment(by: usage.promptTokens)
+        metrics.completion.increment(by: usage.completionTokens)
         if let reasoning = usage.completionTokensDetails?["reasoning_tokens"]?.intValue {
-            counter("chorus_tokens_total", [("model", model), ("kind", "reasoning")]).increment(by: reasoning)
+            metrics.reasoning.increment(by: reasoning)
         }
     }
 
     /// One call to a model's upstream, and how it failed if it did.
-    public func upstreamCall(model: String, error: (any Error)?) {
-        counter("chorus_upstream_requests_total", [("model", model)]).increment()
-        guard let error else { return }
-        counter("chorus_upstream_errors_total", [("model", model), ("kind", Self.kind(of: error))]).increment()
+    public func upstreamCall(model name: String, error: (any Error)?) {
+        guard enabled else { return }
+        let metrics = model(name)
+        metrics.requests.increment()
+        if let error { metrics.error(Self.kind(of: error)).increment() }
     }
 
-    public func retry(model: String) {
-        counter("chorus_upstream_retries_total", [("model", model)]).increment()
+    public func retry(model name: String) {
+        guard enabled else { return }
+        model(name).retries.increment()
     }
 
     /// A complete answer that could not be stored (its client got it all the same).
     public func answerNotStored() {
-        counter("chorus_answer_store_failures_total", []).increment()
+        storeFailures.increment()
     }
 
-    /// Streams open now: `sse` (chat completions, task events) or `websocket`.
-    public func streamOpened(_ kind: String) { meter("chorus_active_streams", [("kind", kind)]).increment() }
-    public func streamClosed(_ kind: String) { meter("chorus_active_streams", [("kind", kind)]).decrement() }
+    /// Streams open now: `sse` (chat completions) or `websocket`.
+    public func streamOpened(_ kind: String) {
+        guard enabled else { return }
+        meter("chorus_active_streams", [("kind", kind)]).increment()
+    }
+
+    public func streamClosed(_ kind: String) {
+        guard enabled else { return }
+        meter("chorus_active_streams", [("kind", kind)]).decrement()
+    }
 
     /// Gauges read at scrape time (queues, tasks by state, dead letters).
     public func set(_ label: String, _ dimensions: [(String, String)], to value: Int) {
+        guard enabled else { return }
         meter(label, dimensions).set(value)
     }
 
