@@ -95,15 +95,17 @@ public enum ConfigurationLoader {
         }
         try checkKeys(document)
 
-        var values: [AbsoluteConfigKey: ConfigValue] = [:]
-        flatten(document, prefix: [], into: &values)
-        let envValues = environmentValues(environment)
         var overrideValues: [AbsoluteConfigKey: ConfigValue] = [:]
         for (key, value) in overrides { overrideValues[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(.string(value), isSecret: false) }
+        // Flags, then `CHORUS_*` variables (`CHORUS_HTTP_PORT` for `http.port`), then the file:
+        // swift-configuration's own environment provider and YAML snapshot.
+        let file: any ConfigProvider = document.isEmpty
+            ? InMemoryProvider(name: "file", values: [:])
+            : try YAMLTextProvider(text: yaml, name: "file")
         let reader = ConfigReader(providers: [
             InMemoryProvider(name: "flags", values: overrideValues),
-            InMemoryProvider(name: "environment", values: envValues),
-            InMemoryProvider(name: "file", values: values),
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "chorus"),
+            file,
         ])
         let values2 = Values(reader: reader)
 
@@ -272,37 +274,6 @@ public enum ConfigurationLoader {
             }
         }
     }
-
-    private static func flatten(_ value: Any, prefix: [String], into values: inout [AbsoluteConfigKey: ConfigValue]) {
-        switch value {
-        case let mapping as [String: Any]:
-            for (key, child) in mapping { flatten(child, prefix: prefix + [key], into: &values) }
-        case let array as [Any]:
-            values[AbsoluteConfigKey(prefix)] = ConfigValue(.stringArray(array.map { "\($0)" }), isSecret: false)
-        case is NSNull:
-            break
-        default:
-            values[AbsoluteConfigKey(prefix)] = ConfigValue(.string("\(value)"), isSecret: false)
-        }
-    }
-
-    /// `CHORUS_HTTP_PORT=9000` → `http.port`. Longest known section wins, so `CHORUS_DATA_DIR` is `data_dir`.
-    private static func environmentValues(_ environment: [String: String]) -> [AbsoluteConfigKey: ConfigValue] {
-        var values: [AbsoluteConfigKey: ConfigValue] = [:]
-        for (name, value) in environment where name.hasPrefix("CHORUS_") {
-            let rest = name.dropFirst("CHORUS_".count).lowercased()
-            if rest == "data_dir" {
-                values[AbsoluteConfigKey(["data_dir"])] = ConfigValue(.string(value), isSecret: false)
-                continue
-            }
-            for (section, keys) in sectionKeys {
-                for key in keys where rest == "\(section)_\(key)" {
-                    values[AbsoluteConfigKey([section, key])] = ConfigValue(.string(value), isSecret: false)
-                }
-            }
-        }
-        return values
-    }
 }
 
 /// Typed reads that fail with the key's name instead of silently falling back to a default.
@@ -321,10 +292,11 @@ struct Values {
     }
 
     func string(_ dotted: String) throws -> String? {
+        if let value = reader.string(forKey: key(dotted)) { return value }
         if let array = reader.stringArray(forKey: key(dotted)) {
             throw ConfigurationError(key: dotted, problem: "expected a single value, got a list \(array)")
         }
-        return reader.string(forKey: key(dotted))
+        return nil
     }
 
     func stringArray(_ dotted: String) throws -> [String]? {
@@ -337,7 +309,9 @@ struct Values {
 
     /// A list, or (from the environment) a comma-separated string.
     func list(_ dotted: String) throws -> [String]? {
-        if let array = reader.stringArray(forKey: key(dotted)) { return array }
+        if let array = reader.stringArray(forKey: key(dotted)) {
+            return array.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         return reader.string(forKey: key(dotted)).map { text in
             text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }

@@ -83,4 +83,18 @@ import Testing
             try ConfigurationLoader.parse(yaml: "", environment: ["CHORUS_HTTP_PORT": "x"])
         }
     }
+
+    /// Lists from the file or from one comma-separated variable; a list where one value belongs,
+    /// or one value where a list belongs, names the key; `data_dir` from `CHORUS_DATA_DIR`.
+    @Test func listsAndSingleValuesFromFileAndEnvironment() throws {
+        let fromFile = try ConfigurationLoader.parse(yaml: "http:\n  cors_origins: [https://a.example, https://b.example]\n")
+        #expect(fromFile.http.corsOrigins == ["https://a.example", "https://b.example"])
+        let fromEnvironment = try ConfigurationLoader.parse(yaml: "", environment: ["CHORUS_HTTP_CORS_ORIGINS": "https://a.example, https://b.example", "CHORUS_DATA_DIR": "/srv/chorus"])
+        #expect(fromEnvironment.http.corsOrigins == ["https://a.example", "https://b.example"])
+        #expect(fromEnvironment.dataDirectory == "/srv/chorus")
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.parse(yaml: "http:\n  port: [1, 2]\n") }
+        #expect(throws: ConfigurationError(key: "http.idle_timeout_seconds", problem: "expected a number, got `soon`")) {
+            try ConfigurationLoader.parse(yaml: "http:\n  idle_timeout_seconds: soon\n")
+        }
+    }
 }
