@@ -16,7 +16,8 @@ public func buildRouter<Store: ConversationStore>(
     router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
     router.middlewares.add(AuthMiddleware(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
-        trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit))
+        trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit,
+        metricsScrapeToken: configuration.metrics.scrapeToken))
     WebController(assets: .shared).addRoutes(to: router)
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

@@ -7,6 +7,9 @@ public struct ChorusConfiguration: Sendable {
     public struct Metrics: Sendable {
         /// Record metrics (served at `GET /metrics` to callers with `admin:metrics`).
         public var enabled = true
+        /// A bearer token that may read `GET /metrics` and nothing else (for a Prometheus scraper),
+        /// from the environment variable `metrics.scrape_token_env` names; never in the file.
+        public var scrapeToken: String?
     }
 
     public struct HTTP: Sendable {

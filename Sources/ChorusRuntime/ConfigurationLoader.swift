@@ -35,7 +35,7 @@ public enum ConfigurationLoader {
         "logging": ["level", "format"],
         "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds"],
         "files": ["max_bytes"],
-        "metrics": ["enabled"],
+        "metrics": ["enabled", "scrape_token_env"],
     ]
     static let modelKeys: Set<String> = [
         "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by", "upstream_streaming",
@@ -169,6 +169,12 @@ public enum ConfigurationLoader {
         config.tasks.requeueAfterSeconds = try values2.double("tasks.requeue_after_seconds", range: 1...86_400) ?? config.tasks.requeueAfterSeconds
         config.files.maxBytes = try values2.int("files.max_bytes", range: 1...1_073_741_824) ?? config.files.maxBytes
         config.metrics.enabled = try values2.bool("metrics.enabled") ?? config.metrics.enabled
+        if let name = try values2.string("metrics.scrape_token_env") {
+            guard let token = environment[name], token.count >= 16 else {
+                throw ConfigurationError(key: "metrics.scrape_token_env", problem: "`\(name)` must hold a token of at least 16 characters")
+            }
+            config.metrics.scrapeToken = token
+        }
         config.logging.level = try values2.string("logging.level") ?? config.logging.level
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logging.level) else {
             throw ConfigurationError(key: "logging.level", problem: "expected one of trace, debug, info, notice, warning, error, critical; got `\(config.logging.level)`")

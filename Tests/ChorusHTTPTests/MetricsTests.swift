@@ -45,4 +45,25 @@ import Testing
         #expect(BuiltinRole.permissions["admin"]?.contains(.adminMetrics) == true)
         #expect(BuiltinRole.permissions["user"]?.contains(.adminMetrics) == false)
     }
+
+    /// A scraper's token reads `/metrics` and nothing else; without it, an account is needed.
+    @Test func aScrapeTokenReadsTheMetricsOnly() async throws {
+        let token = "scrape-token-0123456789"
+        try await Harness.run(configure: { $0.auth.enabled = true; $0.auth.bcryptCost = 4; $0.metrics.scrapeToken = token }) { h in
+            let scraper: HTTPFields = [.authorization: "Bearer " + token]
+            let stranger: HTTPFields = [.authorization: "Bearer wrong-token-0123456789"]
+            let scraped = try await h.get("/metrics", headers: scraper)
+            let refused = try await h.get("/metrics", headers: stranger)
+            let anonymous = try await h.get("/metrics")
+            let elsewhere = try await h.get("/v1/models", headers: scraper)
+            #expect(scraped.status == .ok)
+            #expect(refused.status == .unauthorized && anonymous.status == .unauthorized)
+            #expect(elsewhere.status == .unauthorized)
+        }
+        #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.parse(yaml: "metrics:\n  scrape_token_env: SCRAPE\n", environment: ["SCRAPE": "short"])
+        }
+        let loaded = try ConfigurationLoader.parse(yaml: "metrics:\n  scrape_token_env: SCRAPE\n", environment: ["SCRAPE": token])
+        #expect(loaded.metrics.scrapeToken == token)
+    }
 }

@@ -29,6 +29,8 @@ struct AuthMiddleware: RouterMiddleware {
     let limits: ChorusConfiguration.Limits
     let trustedProxies: Set<String>
     let audit: AuditLog?
+    /// Reads `GET /metrics` without an account (`metrics.scrape_token_env`).
+    var metricsScrapeToken: String?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -67,6 +69,11 @@ struct AuthMiddleware: RouterMiddleware {
         let requirement = AccessPolicy.requirement(method: request.method, path: request.uri.path)
         guard let accounts else {
             context.principal = .local
+            try await limit(principal: nil, requirement: requirement, request: request, context: context)
+            return
+        }
+        if requirement == .permission(.adminMetrics), let token = metricsScrapeToken,
+           let sent = request.headers[.authorization], Secrets.constantTimeEquals(sent, "Bearer " + token) {
             try await limit(principal: nil, requirement: requirement, request: request, context: context)
             return
         }
