@@ -24,6 +24,7 @@ public func buildRouter<Store: ConversationStore>(
     }
     var tasksController = TasksController(service: tasks, idempotency: Idempotency(tasks: tasks.tasks), maxBodyBytes: configuration.http.maxBodyBytes)
     tasksController.accounts = security.accounts
+    tasksController.metrics = engine.metrics
     let uploads = UploadsController(tasks: tasksController, maxFileBytes: configuration.files.maxBytes)
     var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
     chat.uploads = uploads

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import ChorusCore
 import ChorusRuntime
 import HTTPTypes
@@ -65,5 +66,28 @@ import Testing
         }
         let loaded = try ConfigurationLoader.parse(yaml: "metrics:\n  scrape_token_env: SCRAPE\n", environment: ["SCRAPE": token])
         #expect(loaded.metrics.scrapeToken == token)
+    }
+
+    /// A client following a task's events is an open stream until the task ends.
+    @Test func anOpenEventStreamIsCounted() async throws {
+        try await Harness.run { h in
+            let body = try h.json(try await h.post("/v1/batches", json: #"{"prompt":"slow [[fake tokens=200 rate=20]]","models":["fake"]}"#))
+            let taskID = try #require(body["task_ids"]?.arrayValue?.first?.stringValue)
+            // Its own connection: the test client sends one request at a time.
+            let port = try #require(h.client.port)
+            let following = Task {
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://localhost:\(port)/v1/tasks/\(taskID)/events"), timeout: .seconds(30))
+                for try await _ in response.body {}
+            }
+            func open() async throws -> Double? {
+                let text = String(buffer: try await h.get("/metrics").body)
+                return text.split(separator: "\n").first { $0.hasPrefix(#"chorus_active_streams{kind="sse"} "#) }
+                    .flatMap { Double($0.split(separator: " ").last!) }
+            }
+            #expect(try await eventually { try await open() == 1 })
+            _ = try await h.post("/v1/tasks/\(taskID)/cancel", json: "{}")
+            _ = try await following.value
+            #expect(try await eventually { try await open() == 0 })
+        }
     }
 }

@@ -17,6 +17,8 @@ struct TasksController<Store: ConversationStore>: Sendable {
     var keepAliveInterval: Duration = .seconds(15)
     /// Token limits and budgets, checked before chat tasks are queued and charged when they end.
     var accounts: AuthService?
+    /// Counts the event streams open (SSE and WebSocket).
+    var metrics = ChorusMetrics(enabled: false)
 
     func addRoutes(to router: Router<ChorusRequestContext>) {
         router.post("/v1/batches", use: createBatch)
@@ -41,6 +43,8 @@ struct TasksController<Store: ConversationStore>: Sendable {
     /// `{"type":"ping"}` is answered with `{"type":"pong"}`. Leaving never cancels the task.
     private func followOverWebSocket(_ task: TaskRecord, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         let follower = try await TaskEventFeed(service: service).follow(task, after: 0)
+        metrics.streamOpened("websocket")
+        defer { metrics.streamClosed("websocket") }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for try await message in inbound.messages(maxSize: 64 * 1024) {
@@ -221,7 +225,9 @@ struct TasksController<Store: ConversationStore>: Sendable {
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
-            body: ResponseBody { writer in
+            body: ResponseBody { [metrics] writer in
+                metrics.streamOpened("sse")
+                defer { metrics.streamClosed("sse") }
                 // On shutdown the stream ends (the client resumes elsewhere with Last-Event-ID)
                 // instead of holding the server until the task ends.
                 try await withGracefulShutdownHandler {
