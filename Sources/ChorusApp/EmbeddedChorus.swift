@@ -27,7 +27,6 @@ public struct EmbeddedChorus: Sendable {
     public let queue: InProcessQueue
     public let bus: InProcessEventBus
     public let clients: UpstreamClients
-    let logger: Logger
 
     public var backend: any SQLBackend { assembly.backend }
     public var store: SQLConversationStore { assembly.store }
@@ -51,7 +50,7 @@ public struct EmbeddedChorus: Sendable {
             let (queue, bus) = (InProcessQueue(), InProcessEventBus())
             let assembly = ChorusAssembly(
                 configuration: configuration, backend: backend, models: models, queue: queue, bus: bus, security: security, logger: logger)
-            return EmbeddedChorus(assembly: assembly, queue: queue, bus: bus, clients: clients, logger: logger)
+            return EmbeddedChorus(assembly: assembly, queue: queue, bus: bus, clients: clients)
         } catch {
             try? await clients.shutdown()
             try? await backend.close()

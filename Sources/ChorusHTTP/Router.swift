@@ -22,9 +22,9 @@ public func buildRouter<Store: ConversationStore>(
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
-    var tasksController = TasksController(service: tasks, idempotency: Idempotency(tasks: tasks.tasks), maxBodyBytes: configuration.http.maxBodyBytes)
+    var tasksController = TasksController(
+        service: tasks, idempotency: Idempotency(tasks: tasks.tasks), maxBodyBytes: configuration.http.maxBodyBytes, metrics: engine.metrics)
     tasksController.accounts = security.accounts
-    tasksController.metrics = engine.metrics
     let uploads = UploadsController(tasks: tasksController, maxFileBytes: configuration.files.maxBytes)
     var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
     chat.uploads = uploads
@@ -43,7 +43,8 @@ public func buildRouter<Store: ConversationStore>(
     router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
     tasksController.addRoutes(to: router)
     uploads.addRoutes(to: router)
-    MetricsController(metrics: engine.metrics, tasks: tasks, queues: models.names + [TaskService<Store>.genericQueue]).addRoutes(to: router)
-    OperationsController(service: tasks, database: database, queues: models.names + [TaskService<Store>.genericQueue]).addRoutes(to: router)
+    let queues = models.names + [TaskService<Store>.genericQueue]
+    MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
+    OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
     return router
 }

@@ -14,11 +14,11 @@ struct TasksController<Store: ConversationStore>: Sendable {
     let service: TaskService<Store>
     let idempotency: Idempotency
     let maxBodyBytes: Int
+    /// Counts the event streams open (SSE and WebSocket).
+    let metrics: ChorusMetrics
     var keepAliveInterval: Duration = .seconds(15)
     /// Token limits and budgets, checked before chat tasks are queued and charged when they end.
     var accounts: AuthService?
-    /// Counts the event streams open (SSE and WebSocket).
-    var metrics = ChorusMetrics(enabled: false)
 
     func addRoutes(to router: Router<ChorusRequestContext>) {
         router.post("/v1/batches", use: createBatch)
