@@ -52,12 +52,17 @@ public struct DistributedChorus: Sendable {
     public let redis: RedisClient
     public let clients: UpstreamClients
     public let assembly: ChorusAssembly
+    /// Breaker changes shared with every gateway and worker.
+    let breakerBoard: RedisBreakerBoard
     let logger: Logger
 
     /// Services that must run for the parts to work, in start order.
     public var services: [any Service] {
         let clients = self.clients
-        return [backend, redis, ClosureService { try? await gracefulShutdown(); try await clients.shutdown() }]
+        return [
+            backend, redis, ClosureService { try? await gracefulShutdown(); try await clients.shutdown() },
+            breakerBoard, assembly.models.healthProber(clients: clients),
+        ]
     }
 
     /// - Parameter localModels: the `local` models whose servers this process runs (nil: all).
@@ -83,6 +88,8 @@ public struct DistributedChorus: Sendable {
         }
         let models = ModelRegistry(models: modelConfigurations, clients: clients, environment: environment, logger: logger)
         let prefix = configuration.redis.prefix
+        self.breakerBoard = RedisBreakerBoard(redis: redis, prefix: prefix, deployments: models.deployments, logger: logger)
+        models.useBreakerBoard(breakerBoard)
         // Gateways cache resolved credentials; every change to accounts, on any gateway or worker,
         // replaces the version in Redis, so a revocation holds on the next request everywhere.
         let security = Security(

@@ -72,6 +72,7 @@ public struct EmbeddedChorus: Sendable {
             assembly.security.audit,
         ]
         services += assembly.models.supervisors as [any Service]
+        services.append(assembly.models.healthProber(clients: clients))
         if runWorker {
             services.append(assembly.worker(id: "embedded", models: assembly.models.names))
         }

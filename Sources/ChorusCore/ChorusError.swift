@@ -15,7 +15,7 @@ public enum ChorusError: Error, Sendable, Equatable {
     /// The path exists, not with this method: 405.
     case methodNotAllowed
     /// The upstream answered with an error or broke the protocol: 502.
-    case upstreamError(message: String, upstreamStatus: Int?)
+    case upstreamError(message: String, upstreamStatus: Int?, retryAfterSeconds: Double? = nil)
     /// The upstream did not answer in time: 504.
     case upstreamTimeout(phase: TimeoutPhase, seconds: Double)
     /// The model exists but cannot serve now (the local model is still loading): 503.
@@ -101,7 +101,7 @@ extension ChorusError {
         case .payloadTooLarge(nil): "The request body is larger than the server accepts."
         case .unknownURL: "Unknown request URL. Please check the URL and method."
         case .methodNotAllowed: "Method not allowed for this URL."
-        case .upstreamError(let message, let status):
+        case .upstreamError(let message, let status, _):
             status.map { "The upstream model returned an error (HTTP \($0)): \(message)" } ?? "The upstream model failed: \(message)"
         case .upstreamTimeout(let phase, let seconds):
             "The upstream model did not respond in time (\(phase.rawValue.replacingUnderscores) timeout of \(seconds.formattedSeconds) s)."

@@ -50,7 +50,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         let httpRequest = try await makeRequest(body: body, requestID: request.requestID)
         let (response, bytes) = try await execute(httpRequest)
         guard response.status == .ok else {
-            throw Self.upstreamHTTPError(status: Int(response.status.code), body: bytes)
+            throw Self.upstreamHTTPError(status: Int(response.status.code), body: bytes, retryAfter: response.headers.first(name: "retry-after"))
         }
         guard let json = try? JSONValue.parse(bytes.readableBytesView), let choice = json["choices"]?.arrayValue?.first else {
             throw ChorusError.upstreamError(message: "the upstream answered with a body that is not a chat completion", upstreamStatus: nil)
@@ -131,7 +131,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
             while bytes.readableBytes < 64 * 1024, case .body(var part)? = try? await response.next() {
                 bytes.writeBuffer(&part)
             }
-            throw Self.upstreamHTTPError(status: Int(head.status.code), body: bytes)
+            throw Self.upstreamHTTPError(status: Int(head.status.code), body: bytes, retryAfter: head.headers.first(name: "retry-after"))
         }
 
         var parser = SSEParser()
@@ -254,7 +254,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         return ChorusError.upstreamError(message: "the connection to the upstream failed (\(error))", upstreamStatus: nil)
     }
 
-    static func upstreamHTTPError(status: Int, body: ByteBuffer) -> ChorusError {
+    static func upstreamHTTPError(status: Int, body: ByteBuffer, retryAfter: String? = nil) -> ChorusError {
         let json = try? JSONValue.parse(body.readableBytesView)
         let message = json?["error"]?["message"]?.stringValue
             ?? json?["error"]?.stringValue
@@ -266,7 +266,9 @@ public struct OpenAICompatibleProvider: ChatProvider {
                 message: "The upstream model rejected the request: \(message.isEmpty ? "no details" : message)",
                 param: json?["error"]?["param"]?.stringValue, code: json?["error"]?["code"]?.stringValue ?? "upstream_rejected")
         }
-        return .upstreamError(message: message.isEmpty ? "no details" : message, upstreamStatus: status)
+        // Retry-After in seconds (an HTTP date is rare from model servers and is ignored).
+        let retryAfterSeconds = retryAfter.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }.map { max(0, $0) }
+        return .upstreamError(message: message.isEmpty ? "no details" : message, upstreamStatus: status, retryAfterSeconds: retryAfterSeconds)
     }
 }
 

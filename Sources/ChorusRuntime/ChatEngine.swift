@@ -57,8 +57,8 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         body["messages"] = .array(messages)
         let conversation = Conversation(id: conversationID, ownerID: task.ownerID, title: nil, model: task.model, createdAt: task.createdAt, updatedAt: task.createdAt)
         return PreparedTurn(
-            requestID: task.id, ownerID: task.ownerID, model: task.model, provider: entry.provider,
-            upstreamStreaming: true, retries: entry.configuration.retries, retryBackoffSeconds: entry.configuration.retryBackoffSeconds,
+            requestID: task.id, ownerID: task.ownerID, model: entry.configuration.name, route: entry.route,
+            fallbacks: entry.fallbacks, affinity: conversationID, upstreamStreaming: true,
             conversation: conversation, upstream: UpstreamRequest(body: body, requestID: task.id),
             assistantMessageID: "msg_" + task.id, startedAt: task.createdAt)
     }
@@ -73,7 +73,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     /// (a conversation it names is read, not changed).
     public func prepare(_ request: ChatRequest, ownerID: String, requestID: String) async throws -> PreparedTurn {
         guard let entry = models[request.model] else { throw ChorusError.modelNotFound(request.model) }
-        try entry.provider.check(UpstreamRequest(body: request.body, requestID: requestID))
+        try entry.check(UpstreamRequest(body: request.body, requestID: requestID))
         let now = nowMilliseconds()
         let keep = request.store ?? storeByDefault
         let isInstruction = { (message: ChatMessage) in message.role == "system" || message.role == "developer" }
@@ -85,7 +85,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         let title = newMessages.first { $0.role == "user" }.map { String($0.text.prefix(80)) }
         let start = TurnStart(
             ownerID: ownerID, conversationID: request.conversationID, newConversationID: Identifier.ordered("conv_"),
-            title: title, model: request.model, messages: stored, now: now)
+            title: title, model: entry.configuration.name, messages: stored, now: now)
 
         var conversation: Conversation?
         let upstreamMessages: [JSONValue]
@@ -107,10 +107,12 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         }
         var body = request.body
         body["messages"] = .array(upstreamMessages)
+        // A named conversation keeps its deployment; a client that resends its history is known by
+        // how that history starts.
+        let affinity = request.conversationID ?? request.messages.first { $0.role == "user" }.map { String($0.text.prefix(512)) }
         return PreparedTurn(
-            requestID: requestID, ownerID: ownerID, model: entry.configuration.name, provider: entry.provider,
-            upstreamStreaming: entry.configuration.upstreamStreaming,
-            retries: entry.configuration.retries, retryBackoffSeconds: entry.configuration.retryBackoffSeconds,
+            requestID: requestID, ownerID: ownerID, model: entry.configuration.name, route: entry.route,
+            fallbacks: entry.fallbacks, affinity: affinity, upstreamStreaming: entry.configuration.upstreamStreaming,
             conversation: conversation, upstream: UpstreamRequest(body: body, requestID: requestID),
             assistantMessageID: Identifier.ordered("msg_"), startedAt: now)
     }
@@ -120,13 +122,16 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         if turn.upstreamStreaming {
             return try await stream(turn) { _ in }
         }
-        let output: CompletionOutput
+        let result = OutputBox()
         do {
-            output = try await turn.provider.complete(turn.upstream)
+            try await routed(turn, started: { false }) { provider in
+                result.set(try await provider.complete(turn.upstream))
+            }
         } catch {
             await savePartial(turn, CompletionOutput(), error: error)
             throw error
         }
+        let output = result.value
         try await saveAnswer(turn, output)
         return output
     }
@@ -137,41 +142,28 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         let progress = TurnProgress(checkpointSeconds: checkpointSeconds)
         let (metrics, gaps) = (self.metrics, self.metrics.tokenGaps(model: turn.model))
         do {
-            var attempt = 0
-            while true {
-                do {
-                    try await turn.provider.stream(turn.upstream) { event in
-                        let applied = progress.apply(event)
-                        if let since = applied.sincePrevious {
-                            if applied.isFirstToken { metrics.firstToken(model: turn.model, after: since) } else { gaps.record(since) }
-                        }
-                        let checkpoint = applied.checkpoint
-                        try await onEvent(event)
-                        // Off the relay path: a slow database must not hold up the next token.
-                        if let snapshot = checkpoint {
-                            let engine = self
-                            progress.checkpointStarted(Task {
-                                do {
-                                    try await engine.save(turn, snapshot, status: .streaming, metadata: [:])
-                                } catch {
-                                    engine.logger.warning("could not checkpoint a streaming answer", metadata: ["request_id": "\(turn.requestID)", "error": "\(error)"])
-                                }
-                            })
-                        }
+            try await routed(turn, started: { progress.started }) { provider in
+                try await provider.stream(turn.upstream) { event in
+                    let applied = progress.apply(event)
+                    if let since = applied.sincePrevious {
+                        if applied.isFirstToken { metrics.firstToken(model: turn.model, after: since) } else { gaps.record(since) }
                     }
-                    metrics.upstreamCall(model: turn.model, error: nil)
-                    break
-                } catch let error as ChorusError where attempt < turn.retries && !progress.started && Self.isRetryable(error) {
-                    metrics.upstreamCall(model: turn.model, error: error)
-                    metrics.retry(model: turn.model)
-                    attempt += 1
-                    let delay = turn.retryBackoffSeconds * Double(1 << (attempt - 1)) * Double.random(in: 0.5...1.5)
-                    logger.warning("retrying the upstream call", metadata: ["request_id": "\(turn.requestID)", "attempt": "\(attempt)", "error": "\(error.message)", "delay_s": "\(delay)"])
-                    try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                    let checkpoint = applied.checkpoint
+                    try await onEvent(event)
+                    // Off the relay path: a slow database must not hold up the next token.
+                    if let snapshot = checkpoint {
+                        let engine = self
+                        progress.checkpointStarted(Task {
+                            do {
+                                try await engine.save(turn, snapshot, status: .streaming, metadata: [:])
+                            } catch {
+                                engine.logger.warning("could not checkpoint a streaming answer", metadata: ["request_id": "\(turn.requestID)", "error": "\(error)"])
+                            }
+                        })
+                    }
                 }
             }
         } catch {
-            metrics.upstreamCall(model: turn.model, error: error)
             await progress.checkpointsFinished()
             await savePartial(turn, progress.output, error: error)
             throw error
@@ -229,23 +221,16 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         var metadata = metadata
         if let reason = output.finishReason { metadata["finish_reason"] = .string(reason) }
         if let refusal = output.refusal { metadata["refusal"] = .string(refusal) }
+        if let served = turn.servedBy.current {
+            if served.model != turn.model { metadata["served_model"] = .string(served.model) }
+            if let deployment = served.deployment { metadata["deployment"] = .string(deployment) }
+            if served.cacheHit { metadata["cache"] = .string("hit") }
+        }
         try await store.saveAssistantMessage(StoredMessage(
             id: turn.assistantMessageID, conversationID: conversation.id, ownerID: turn.ownerID, role: "assistant",
             content: output.content, reasoning: output.reasoning.isEmpty ? nil : output.reasoning,
             toolCalls: output.toolCalls.isEmpty ? nil : .array(output.toolCalls.map(\.json)), model: turn.model,
             status: status, metadata: metadata, usage: output.usage, turnID: turn.requestID,
             createdAt: turn.startedAt, updatedAt: nowMilliseconds()))
-    }
-}
-
-extension ChatEngine {
-    /// Worth another try before any token arrived: the upstream's 5xx or 429, a lost connection,
-    /// or no first token in time. A 4xx is the request's fault and would fail again.
-    static func isRetryable(_ error: ChorusError) -> Bool {
-        switch error {
-        case .upstreamError(_, let status): status == nil || status! >= 500 || status == 429
-        case .upstreamTimeout(let phase, _): phase == .firstToken || phase == .connect
-        default: false
-        }
     }
 }

@@ -37,11 +37,11 @@ public enum ConfigurationLoader {
         "files": ["max_bytes"],
         "metrics": ["enabled", "scrape_token_env"],
     ]
-    static let modelKeys: Set<String> = [
+    static let modelKeys: Set<String> = Set<String>([
         "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by", "upstream_streaming",
         "retries", "retry_backoff_seconds",
         "model_path", "server_binary", "context_size", "parallel", "gpu_layers", "extra_args", "startup_timeout",
-    ]
+    ]).union(routingKeys)
     static let timeoutKeys: Set<String> = ["connect", "first_token", "between_tokens", "total"]
 
     /// The configuration used when no file exists and none was asked for: the local SmolLM2 model
@@ -101,7 +101,7 @@ public enum ConfigurationLoader {
         // swift-configuration's own environment provider and YAML snapshot.
         let file: any ConfigProvider = document.isEmpty
             ? InMemoryProvider(name: "file", values: [:])
-            : try YAMLTextProvider(text: yaml, name: "file")
+            : try YAMLTextProvider(text: try scalarYAML(yaml, document: document), name: "file")
         let reader = ConfigReader(providers: [
             InMemoryProvider(name: "flags", values: overrideValues),
             EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "chorus"),
@@ -185,11 +185,17 @@ public enum ConfigurationLoader {
         }
 
         let modelNames = (document["models"] as? [String: Any]).map { Array($0.keys).sorted() } ?? []
-        config.models = try modelNames.map { try model(named: $0, values: values2, dataDirectory: config.dataDirectory, resolve: resolve) }
+        let rawModels = document["models"] as? [String: Any] ?? [:]
+        config.models = try modelNames.map { name in
+            var model = try model(named: name, values: values2, raw: rawModels[name] as? [String: Any] ?? [:], dataDirectory: config.dataDirectory, resolve: resolve)
+            try readRouting(rawModels[name] as? [String: Any] ?? [:], into: &model)
+            return model
+        }
+        try checkRouting(config.models)
         return config
     }
 
-    private static func model(named name: String, values: Values, dataDirectory: String, resolve: (String) -> String) throws -> ModelConfiguration {
+    private static func model(named name: String, values: Values, raw: [String: Any], dataDirectory: String, resolve: (String) -> String) throws -> ModelConfiguration {
         let prefix = "models.\(name)"
         guard let providerName = try values.string("\(prefix).provider") else {
             throw ConfigurationError(key: "\(prefix).provider", problem: "missing; expected one of \(ModelConfiguration.Provider.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -220,6 +226,8 @@ public enum ConfigurationLoader {
         model.retryBackoffSeconds = try values.double("\(prefix).retry_backoff_seconds", range: 0...60) ?? model.retryBackoffSeconds
         switch provider {
         case .openai:
+            // Listed deployments carry their own URLs (the flat one, if any, is their default).
+            if raw["deployments"] != nil, try values.string("\(prefix).base_url") == nil { break }
             guard let url = try values.string("\(prefix).base_url") else {
                 throw ConfigurationError(key: "\(prefix).base_url", problem: "missing; an `openai` model needs the server's base URL, e.g. https://api.openai.com/v1")
             }
@@ -243,6 +251,21 @@ public enum ConfigurationLoader {
                 startupTimeout: try values.double("\(prefix).startup_timeout", range: 1...3600) ?? 120)
         }
         return model
+    }
+
+    /// The file for the key-value reader: without `deployments` (lists of mappings, which that
+    /// reader rejects; `readRouting` reads them from the document).
+    private static func scalarYAML(_ yaml: String, document: [String: Any]) throws -> String {
+        guard var models = document["models"] as? [String: Any],
+              models.values.contains(where: { ($0 as? [String: Any])?["deployments"] != nil }) else { return yaml }
+        for (name, value) in models {
+            guard var model = value as? [String: Any] else { continue }
+            model["deployments"] = nil
+            models[name] = model
+        }
+        var scalars = document
+        scalars["models"] = models
+        return try Yams.dump(object: scalars)
     }
 
     /// Unknown keys are almost always typos; say which.

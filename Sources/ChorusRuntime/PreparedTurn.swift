@@ -9,16 +9,21 @@ import Synchronization
 public struct PreparedTurn: Sendable {
     public let requestID: String
     public let ownerID: String
+    /// The model asked for (an alias resolved to its name).
     public let model: String
-    public let provider: any ChatProvider
+    public let route: ModelRoute
+    /// Tried in order when every deployment of `route` failed before the first token.
+    public let fallbacks: [ModelRoute]
+    /// Keeps a conversation's turns on one deployment (its server-side prompt cache stays warm).
+    public let affinity: String?
     public let upstreamStreaming: Bool
-    public let retries: Int
-    public let retryBackoffSeconds: Double
     /// Where the answer is stored; nil when nothing is (`store: false`).
     public let conversation: Conversation?
     public let upstream: UpstreamRequest
     public let assistantMessageID: String
     public let startedAt: Int64
+    /// Which model and deployment answered.
+    public let servedBy = ServedBy()
     /// A task run begun before its claim: every write of the answer waits for the claim's outcome.
     var gate: RunGate?
 }

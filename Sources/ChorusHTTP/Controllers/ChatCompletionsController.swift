@@ -89,6 +89,7 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         guard chat.stream else {
             let output = try await engine.complete(turn)
             await settle(output, context: context)
+            Self.describeServer(turn, in: &headers)
             headers[.contentType] = "application/json"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: envelope.completion(output))))
         }
@@ -126,6 +127,7 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
             throw error
         }
 
+        Self.describeServer(turn, in: &headers)
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
@@ -148,6 +150,14 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
             }
             try await writer.finish(nil)
         })
+    }
+
+    /// `X-Chorus-Model`, `X-Chorus-Deployment` and `X-Chorus-Cache`: who answered.
+    private static func describeServer(_ turn: PreparedTurn, in headers: inout HTTPFields) {
+        guard let served = turn.servedBy.current else { return }
+        headers[.chorusModel] = served.model
+        if let deployment = served.deployment { headers[.chorusDeployment] = deployment }
+        headers[.chorusCache] = served.cacheHit ? "hit" : "miss"
     }
 
     private static func writeEvents(

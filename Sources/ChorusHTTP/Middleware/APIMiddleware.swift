@@ -9,6 +9,10 @@ import NIOWebSocket
 extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
     static let conversationID = Self("X-Conversation-Id")!
+    /// Which model answered (a fallback may) and on which deployment; whether the cache did.
+    static let chorusModel = Self("X-Chorus-Model")!
+    static let chorusDeployment = Self("X-Chorus-Deployment")!
+    static let chorusCache = Self("X-Chorus-Cache")!
 }
 
 /// Outermost middleware: assigns the request id (or keeps a sane one the client sent), puts it and
@@ -45,7 +49,7 @@ struct APIMiddleware: RouterMiddleware {
         if let origin, request.method != .options {
             response.headers[.accessControlAllowOrigin] = origin
             response.headers[.accessControlAllowCredentials] = "true"
-            response.headers[.accessControlExposeHeaders] = "X-Request-Id, X-Conversation-Id, Retry-After"
+            response.headers[.accessControlExposeHeaders] = "X-Request-Id, X-Conversation-Id, X-Chorus-Model, X-Chorus-Deployment, X-Chorus-Cache, Retry-After"
             response.headers.append(HTTPField(name: .vary, value: "Origin"))
         }
         return response

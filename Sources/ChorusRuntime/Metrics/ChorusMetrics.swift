@@ -179,9 +179,9 @@ public final class ChorusMetrics: Sendable {
         case is CancellationError: return "cancelled"
         case ChorusError.upstreamTimeout(.connect, _): return "connect"
         case ChorusError.upstreamTimeout: return "timeout"
-        case ChorusError.upstreamError(_, let status?) where status >= 500: return "5xx"
-        case ChorusError.upstreamError(_, let status?) where status == 429: return "429"
-        case ChorusError.upstreamError(_, nil): return "connect"
+        case ChorusError.upstreamError(_, let status?, _) where status >= 500: return "5xx"
+        case ChorusError.upstreamError(_, let status?, _) where status == 429: return "429"
+        case ChorusError.upstreamError(_, nil, _): return "connect"
         case ChorusError.invalidRequest: return "4xx"
         default: return "other"
         }

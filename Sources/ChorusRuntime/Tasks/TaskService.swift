@@ -55,9 +55,12 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         guard !submission.models.isEmpty else {
             throw ChorusError.invalidRequest(message: "At least one model is required.", param: "models", code: "missing_required_parameter")
         }
-        for model in submission.models {
+        var submission = submission
+        for (index, model) in submission.models.enumerated() {
             guard let entry = models[model] else { throw ChorusError.modelNotFound(model) }
-            try entry.provider.check(UpstreamRequest(body: submission.body, requestID: ""))
+            try entry.check(UpstreamRequest(body: submission.body, requestID: ""))
+            // An alias runs as its model: queues are per model name.
+            submission.models[index] = entry.configuration.name
         }
         guard Set(submission.models).count == submission.models.count else {
             throw ChorusError.invalidRequest(message: "Each model may appear once in a batch.", param: "models", code: "invalid_value")
