@@ -28,6 +28,10 @@ enum AccessPolicy {
         (nil, "/v1/models", .permission(.chat)),
         (nil, "/v1/chat/completions", .permission(.chat)),
         (nil, "/api/chat/completions", .permission(.chat)),
+        (nil, "/api/ai", .permission(.chat)),
+        (nil, "/api/ai/qwen-async", .permission(.tasks)),   // and `chat` (checked by the route)
+        (nil, "/ws/ai", .permission(.tasks)),
+        (nil, "/api/tasks", .permission(.tasks)),
         (nil, "/v1/conversations", .permission(.conversations)),
         (nil, "/v1/batches", .permission(.tasks)),
         (nil, "/v1/tasks", .permission(.tasks)),

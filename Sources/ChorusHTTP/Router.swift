@@ -42,6 +42,11 @@ public func buildRouter<Store: ConversationStore>(
     router.addRoutes(chat.endpoints, atPath: "/api")
     router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
     tasksController.addRoutes(to: router)
+    var skillSpace = SkillSpaceController(
+        engine: engine, service: tasks, model: configuration.skillSpace.model, maxBodyBytes: configuration.http.maxBodyBytes,
+        onDisconnect: configuration.conversations.onDisconnect)
+    skillSpace.accounts = security.accounts
+    skillSpace.addRoutes(to: router)
     uploads.addRoutes(to: router)
     let queues = models.names + [TaskService<Store>.genericQueue]
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)

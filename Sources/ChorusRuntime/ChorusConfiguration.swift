@@ -138,6 +138,13 @@ public struct ChorusConfiguration: Sendable {
         public var format = "text"
     }
 
+    /// SkillSpace's routes (`/api/ai/…`, `/api/tasks/…`).
+    public struct SkillSpace: Sendable {
+        /// The model that answers them: by default the model named `local`, else the first
+        /// `local` one; nil when there is none (the routes then answer that none is configured).
+        public var model: String?
+    }
+
     public var http = HTTP()
     public var auth = Auth()
     public var limits = Limits()
@@ -149,6 +156,7 @@ public struct ChorusConfiguration: Sendable {
     public var files = Files()
     public var logging = Logging()
     public var metrics = Metrics()
+    public var skillSpace = SkillSpace()
     /// Folder for the database and logs.
     public var dataDirectory = "./data"
     /// The model table, in configuration order.

@@ -20,7 +20,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
 /// command-line flags, each overriding the one before.
 public enum ConfigurationLoader {
-    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "metrics", "data_dir", "models"]
+    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "metrics", "skillspace", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
         "http": ["host", "port", "max_body_bytes", "cors_origins", "trusted_proxies", "backlog", "idle_timeout_seconds"],
         "auth": ["enabled", "registration", "default_role", "session_ttl_seconds", "bcrypt_cost", "bootstrap_admin_email", "cookie_secure"],
@@ -36,6 +36,7 @@ public enum ConfigurationLoader {
         "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds"],
         "files": ["max_bytes"],
         "metrics": ["enabled", "scrape_token_env"],
+        "skillspace": ["model"],
     ]
     static let modelKeys: Set<String> = Set<String>([
         "provider", "base_url", "api_key_env", "upstream_model", "timeouts", "owned_by", "upstream_streaming",
@@ -192,6 +193,14 @@ public enum ConfigurationLoader {
             return model
         }
         try checkRouting(config.models)
+        if let name = try values2.string("skillspace.model") {
+            guard config.models.contains(where: { $0.name == name }) else {
+                throw ConfigurationError(key: "skillspace.model", problem: "`\(name)` is not a model under `models`")
+            }
+            config.skillSpace.model = name
+        } else {
+            config.skillSpace.model = config.models.first { $0.name == "local" }?.name ?? config.models.first { $0.provider == .local }?.name
+        }
         return config
     }
 

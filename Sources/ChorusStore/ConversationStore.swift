@@ -13,6 +13,10 @@ public protocol ConversationStore: Sendable {
     func startBatch(
         _ turn: TurnStart, makeTasks: @escaping @Sendable (Conversation) -> (BatchRecord, [TaskRecord])
     ) async throws -> (Conversation, BatchRecord, [TaskRecord])
+    /// Creates `conversation` unless a row with its id exists already (whoever owns it): one
+    /// write, safe when two first uses race. For conversations named by the caller (SkillSpace's
+    /// `session_id`), created on first use.
+    func ensureConversation(_ conversation: Conversation) async throws
     /// The last `limit` messages, oldest first.
     func history(conversationID: String, ownerID: String, limit: Int) async throws -> [StoredMessage]
     /// Inserts or updates (checkpoint → final) the turn's assistant message: one row per message id.

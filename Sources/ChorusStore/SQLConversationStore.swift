@@ -87,6 +87,15 @@ public struct SQLConversationStore: ConversationStore {
         return conversation
     }
 
+    public func ensureConversation(_ conversation: Conversation) async throws {
+        try await backend.write("""
+            INSERT INTO conversations (id, owner_id, title, model, created_at, updated_at)
+            VALUES (\(bind: conversation.id), \(bind: conversation.ownerID), \(bind: conversation.title),
+                    \(bind: conversation.model), \(bind: conversation.createdAt), \(bind: conversation.updatedAt))
+            ON CONFLICT (id) DO NOTHING
+            """)
+    }
+
     public func saveAssistantMessage(_ message: StoredMessage) async throws {
         // One statement, atomic by itself: no BEGIN/COMMIT round trips.
         // seq orders messages created in the same millisecond; the turn's user message came first.

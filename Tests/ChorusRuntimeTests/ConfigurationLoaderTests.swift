@@ -1,6 +1,7 @@
 import ChorusCore
 import ChorusProviders
 import ChorusRuntime
+import Foundation
 import Testing
 
 @Suite struct ConfigurationLoaderTests {
@@ -39,6 +40,16 @@ import Testing
         #expect(local.logPath == "/var/lib/chorus/logs/local-local.log")
     }
 
+    @Test func skillSpaceAnswersWithTheLocalModelUnlessTold() throws {
+        #expect(try ConfigurationLoader.parse(yaml: valid).skillSpace.model == "local")
+        let renamed = valid.replacingOccurrences(of: "  local:\n", with: "  small:\n")
+        #expect(try ConfigurationLoader.parse(yaml: renamed).skillSpace.model == "small", "the first local model")
+        let cloudOnly = "models:\n  m:\n    provider: openai\n    base_url: http://x\n"
+        #expect(try ConfigurationLoader.parse(yaml: cloudOnly).skillSpace.model == nil)
+        #expect(try ConfigurationLoader.parse(yaml: valid + "\nskillspace:\n  model: gpt-4.1\n").skillSpace.model == "gpt-4.1")
+        #expect(try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_SKILLSPACE_MODEL": "gpt-4.1"]).skillSpace.model == "gpt-4.1")
+    }
+
     @Test func environmentAndFlagsOverrideTheFile() throws {
         let fromEnvironment = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_HTTP_PORT": "7000", "CHORUS_LOGGING_LEVEL": "debug"])
         #expect(fromEnvironment.http.port == 7000)
@@ -65,6 +76,7 @@ import Testing
         ("htp:\n  port: 80", "htp"),
         ("conversations:\n  on_disconnect: shrug", "conversations.on_disconnect"),
         ("logging:\n  level: loud", "logging.level"),
+        ("skillspace:\n  model: nowhere\nmodels:\n  m:\n    provider: openai\n    base_url: http://x", "skillspace.model"),
     ])
     func aBadConfigurationNamesTheKey(yaml: String, key: String) {
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.parse(yaml: yaml) }

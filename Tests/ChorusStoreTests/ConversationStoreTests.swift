@@ -194,6 +194,20 @@ struct ConversationStoreTests {
     }
 
     @Test(arguments: Dialect.allCases)
+    func ensureConversationCreatesOnceAndNeverTakesAnotherOwnersRow(_ dialect: Dialect) async throws {
+        try await withStore(dialect) { store, _ in
+            let first = Conversation(id: "conv_named", ownerID: "alice", title: "first", model: "m", createdAt: 1000, updatedAt: 1000)
+            try await store.ensureConversation(first)
+            try await store.ensureConversation(Conversation(id: "conv_named", ownerID: "alice", title: "second", model: "m", createdAt: 2000, updatedAt: 2000))
+            try await store.ensureConversation(Conversation(id: "conv_named", ownerID: "bob", title: "bob's", model: "m", createdAt: 3000, updatedAt: 3000))
+            #expect(try await store.conversation(id: "conv_named", ownerID: "alice") == first, "the first one stays as it was")
+            #expect(try await store.conversation(id: "conv_named", ownerID: "bob") == nil)
+            _ = try await store.startTurn(TurnStart(ownerID: "alice", conversationID: "conv_named", newConversationID: "x", title: nil, model: "m", messages: [userMessage("hi", turn: "t1", owner: "alice")], now: 4000))
+            #expect(try await store.messages(conversationID: "conv_named", ownerID: "alice").map(\.content) == ["hi"])
+        }
+    }
+
+    @Test(arguments: Dialect.allCases)
     func renameListAndDelete(_ dialect: Dialect) async throws {
         try await withStore(dialect) { store, _ in
             for (index, id) in ["conv_1", "conv_2", "conv_3"].enumerated() {

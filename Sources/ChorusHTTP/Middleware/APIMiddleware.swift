@@ -108,7 +108,7 @@ struct APIMiddleware: RouterMiddleware {
             if case .internalError(let detail) = chorusError {
                 context.logger.error("request failed", metadata: ["error": "\(detail)", "path": "\(request.uri.path)"])
             }
-            response = Self.errorResponse(chorusError)
+            response = Self.errorResponse(chorusError, skillSpace: SkillSpaceWire.covers(path: request.uri.path))
         }
         response.headers[.requestID] = context.requestID
         return response
@@ -130,10 +130,10 @@ struct APIMiddleware: RouterMiddleware {
         }
     }
 
-    static func errorResponse(_ error: ChorusError) -> Response {
+    /// - Parameter skillSpace: draw the body in SkillSpace's shape (its routes) instead of OpenAI's.
+    static func errorResponse(_ error: ChorusError, skillSpace: Bool = false) -> Response {
         let status = HTTPResponse.Status(code: error.httpStatus)
-        let body = error.body
-        let data = (try? JSONEncoder().encode(body)) ?? Data()
+        let data = skillSpace ? SkillSpaceError(error).encoded : (try? JSONEncoder().encode(error.body)) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if case .rateLimited(_, _, let retryAfter?) = error {
             headers[.retryAfter] = String(retryAfter)
