@@ -1,4 +1,4 @@
-import ChorusCore
+public import ChorusCore
 import ChorusHTTP
 import ChorusProviders
 public import ChorusRuntime
@@ -19,18 +19,25 @@ public struct ChorusAssembly: Sendable {
     public let engine: ChatEngine<SQLConversationStore>
     public let handlers: [any TaskHandler]
     public let tasks: TaskService<SQLConversationStore>
+    /// Each turn's usage, written in batches (a service the shape runs).
+    public let usage: BufferedWriter<UsageRecord>
     let logger: Logger
 
+    /// - Parameter cache: where cached answers live (nil: the database's `response_cache` table).
     public init(
         configuration: ChorusConfiguration, backend: any SQLBackend, models: ModelRegistry, queue: any TaskQueue,
-        bus: any TaskEventBus, security: Security, logger: Logger
+        bus: any TaskEventBus, security: Security, cache: (any ResponseCacheStore)? = nil, logger: Logger
     ) {
         let store = SQLConversationStore(backend: backend)
+        let usageStore = SQLUsageStore(backend: backend)
+        let usage = BufferedWriter<UsageRecord>("usage records", logger: logger) { records in try await usageStore.append(records) }
         let engine = ChatEngine(
             store: store, models: models, historyMessages: configuration.conversations.historyMessages,
             checkpointSeconds: configuration.conversations.checkpointSeconds,
             storeByDefault: configuration.conversations.store,
-            metrics: ChorusMetrics(enabled: configuration.metrics.enabled), logger: logger)
+            metrics: ChorusMetrics(enabled: configuration.metrics.enabled), usage: usage,
+            cache: cache ?? SQLResponseCacheStore(backend: backend), logger: logger)
+        self.usage = usage
         let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
         self.configuration = configuration
         self.backend = backend
@@ -63,7 +70,7 @@ public struct ChorusAssembly: Sendable {
     ) -> some ApplicationProtocol {
         let router = buildRouter(
             engine: engine, models: models, configuration: configuration, tasks: tasks, database: backend.database,
-            security: security)
+            security: security, usage: (usage, SQLUsageStore(backend: backend)))
         let http = configuration.http
         var app = Application(
             router: router,

@@ -61,7 +61,7 @@ public struct DistributedChorus: Sendable {
         let clients = self.clients
         return [
             backend, redis, ClosureService { try? await gracefulShutdown(); try await clients.shutdown() },
-            breakerBoard, assembly.models.healthProber(clients: clients),
+            breakerBoard, assembly.models.healthProber(clients: clients), assembly.usage,
         ]
     }
 
@@ -101,7 +101,8 @@ public struct DistributedChorus: Sendable {
         self.assembly = ChorusAssembly(
             configuration: configuration, backend: backend, models: models,
             queue: RedisTaskQueue(redis: redis, prefix: prefix, logger: logger),
-            bus: RedisEventBus(redis: redis, prefix: prefix, logger: logger), security: security, logger: logger)
+            bus: RedisEventBus(redis: redis, prefix: prefix, logger: logger), security: security,
+            cache: RedisResponseCacheStore(redis: redis, prefix: prefix), logger: logger)
         self.logger = logger
     }
 

@@ -70,6 +70,7 @@ public struct EmbeddedChorus: Sendable {
             ClosureService { try? await gracefulShutdown(); try await clients.shutdown() },
             ClosureService { try? await gracefulShutdown(); try await backend.close() },
             assembly.security.audit,
+            assembly.usage,
         ]
         services += assembly.models.supervisors as [any Service]
         services.append(assembly.models.healthProber(clients: clients))

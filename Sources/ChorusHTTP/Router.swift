@@ -1,4 +1,4 @@
-import ChorusCore
+public import ChorusCore
 public import ChorusRuntime
 public import ChorusStore
 public import Hummingbird
@@ -8,7 +8,8 @@ public import SQLKit
 /// The routes of the HTTP API, shared by every shape of Chorus.
 public func buildRouter<Store: ConversationStore>(
     engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration,
-    tasks: TaskService<Store>, database: any SQLDatabase, security: Security
+    tasks: TaskService<Store>, database: any SQLDatabase, security: Security,
+    usage: (writer: BufferedWriter<UsageRecord>, store: SQLUsageStore)? = nil
 ) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
     router.middlewares.add(MetricsMiddleware(metrics: engine.metrics))
@@ -52,5 +53,6 @@ public func buildRouter<Store: ConversationStore>(
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
     DeploymentsController(models: models).addRoutes(to: router)
+    if let usage { UsageController(writer: usage.writer, store: usage.store).addRoutes(to: router) }
     return router
 }

@@ -19,11 +19,18 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     let logger: Logger
     /// Time to first token, gaps between tokens, tokens, upstream calls and errors, store failures.
     public let metrics: ChorusMetrics
+    /// Where each turn's usage goes (nil: not recorded).
+    public let usage: BufferedWriter<UsageRecord>?
+    /// Where cached answers live (nil: no cache).
+    public let cache: (any ResponseCacheStore)?
 
     public init(
         store: Store, models: ModelRegistry, historyMessages: Int, checkpointSeconds: Double, storeByDefault: Bool = true,
-        metrics: ChorusMetrics = ChorusMetrics(enabled: false), logger: Logger
+        metrics: ChorusMetrics = ChorusMetrics(enabled: false), usage: BufferedWriter<UsageRecord>? = nil,
+        cache: (any ResponseCacheStore)? = nil, logger: Logger
     ) {
+        self.usage = usage
+        self.cache = cache
         self.store = store
         self.models = models
         self.historyMessages = historyMessages
@@ -55,12 +62,16 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         }
         var body = task.params["body"]?.objectValue ?? [:]
         body["messages"] = .array(messages)
+        let cache = CachePolicy.make(model: entry.configuration, body: &body, ownerID: task.ownerID, bypass: false)
         let conversation = Conversation(id: conversationID, ownerID: task.ownerID, title: nil, model: task.model, createdAt: task.createdAt, updatedAt: task.createdAt)
-        return PreparedTurn(
+        var turn = PreparedTurn(
             requestID: task.id, ownerID: task.ownerID, model: entry.configuration.name, route: entry.route,
             fallbacks: entry.fallbacks, affinity: conversationID, upstreamStreaming: true,
             conversation: conversation, upstream: UpstreamRequest(body: body, requestID: task.id),
             assistantMessageID: "msg_" + task.id, startedAt: task.createdAt)
+        turn.apiKeyID = task.params["billing"]?["api_key_id"]?.stringValue
+        turn.cache = cache
+        return turn
     }
 
     /// Validates the request against the model table and commits the turn's new messages.
@@ -71,7 +82,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     /// the messages once). With `conversation_id`, only what came after the client's last assistant
     /// message is new; the history is rebuilt from the database. `store: false` writes nothing
     /// (a conversation it names is read, not changed).
-    public func prepare(_ request: ChatRequest, ownerID: String, requestID: String) async throws -> PreparedTurn {
+    public func prepare(_ request: ChatRequest, ownerID: String, requestID: String, options: TurnOptions = TurnOptions()) async throws -> PreparedTurn {
         guard let entry = models[request.model] else { throw ChorusError.modelNotFound(request.model) }
         try entry.check(UpstreamRequest(body: request.body, requestID: requestID))
         let now = nowMilliseconds()
@@ -107,14 +118,20 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         }
         var body = request.body
         body["messages"] = .array(upstreamMessages)
-        // A named conversation keeps its deployment; a client that resends its history is known by
-        // how that history starts.
-        let affinity = request.conversationID ?? request.messages.first { $0.role == "user" }.map { String($0.text.prefix(512)) }
-        return PreparedTurn(
+        let cache = CachePolicy.make(model: entry.configuration, body: &body, ownerID: ownerID, bypass: options.bypassCache)
+        // A conversation keeps its deployment: a stored one by its id (from its first turn on), a
+        // client that resends its history by how that history starts.
+        let resent = request.messages.contains { $0.role == "assistant" }
+        let affinity = request.conversationID ?? (resent ? nil : conversation?.id)
+            ?? request.messages.first { $0.role == "user" }.map { String($0.text.prefix(512)) }
+        var turn = PreparedTurn(
             requestID: requestID, ownerID: ownerID, model: entry.configuration.name, route: entry.route,
             fallbacks: entry.fallbacks, affinity: affinity, upstreamStreaming: entry.configuration.upstreamStreaming,
             conversation: conversation, upstream: UpstreamRequest(body: body, requestID: requestID),
             assistantMessageID: Identifier.ordered("msg_"), startedAt: now)
+        turn.apiKeyID = options.apiKeyID
+        turn.cache = cache
+        return turn
     }
 
     /// A non-streamed turn.
@@ -122,17 +139,23 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         if turn.upstreamStreaming {
             return try await stream(turn) { _ in }
         }
+        let began = ContinuousClock.now
+        if let cached = await cachedAnswer(turn) {
+            try await finishAnswer(turn, cached, began: began, firstToken: nil)
+            return cached
+        }
         let result = OutputBox()
         do {
             try await routed(turn, started: { false }) { provider in
                 result.set(try await provider.complete(turn.upstream))
             }
         } catch {
+            recordUsage(turn, CompletionOutput(), began: began, firstToken: nil, outcome: "failed")
             await savePartial(turn, CompletionOutput(), error: error)
             throw error
         }
         let output = result.value
-        try await saveAnswer(turn, output)
+        try await finishAnswer(turn, output, began: began, firstToken: ContinuousClock.now - began)
         return output
     }
 
@@ -141,6 +164,12 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
     public func stream(_ turn: PreparedTurn, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws -> CompletionOutput {
         let progress = TurnProgress(checkpointSeconds: checkpointSeconds)
         let (metrics, gaps) = (self.metrics, self.metrics.tokenGaps(model: turn.model))
+        let began = ContinuousClock.now
+        if let cached = await cachedAnswer(turn) {
+            for event in cached.replayEvents { try await onEvent(event) }
+            try await finishAnswer(turn, cached, began: began, firstToken: nil)
+            return cached
+        }
         do {
             try await routed(turn, started: { progress.started }) { provider in
                 try await provider.stream(turn.upstream) { event in
@@ -165,6 +194,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
             }
         } catch {
             await progress.checkpointsFinished()
+            recordUsage(turn, progress.output, began: began, firstToken: progress.firstTokenAfter, outcome: progress.started ? "partial" : "failed")
             await savePartial(turn, progress.output, error: error)
             throw error
         }
@@ -172,13 +202,13 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         if let usage = output.usage { metrics.tokens(model: turn.model, usage: usage) }
         // The final write comes after any checkpoint, so a late checkpoint cannot overwrite it.
         await progress.checkpointsFinished()
-        try await saveAnswer(turn, output)
+        try await finishAnswer(turn, output, began: began, firstToken: progress.firstTokenAfter)
         return output
     }
 
     /// Stores a complete answer. A request's client gets its answer even when that fails (the
     /// failure is logged and counted); a task's run fails, so that the task is tried again.
-    private func saveAnswer(_ turn: PreparedTurn, _ output: CompletionOutput) async throws {
+    func saveAnswer(_ turn: PreparedTurn, _ output: CompletionOutput) async throws {
         do {
             try await save(turn, output, status: .complete, metadata: [:])
         } catch let error where turn.gate == nil && !(error is CancellationError) {
@@ -225,7 +255,10 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
             if served.model != turn.model { metadata["served_model"] = .string(served.model) }
             if let deployment = served.deployment { metadata["deployment"] = .string(deployment) }
             if served.cacheHit { metadata["cache"] = .string("hit") }
+            if served.refused { metadata["refused"] = .bool(true) }
         }
+        let refusedBy = turn.servedBy.refusedBy
+        if !refusedBy.isEmpty { metadata["refused_by"] = .array(refusedBy.map(JSONValue.string)) }
         try await store.saveAssistantMessage(StoredMessage(
             id: turn.assistantMessageID, conversationID: conversation.id, ownerID: turn.ownerID, role: "assistant",
             content: output.content, reasoning: output.reasoning.isEmpty ? nil : output.reasoning,

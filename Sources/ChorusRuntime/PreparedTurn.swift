@@ -24,6 +24,27 @@ public struct PreparedTurn: Sendable {
     public let startedAt: Int64
     /// Which model and deployment answered.
     public let servedBy = ServedBy()
+    /// The API key the turn was asked with (usage by key).
+    public var apiKeyID: String?
+    /// Whether and how the answer is cached.
+    public var cache: CachePolicy?
+    /// The same turn answered by the fallbacks after the one that served it (a task whose
+    /// answer was a refusal tries the next); nil when none is left.
+    public func fallingBack() -> PreparedTurn? {
+        guard let served = servedBy.current?.model,
+              let position = ([route] + fallbacks).firstIndex(where: { $0.name == served }),
+              position + 1 < fallbacks.count + 1 else { return nil }
+        let rest = Array(fallbacks[position...])
+        var next = PreparedTurn(
+            requestID: requestID, ownerID: ownerID, model: model, route: rest[0], fallbacks: Array(rest.dropFirst()),
+            affinity: affinity, upstreamStreaming: upstreamStreaming, conversation: conversation, upstream: upstream,
+            assistantMessageID: assistantMessageID, startedAt: startedAt)
+        next.apiKeyID = apiKeyID
+        next.gate = gate
+        next.servedBy.refusedBy = servedBy.refusedBy + [served]
+        return next
+    }
+
     /// A task run begun before its claim: every write of the answer waits for the claim's outcome.
     var gate: RunGate?
 }

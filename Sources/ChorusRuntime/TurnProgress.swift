@@ -10,6 +10,7 @@ final class TurnProgress: Sendable {
         /// When the turn began, and when its last token arrived.
         let began = ContinuousClock.now
         var lastToken: ContinuousClock.Instant?
+        var firstTokenAfter: Duration?
     }
 
     /// What one event meant: a checkpoint that is due, and for a token, the time since the one
@@ -31,6 +32,9 @@ final class TurnProgress: Sendable {
     /// Whether anything arrived (after which a failure can no longer be retried).
     var started: Bool { state.withLock { $0.output.started } }
 
+    /// How long the first token took (retries included), once it came.
+    var firstTokenAfter: Duration? { state.withLock { $0.firstTokenAfter } }
+
     /// Adds the event to the output. Gives the output to checkpoint when the interval has passed
     /// since the last checkpoint and that one has been written, and the token's timing (one lock
     /// per token).
@@ -43,6 +47,7 @@ final class TurnProgress: Sendable {
             case .content, .reasoning, .refusal, .toolCalls:
                 applied.sincePrevious = now - (state.lastToken ?? state.began)
                 applied.isFirstToken = state.lastToken == nil
+                if applied.isFirstToken { state.firstTokenAfter = now - state.began }
                 state.lastToken = now
             case .logprobs, .metadata, .finish, .usage:
                 break

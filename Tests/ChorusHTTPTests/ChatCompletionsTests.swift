@@ -13,10 +13,10 @@ import ChorusHTTP
         // No task worker: its heartbeats would be counted too; the audit log's batches (one a
         // second at most, whatever the load) are counted apart.
         try await Harness.run(worker: false) { h in
-            let writes = h.backend.committedWrites - h.security.audit.committedWrites
+            let writes = h.turnWrites
             let response = try await h.chat("hello [[fake tokens=4 reasoning=2]]")
             #expect(response.status == .ok)
-            #expect(h.backend.committedWrites - h.security.audit.committedWrites - writes == 2)
+            #expect(h.turnWrites - writes == 2)
             let conversationID = try #require(response.headers[HTTPField.Name("X-Conversation-Id")!])
             #expect(response.headers[HTTPField.Name("X-Request-Id")!]?.hasPrefix("req_") == true)
             let body = try h.json(response)
@@ -96,7 +96,7 @@ import ChorusHTTP
     func rejectedRequestsStoreNothing(body: String, status: Int, code: String) async throws {
         try await Harness.run(worker: false) { h in
             // The audit log's once-a-second batch may land meanwhile; it is not the request's write.
-            let writes = h.backend.committedWrites - h.security.audit.committedWrites
+            let writes = h.turnWrites
             let response = try await h.post("/v1/chat/completions", body: Array(body.utf8))
             #expect(response.status.code == status)
             let error = try h.json(response)["error"]
@@ -104,7 +104,7 @@ import ChorusHTTP
             #expect(error?["message"]?.stringValue?.isEmpty == false)
             #expect(error?.objectValue?.keys.sorted() == ["code", "message", "param", "type"])
             #expect(response.headers[HTTPField.Name("X-Request-Id")!] != nil)
-            #expect(h.backend.committedWrites - h.security.audit.committedWrites == writes)
+            #expect(h.turnWrites == writes)
             #expect(try await h.messageCount() == 0)
         }
     }

@@ -27,6 +27,11 @@ struct Harness {
     let bus: InProcessEventBus
     let tasks: SQLTaskStore
     let security: Security
+    let usage: BufferedWriter<UsageRecord>
+
+    /// Write transactions of chat turns: all of the database's, less the audit log's and the
+    /// usage records' batches.
+    var turnWrites: Int { backend.committedWrites - security.audit.committedWrites - usage.committedWrites }
 
     /// - Parameter configure: changes to the configuration; by default accounts are off (the
     ///   suites about accounts turn them on).
@@ -69,7 +74,7 @@ struct Harness {
             try await chorus.application(runWorker: worker).test(.live) { client in
                 try await body(Harness(
                     client: client, backend: chorus.backend, store: chorus.store, stats: stats, queue: chorus.queue,
-                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security))
+                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security, usage: chorus.assembly.usage))
             }
         }
     }

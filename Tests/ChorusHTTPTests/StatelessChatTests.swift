@@ -53,14 +53,14 @@ import Testing
     @Test(arguments: [false, true])
     func storeFalseWritesNothing(stream: Bool) async throws {
         try await Harness.run(worker: false) { h in
-            let writes = h.backend.committedWrites - h.security.audit.committedWrites
+            let writes = h.turnWrites
             let body = #"{"model":"fake","store":false,"stream":\#(stream),"messages":\#(Self.history)}"#
             let response = try await h.post("/v1/chat/completions", json: body)
             #expect(response.status == .ok)
             #expect(response.headers[HTTPField.Name("X-Conversation-Id")!] == nil)
             #expect(!String(buffer: response.body).contains("conversation_id"))
             #expect(try Self.answer(response, stream: stream, h) == "echo: 4 | Tell me a joke")
-            #expect(h.backend.committedWrites - h.security.audit.committedWrites == writes)
+            #expect(h.turnWrites == writes)
             #expect(try await h.messageCount() == 0)
             // `store` is Chorus's own: the upstream never sees it.
             let sent = try JSONValue.parse(Array(try #require(await h.stats.lastRequestBodies(1).first).utf8))

@@ -79,6 +79,20 @@ def routed(chorus_bin: str, fakes: list[FakeUpstream], tmp_path_factory: pytest.
     deployments:
       - {{base_url: {c.base_url}, max_concurrency: 1}}
     queue: {{max_waiting: 4, max_wait_seconds: 1}}
+  cached:
+    provider: openai
+    base_url: {c.base_url}
+    upstream_model: fake-model
+    timeouts: {FAKE_TIMEOUTS}
+    cache: {{ttl_seconds: 60}}
+    price: {{prompt_per_million: 1000, completion_per_million: 2000}}
+  refuser:
+    provider: openai
+    base_url: {c.base_url}
+    upstream_model: fake-model
+    timeouts: {FAKE_TIMEOUTS}
+    refusal_patterns: ["(?i)i cannot help"]
+    fallbacks: [rescue]
 """
     instance = start_chorus(chorus_bin, tmp_path_factory.mktemp("routing"), models)
     yield instance
@@ -209,3 +223,112 @@ def test_aliases_are_listed_and_answer(routed: Chorus) -> None:
     assert response.headers["x-chorus-model"] == "pair"
     conversation = routed.query("SELECT model FROM conversations WHERE id = ?", (response.headers["x-conversation-id"],))
     assert conversation[0]["model"] == "pair", "an alias is stored as the model it names"
+
+
+def test_a_cached_request_makes_no_second_upstream_call(routed: Chorus, fakes: list[FakeUpstream]) -> None:
+    fake = fakes[2]
+    question = f"[[fake tokens=7 reasoning=3]] cache me {unique_tag()}"
+    before = requests_of(fake)
+    first = routed.chat(question, model="cached")
+    assert first.status_code == 200, first.text
+    assert first.headers["x-chorus-cache"] == "miss"
+    second = routed.chat(question, model="cached")
+    assert second.status_code == 200, second.text
+    assert second.headers["x-chorus-cache"] == "hit"
+    assert requests_of(fake) == before + 1, "a hit must not call the upstream"
+    a, b = first.json()["choices"][0]["message"], second.json()["choices"][0]["message"]
+    assert (a["content"], a.get("reasoning_content")) == (b["content"], b.get("reasoning_content"))
+    assert second.json()["usage"] == first.json()["usage"]
+    assert second.json()["id"] != first.json()["id"]
+
+    # Streamed from the cache: a normal stream, ending in [DONE].
+    streamed = stream_chat(routed, {"model": "cached", "messages": [{"role": "user", "content": question}],
+                                    "stream_options": {"include_usage": True}})
+    assert streamed.status_code == 200 and streamed.done
+    assert streamed.headers["x-chorus-cache"] == "hit"
+    assert streamed.content == a["content"]
+    assert streamed.reasoning == a["reasoning_content"]
+    assert requests_of(fake) == before + 1
+
+    # Cache-Control: no-cache asks the model again; temperature > 0 is not cached.
+    fresh = routed.http.post("/v1/chat/completions", headers={"Cache-Control": "no-cache"},
+                             json={"model": "cached", "messages": [{"role": "user", "content": question}]})
+    assert fresh.headers["x-chorus-cache"] == "miss"
+    assert requests_of(fake) == before + 2
+    warm = f"warm {unique_tag()}"
+    for _ in range(2):
+        r = routed.chat(warm, model="cached", temperature=0.7)
+        assert r.headers["x-chorus-cache"] == "miss"
+    assert requests_of(fake) == before + 4
+
+    # The hit is stored as an answer of its own, marked as from the cache.
+    rows = routed.assistant_rows(second.headers["x-conversation-id"])
+    assert json.loads(rows[-1]["metadata"])["cache"] == "hit"
+
+
+def test_a_request_may_opt_into_the_cache(routed: Chorus, fakes: list[FakeUpstream]) -> None:
+    fake = fakes[2]
+    question = f"opt in {unique_tag()}"
+    before = requests_of(fake)
+    for expected in ("miss", "hit"):
+        r = routed.chat(question, model="rescue", cache={"ttl_seconds": 30})
+        assert r.status_code == 200, r.text
+        assert r.headers["x-chorus-cache"] == expected
+    assert requests_of(fake) == before + 1
+    assert "cache" not in fake.requests(1)[-1], "Chorus's own `cache` field must not go upstream"
+
+
+def test_a_refusal_is_marked(routed: Chorus) -> None:
+    r = routed.chat("[[fake echo=1]] I cannot help with that", model="refuser")
+    assert r.status_code == 200, r.text
+    rows = routed.assistant_rows(r.headers["x-conversation-id"])
+    metadata = json.loads(rows[-1]["metadata"])
+    assert metadata["refused"] is True
+    ok = routed.chat("[[fake echo=1]] happy to help", model="refuser")
+    assert "refused" not in json.loads(routed.assistant_rows(ok.headers["x-conversation-id"])[-1]["metadata"])
+
+
+def test_a_refused_task_tries_its_fallback(routed: Chorus, fakes: list[FakeUpstream]) -> None:
+    r = routed.http.post("/v1/batches", json={"prompt": "[[fake echo=1]] I cannot help, says the first", "models": ["refuser"]})
+    assert r.status_code == 202, r.text
+    task_id = r.json()["task_ids"][0]
+    state: dict = {}
+
+    def done() -> bool:
+        nonlocal state
+        state = routed.http.get(f"/v1/tasks/{task_id}").json()
+        return state["state"] in ("SUCCESS", "FAILURE")
+    wait_until(done, timeout=30)
+    assert state["state"] == "SUCCESS", state
+    assert state["result"]["served_model"] == "rescue"
+    events = routed.http.get(f"/v1/tasks/{task_id}/events", headers={"Accept": "application/json"})
+    rows = routed.query("SELECT metadata FROM messages WHERE turn_id = ? AND role = 'assistant'", (task_id,))
+    assert len(rows) == 1, "one answer per turn: the fallback's replaces the refusal"
+    metadata = json.loads(rows[0]["metadata"])
+    assert metadata["refused_by"] == ["refuser"]
+    assert metadata["served_model"] == "rescue"
+
+
+def test_usage_adds_up_tokens_cache_hits_and_cost(routed: Chorus) -> None:
+    question = f"[[fake tokens=5]] priced {unique_tag()}"
+    for _ in range(3):
+        assert routed.chat(question, model="cached").status_code == 200
+    own = routed.http.get("/v1/usage", params={"group_by": "model"})
+    assert own.status_code == 200, own.text
+    rows = {row["model"]: row for row in own.json()["data"]}
+    cached = rows["cached"]
+    assert cached["requests"] >= 3
+    assert cached["cache_hits"] >= 2
+    assert cached["completion_tokens"] > 0 and cached["prompt_tokens"] > 0
+    # 1000 $/M prompt, 2000 $/M completion; cache hits are free.
+    assert cached["cost"] > 0
+    assert "rescue" in rows and rows["rescue"]["cost"] is None, "a model without a price has no cost"
+
+    everyone = routed.http.get("/v1/admin/usage", params={"group_by": "user,key,model"})
+    assert everyone.status_code == 200, everyone.text
+    keys = {row["api_key_id"] for row in everyone.json()["data"] if row["model"] == "cached"}
+    assert routed.admin_key_id in keys
+    by_day = routed.http.get("/v1/usage").json()["data"]
+    assert all(len(row["day"]) == 10 for row in by_day)
+    bad = routed.http.get("/v1/usage", params={"group_by": "user"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "group_by"

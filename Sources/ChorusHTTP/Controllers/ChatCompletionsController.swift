@@ -47,7 +47,11 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         if let accounts, let principal = context.principal {
             try await accounts.admitChat(principal: principal, ip: context.clientIP)
         }
-        let turn = try await engine.prepare(chat, ownerID: context.ownerID, requestID: context.requestID)
+        // `Cache-Control: no-cache` asks for a fresh answer (which then replaces the cached one).
+        let noCache = request.headers[.cacheControl]?.lowercased().contains("no-cache") == true
+        let turn = try await engine.prepare(
+            chat, ownerID: context.ownerID, requestID: context.requestID,
+            options: TurnOptions(apiKeyID: context.principal?.apiKeyID, bypassCache: noCache))
         do {
             return try await respond(chat, turn: turn, request: request, context: context)
         } catch let error as ChorusError {

@@ -1,62 +1,14 @@
 public import ChorusCore
 public import ChorusStore
 public import Logging
-public import ServiceLifecycle
 import Synchronization
 
-/// The audit log's writer: requests append entries in memory, and one transaction a second writes
-/// them, so auditing never adds a database write to a request's path. A crash loses at most the
-/// last interval; a graceful stop writes everything first.
-public final class AuditLog: Service {
-    private let buffer = Mutex<[AuditEntry]>([])
-    private let flushes = Atomic<Int>(0)
-    /// Write transactions of the audit log so far (one per flush with entries), so that the
-    /// writes of a chat turn can be counted apart from the log's batches.
-    public var committedWrites: Int { flushes.load(ordering: .relaxed) }
-    private let store: SQLAuthStore
-    private let interval: Duration
-    private let logger: Logger
-    /// Entries kept while the database is unreachable, beyond which the oldest are dropped.
-    private let maxBuffered = 100_000
+/// The audit log's writer (see `BufferedWriter`).
+public typealias AuditLog = BufferedWriter<AuditEntry>
 
-    public init(store: SQLAuthStore, interval: Duration = .seconds(1), logger: Logger) {
-        self.store = store
-        self.interval = interval
-        self.logger = logger
-    }
-
-    public func record(_ entry: AuditEntry) {
-        let dropped = buffer.withLock { entries -> Bool in
-            entries.append(entry)
-            guard entries.count > maxBuffered else { return false }
-            entries.removeFirst(entries.count - maxBuffered)
-            return true
-        }
-        if dropped { logger.error("audit log buffer full; the oldest entries were dropped") }
-    }
-
-    public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
-            await flush()
-        }
-        await flush()
-    }
-
-    /// Writes what is buffered; on failure it stays buffered for the next round.
-    public func flush() async {
-        let entries = buffer.withLock { entries in
-            defer { entries.removeAll(keepingCapacity: true) }
-            return entries
-        }
-        guard !entries.isEmpty else { return }
-        do {
-            try await store.append(audit: entries)
-            flushes.add(1, ordering: .relaxed)
-        } catch {
-            logger.warning("audit log write failed; retrying", metadata: ["error": "\(error)", "entries": "\(entries.count)"])
-            buffer.withLock { $0.insert(contentsOf: entries, at: 0) }
-        }
+extension BufferedWriter where Entry == AuditEntry {
+    public convenience init(store: SQLAuthStore, interval: Duration = .seconds(1), logger: Logger) {
+        self.init("audit log", interval: interval, logger: logger) { entries in try await store.append(audit: entries) }
     }
 }
 

@@ -29,6 +29,7 @@ public final class ChorusMetrics: Sendable {
         let gaps: CoreMetrics.Timer
         let requests: CoreMetrics.Counter
         let retries: CoreMetrics.Counter
+        let cacheHits, cacheMisses: CoreMetrics.Counter
         let prompt, completion, reasoning: CoreMetrics.Counter
         private let errors: Mutex<[String: CoreMetrics.Counter]>
         private let model: String
@@ -40,6 +41,8 @@ public final class ChorusMetrics: Sendable {
             gaps = CoreMetrics.Timer(label: "chorus_inter_token_seconds", dimensions: dimensions, factory: factory)
             requests = CoreMetrics.Counter(label: "chorus_upstream_requests_total", dimensions: dimensions, factory: factory)
             retries = CoreMetrics.Counter(label: "chorus_upstream_retries_total", dimensions: dimensions, factory: factory)
+            cacheHits = CoreMetrics.Counter(label: "chorus_cache_lookups_total", dimensions: dimensions + [("result", "hit")], factory: factory)
+            cacheMisses = CoreMetrics.Counter(label: "chorus_cache_lookups_total", dimensions: dimensions + [("result", "miss")], factory: factory)
             prompt = CoreMetrics.Counter(label: "chorus_tokens_total", dimensions: dimensions + [("kind", "prompt")], factory: factory)
             completion = CoreMetrics.Counter(label: "chorus_tokens_total", dimensions: dimensions + [("kind", "completion")], factory: factory)
             reasoning = CoreMetrics.Counter(label: "chorus_tokens_total", dimensions: dimensions + [("kind", "reasoning")], factory: factory)
@@ -150,6 +153,12 @@ public final class ChorusMetrics: Sendable {
     public func retry(model name: String) {
         guard enabled else { return }
         model(name).retries.increment()
+    }
+
+    /// A cacheable turn answered from the response cache, or by the model.
+    public func cacheLookup(model name: String, hit: Bool) {
+        guard enabled else { return }
+        (hit ? model(name).cacheHits : model(name).cacheMisses).increment()
     }
 
     /// A complete answer that could not be stored (its client got it all the same).

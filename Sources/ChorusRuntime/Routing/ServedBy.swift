@@ -9,9 +9,18 @@ public final class ServedBy: Sendable {
         /// `model/index`; nil for a cache hit.
         public var deployment: String?
         public var cacheHit = false
+        /// The answer matched the model's `refusal_patterns`.
+        public var refused = false
     }
 
     private let value = Mutex<Value?>(nil)
+    private let refusals = Mutex<[String]>([])
+
+    /// Models whose answers to this turn were refusals, before this one (a task's fallbacks).
+    public var refusedBy: [String] {
+        get { refusals.withLock { $0 } }
+        set { refusals.withLock { $0 = newValue } }
+    }
 
     public init() {}
 
@@ -19,5 +28,9 @@ public final class ServedBy: Sendable {
 
     func set(_ newValue: Value) {
         value.withLock { $0 = newValue }
+    }
+
+    func markRefused() {
+        value.withLock { $0?.refused = true }
     }
 }

@@ -25,13 +25,23 @@ public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
         }
         var turn = try await engine.prepareTask(task, conversationID: conversationID)
         turn.gate = context.gate
-        let output = try await engine.stream(turn) { event in
-            switch event {
-            case .reasoning(let text): try await context.emit(.thinking, token: text)
-            case .content(let text): try await context.emit(.answer, token: text)
-            case .toolCalls(let calls): try await context.emit(.toolCalls, data: calls)
-            case .refusal, .logprobs, .metadata, .finish, .usage: break
+        var output: CompletionOutput
+        while true {
+            output = try await engine.stream(turn) { event in
+                switch event {
+                case .reasoning(let text): try await context.emit(.thinking, token: text)
+                case .content(let text): try await context.emit(.answer, token: text)
+                case .toolCalls(let calls): try await context.emit(.toolCalls, data: calls)
+                case .refusal, .logprobs, .metadata, .finish, .usage: break
+                }
             }
+            // A refusal (the model's `refusal_patterns`) goes to the next fallback; followers are
+            // told the answer starts again, as after a takeover, and the stored answer is replaced.
+            guard turn.servedBy.current?.refused == true, let next = turn.fallingBack() else { break }
+            try await context.emit(.progress, data: .object([
+                "restarted": .bool(true), "reason": .string("refused"), "model": .string(next.route.name),
+            ]))
+            turn = next
         }
         if let accounts, let usage = output.usage, let billing = task.params["billing"], billing != .null {
             await accounts.settle(billing: billing, tokens: usage.totalTokens)
@@ -43,6 +53,7 @@ public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
             "conversation_id": .string(conversationID),
             "model": .string(task.model),
         ]
+        if let served = turn.servedBy.current?.model, served != task.model { result["served_model"] = .string(served) }
         if !output.toolCalls.isEmpty { result["tool_calls"] = .array(output.toolCalls.map(\.json)) }
         if let refusal = output.refusal { result["refusal"] = .string(refusal) }
         if let usage = output.usage { result["usage"] = usage.json }
