@@ -33,9 +33,11 @@ public struct ModelRegistry: Sendable {
             if let variable = model.apiKeyEnv, apiKey == nil {
                 logger.warning("API key variable is not set; calls go without a key", metadata: ["model": "\(model.name)", "api_key_env": "\(variable)"])
             }
-            let provider = OpenAICompatibleProvider(
-                endpoint: endpoint, upstreamModel: model.upstreamModel, apiKey: apiKey,
-                timeouts: model.timeouts, clients: clients, logger: logger)
+            let provider: any ChatProvider = model.provider == .gemini
+                ? GeminiProvider(endpoint: endpoint, upstreamModel: model.upstreamModel, apiKey: apiKey, timeouts: model.timeouts, clients: clients, logger: logger)
+                : OpenAICompatibleProvider(
+                    endpoint: endpoint, upstreamModel: model.upstreamModel, apiKey: apiKey,
+                    timeouts: model.timeouts, clients: clients, logger: logger)
             entries[model.name] = Entry(configuration: model, provider: provider)
         }
         self.entries = entries

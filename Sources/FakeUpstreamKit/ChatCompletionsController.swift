@@ -65,13 +65,19 @@ struct ChatCompletionsController<Context: RequestContext>: Sendable {
             )
         }
 
-        let (answer, finishReason) = Answer.decide(
+        var (answer, finishReason) = Answer.decide(
             for: chat,
             options: options,
             userText: directive.remainder,
             sequence: sequence,
             defaultTokenCount: self.configuration.defaultTokenCount
         )
+        if options.blockPrompt != nil {
+            answer = .content(.counted(0))
+        }
+        if options.block != nil || options.blockPrompt != nil {
+            finishReason = .contentFilter
+        }
         let plan = CompletionPlan(
             id: "chatcmpl-fake-\(sequence)",
             created: Int(Date().timeIntervalSince1970),

@@ -46,12 +46,19 @@ struct FakeOptions: Sendable, Equatable {
     var toolCalls = 1
     /// Refuse: answer with a fixed refusal text in `refusal` instead of `content`.
     var refusal = false
+    /// Block the answer after its tokens, for this reason (`SAFETY`, `RECITATION`, …): Gemini's
+    /// candidate `finishReason` with a blocked safety rating; `finish_reason: content_filter`
+    /// in the OpenAI mode.
+    var block: String?
+    /// Block the prompt for this reason: Gemini's `promptFeedback.blockReason` and no candidate
+    /// (`content_filter` with no answer in the OpenAI mode).
+    var blockPrompt: String?
 
     /// The keys accepted, for error messages.
     static let keys = [
         "tokens", "reasoning", "think_tags", "rate", "status", "retry_after", "stall_first",
         "stall_after", "stall", "malformed_after", "disconnect_after", "error_after", "echo",
-        "usage", "comments", "watch_close", "tool_calls", "refusal",
+        "usage", "comments", "watch_close", "tool_calls", "refusal", "block", "block_prompt",
     ]
 
     /// Applies `key=value` pairs from `text` on top of the current values.
@@ -91,6 +98,8 @@ struct FakeOptions: Sendable, Equatable {
         case "watch_close": self.watchClose = try Self.flag(key, value)
         case "tool_calls": self.toolCalls = try Self.count(key, value)
         case "refusal": self.refusal = try Self.flag(key, value)
+        case "block": self.block = try Self.reason(key, value)
+        case "block_prompt": self.blockPrompt = try Self.reason(key, value)
         default:
             throw FakeOptionError(
                 message: "unknown fake option '\(key)'; known: \(Self.keys.joined(separator: ", "))"
@@ -110,6 +119,14 @@ struct FakeOptions: Sendable, Equatable {
             throw FakeOptionError(message: "fake option \(key)=\(value) needs a number >= 0")
         }
         return number
+    }
+
+    /// A block reason as Gemini spells it: capital letters and underscores.
+    private static func reason(_ key: Substring, _ value: Substring) throws(FakeOptionError) -> String {
+        guard !value.isEmpty, value.allSatisfy({ ("A"..."Z").contains($0) || $0 == "_" }) else {
+            throw FakeOptionError(message: "fake option \(key)=\(value) needs a reason such as SAFETY")
+        }
+        return String(value)
     }
 
     private static func flag(_ key: Substring, _ value: Substring) throws(FakeOptionError) -> Bool {
