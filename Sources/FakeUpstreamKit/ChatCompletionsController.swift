@@ -57,7 +57,7 @@ struct ChatCompletionsController<Context: RequestContext>: Sendable {
         if options.stallFirst > 0 {
             try await Task.sleep(for: .seconds(options.stallFirst))
         }
-        if let status = options.status, status >= 400 {
+        if let status = options.status, status >= 400, await options.failsNow(lastUserText, stats: self.stats) {
             return OpenAIErrorBody.response(
                 status: status,
                 message: "The fake upstream was asked to fail with status \(status).",

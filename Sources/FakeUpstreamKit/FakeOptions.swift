@@ -22,6 +22,9 @@ struct FakeOptions: Sendable, Equatable {
     var status: Int?
     /// `Retry-After` seconds to send with an error status.
     var retryAfter: Int?
+    /// `status` fails only the first N requests with the same last user message; later ones are
+    /// answered (a retried call that succeeds).
+    var times: Int?
     /// Seconds to wait before the first byte of the response (before the headers).
     var stallFirst: Double = 0
     /// After this many answer tokens, pause for `stall` seconds.
@@ -56,7 +59,7 @@ struct FakeOptions: Sendable, Equatable {
 
     /// The keys accepted, for error messages.
     static let keys = [
-        "tokens", "reasoning", "think_tags", "rate", "status", "retry_after", "stall_first",
+        "tokens", "reasoning", "think_tags", "rate", "status", "retry_after", "times", "stall_first",
         "stall_after", "stall", "malformed_after", "disconnect_after", "error_after", "echo",
         "usage", "comments", "watch_close", "tool_calls", "refusal", "block", "block_prompt",
     ]
@@ -86,6 +89,7 @@ struct FakeOptions: Sendable, Equatable {
             }
             self.status = status
         case "retry_after": self.retryAfter = try Self.count(key, value)
+        case "times": self.times = try Self.count(key, value)
         case "stall_first": self.stallFirst = try Self.seconds(key, value)
         case "stall_after": self.stallAfter = try Self.count(key, value)
         case "stall": self.stall = try Self.seconds(key, value)
@@ -135,6 +139,15 @@ struct FakeOptions: Sendable, Equatable {
         case "0", "false", "no", "off": return false
         default: throw FakeOptionError(message: "fake option \(key)=\(value) needs 0 or 1")
         }
+    }
+}
+
+extension FakeOptions {
+    /// Whether `status` applies to this request: always, or with `times=N` for the first N
+    /// requests whose last user message is `message`.
+    func failsNow(_ message: String, stats: FakeUpstreamStats) async -> Bool {
+        guard let times else { return true }
+        return await stats.occurrence(of: message) <= times
     }
 }
 

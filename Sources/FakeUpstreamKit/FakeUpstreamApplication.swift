@@ -17,7 +17,7 @@ import NIOCore
 ///
 /// Per-request behaviour: `[[fake key=value ...]]` in the last user message, or the header
 /// `X-Fake: key=value ...` (the header wins). Keys: `tokens`, `reasoning`, `think_tags`,
-/// `rate`, `status`, `retry_after`, `stall_first`, `stall_after` + `stall`, `malformed_after`,
+/// `rate`, `status`, `retry_after`, `times`, `stall_first`, `stall_after` + `stall`, `malformed_after`,
 /// `disconnect_after`, `error_after`, `echo`, `usage`, `comments`, `watch_close`,
 /// `tool_calls`, `refusal`, `block`, `block_prompt`; see `FakeOptions`. An unknown key or a bad value is answered with
 /// HTTP 400.

@@ -77,7 +77,7 @@ struct GeminiController<Context: RequestContext>: Sendable {
         if options.stallFirst > 0 {
             try await Task.sleep(for: .seconds(options.stallFirst))
         }
-        if let status = options.status, status >= 400 {
+        if let status = options.status, status >= 400, await options.failsNow(chat.lastUserMessage?.text ?? "", stats: self.stats) {
             var response = Self.error(status: status, message: "The fake upstream was asked to fail with status \(status).")
             if let retryAfter = options.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
