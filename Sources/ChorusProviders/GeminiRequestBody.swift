@@ -7,7 +7,8 @@ import Foundation
 /// - system and developer messages, wherever they are, become `systemInstruction`;
 /// - user messages are `user` contents, assistant messages `model` contents; their tool calls are
 ///   `functionCall` parts, and tool results `functionResponse` parts of a `user` content, named
-///   after the call their `tool_call_id` answers. Consecutive contents of one role are merged,
+///   after the call their `tool_call_id` answers; a call's thought signature, kept in its id by
+///   `GeminiResponseDecoder`, goes back as the part's `thoughtSignature`. Consecutive contents of one role are merged,
 ///   so the results of parallel calls go back together as Gemini expects;
 /// - images, audio and files given as `data:` URLs are `inline_data`; an image at a Gemini File
 ///   API URI is `file_data`. Any other http(s) URL is refused: Gemini does not fetch arbitrary URLs;
@@ -52,7 +53,11 @@ public enum GeminiRequestBody {
                     let name = call["function"]?["name"]?.stringValue ?? ""
                     if let id = call["id"]?.stringValue { toolNames[id] = name }
                     let arguments = try self.arguments(call["function"]?["arguments"], param: "\(param).tool_calls[\(callIndex)].function.arguments")
-                    parts.append(.object(["functionCall": .object(["name": .string(name), "args": arguments])]))
+                    var part: [String: JSONValue] = ["functionCall": .object(["name": .string(name), "args": arguments])]
+                    if let id = call["id"]?.stringValue, let separator = id.range(of: GeminiResponseDecoder.signatureSeparator) {
+                        part["thoughtSignature"] = .string(String(id[separator.upperBound...]))
+                    }
+                    parts.append(.object(part))
                 }
                 append("model", parts)
             case "tool":

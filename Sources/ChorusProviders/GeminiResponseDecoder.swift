@@ -5,7 +5,9 @@ public import ChorusCore
 ///
 /// - parts with `thought: true` are reasoning, other text is content;
 /// - a `functionCall` part is one whole OpenAI tool call (Gemini does not stream arguments), with
-///   an id made here (`call_…`) and its `args` as JSON text;
+///   an id made here (`call_…`) and its `args` as JSON text. Its `thoughtSignature`, which
+///   Gemini 3 requires back with the call, rides in the id after `__thought__`: the id is the one
+///   thing of a call every client returns unchanged;
 /// - `STOP` is `stop` (`tool_calls` when the answer called functions), `MAX_TOKENS` is `length`;
 ///   a safety or policy block, of the prompt (`promptFeedback.blockReason`) or of the answer
 ///   (`SAFETY`, `RECITATION`, …), is `content_filter`, with a refusal naming the reason and the
@@ -13,6 +15,8 @@ public import ChorusCore
 /// - `usageMetadata`: prompt tokens, completion tokens = answer + thoughts, the thoughts also as
 ///   `completion_tokens_details.reasoning_tokens`.
 public struct GeminiResponseDecoder: Sendable {
+    /// Between a tool call's own id and the call's thought signature.
+    static let signatureSeparator = "__thought__"
     static let blockReasons: Set<String> = ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"]
 
     /// The OpenAI finish reason, once the upstream gave one.
@@ -47,8 +51,12 @@ public struct GeminiResponseDecoder: Sendable {
                 events.append(part["thought"]?.boolValue == true ? .reasoning(text) : .content(text))
             } else if let call = part["functionCall"] {
                 let arguments = (try? String(decoding: (call["args"] ?? .object([:])).encoded(), as: UTF8.self)) ?? "{}"
+                var id = Identifier.make("call_")
+                if let signature = (part["thoughtSignature"] ?? part["thought_signature"])?.stringValue, !signature.isEmpty {
+                    id += Self.signatureSeparator + signature
+                }
                 events.append(.toolCalls(.array([.object([
-                    "index": .int(toolCalls), "id": .string(Identifier.make("call_")), "type": .string("function"),
+                    "index": .int(toolCalls), "id": .string(id), "type": .string("function"),
                     "function": .object(["name": .string(call["name"]?.stringValue ?? ""), "arguments": .string(arguments)]),
                 ])])))
                 toolCalls += 1

@@ -5,7 +5,9 @@
 /// Text goes in `text` parts, reasoning in `thought: true` parts (sent only when the request
 /// asked for thoughts: `thinkingConfig.includeThoughts`), a tool call as one whole
 /// `functionCall` part (Gemini does not stream arguments). The finish reason is `STOP` (tool
-/// calls too), `MAX_TOKENS`, or the `block` option's reason with a blocked safety rating.
+/// calls too), `MAX_TOKENS`, or the `block` option's reason with a blocked safety rating. As
+/// Gemini 3 does, the first `functionCall` part of an answer carries a `thoughtSignature`
+/// (`fakesig-<response id>`) that must come back with the call (`GeminiRequest` checks).
 /// `usageMetadata`: the prompt's words, answer tokens as `candidatesTokenCount` (argument
 /// fragments for tool calls), reasoning tokens as `thoughtsTokenCount`.
 struct GeminiEvents: StreamEventRenderer {
@@ -32,7 +34,7 @@ struct GeminiEvents: StreamEventRenderer {
             return self.contentEvent(tokens[index])
         case .toolCalls(let toolCalls):
             guard case .header(let call) = toolCalls.chunks[index] else { return nil }
-            return self.event(parts: self.functionCallPart(toolCalls.calls[call]))
+            return self.event(parts: self.functionCallPart(toolCalls.calls[call], signed: call == 0))
         }
     }
 
@@ -54,7 +56,7 @@ struct GeminiEvents: StreamEventRenderer {
         case .content(let tokens), .refusal(let tokens):
             if tokens.count > 0 { parts.append(self.textPart(tokens.fullText)) }
         case .toolCalls(let toolCalls):
-            parts += toolCalls.calls.map(self.functionCallPart)
+            parts += toolCalls.calls.map { self.functionCallPart($0, signed: $0.index == 0) }
         }
         return self.response(parts: parts.joined(separator: ","), final: true)
     }
@@ -132,10 +134,16 @@ struct GeminiEvents: StreamEventRenderer {
         return json + (thought ? #","thought":true}"# : "}")
     }
 
-    private func functionCallPart(_ call: ToolCallPlan.Call) -> String {
+    static let signaturePrefix = "fakesig-"
+
+    private func functionCallPart(_ call: ToolCallPlan.Call, signed: Bool) -> String {
         var json = #"{"functionCall":{"name":"#
         JSONText.appendString(call.name, to: &json)
         // A call cut by `max_tokens` has partial arguments, which are no JSON object.
-        return json + #","args":"# + (call.arguments.isEmpty || self.plan.finishReason == .length ? "{}" : call.arguments) + "}}"
+        json += #","args":"# + (call.arguments.isEmpty || self.plan.finishReason == .length ? "{}" : call.arguments) + "}"
+        if signed {
+            json += #","thoughtSignature":"\#(Self.signaturePrefix)\#(self.plan.id)""#
+        }
+        return json + "}"
     }
 }

@@ -9,7 +9,9 @@ import Foundation
 /// or snake_case); `inline_data` with a MIME type and valid base64; `functionCall` only from the
 /// model, `functionResponse` only from the user and naming a function the previous model turn
 /// called, with an object `response`; a text-only `systemInstruction`; function declarations
-/// with names; `functionCallingConfig.mode` one of AUTO, ANY, NONE, VALIDATED.
+/// with names; `functionCallingConfig.mode` one of AUTO, ANY, NONE, VALIDATED; as Gemini 3
+/// checks, in the current turn (after the last user text) the first `functionCall` of each model
+/// content must carry back the `thoughtSignature` the fake gave it.
 ///
 /// Read as: the system instruction as a system message; user text as user messages; each
 /// `functionResponse` as a `tool` message whose `tool_call_id` is the function's name and whose
@@ -52,7 +54,15 @@ struct GeminiRequest {
             throw GeminiRequestError("* GenerateContentRequest.contents: contents is not specified")
         }
         var previousCalls: Set<String> = []
+        let currentTurn = contents.lastIndex { content in
+            (content["role"] as? String ?? "user") == "user" && (content["parts"] as? [[String: Any]] ?? []).contains { $0["text"] != nil }
+        } ?? 0
         for (index, content) in contents.enumerated() {
+            if index > currentTurn, let first = (content["parts"] as? [[String: Any]])?.first(where: { Self.field($0, "functionCall") != nil }) {
+                guard let signature = Self.field(first, "thoughtSignature") as? String, signature.hasPrefix(GeminiEvents.signaturePrefix) else {
+                    throw GeminiRequestError("Function call is missing a thought_signature in functionCall parts (contents[\(index)]). This is required for tools to work correctly.")
+                }
+            }
             let role = content["role"] as? String ?? "user"
             guard role == "user" || role == "model" else {
                 throw GeminiRequestError("Please use a valid role: user, model. (contents[\(index)].role is \(role))")

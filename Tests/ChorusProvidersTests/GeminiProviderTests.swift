@@ -57,9 +57,9 @@ import Testing
             {"messages":[
               {"role":"user","content":"Weather in Paris and Rome?"},
               {"role":"assistant","content":null,"tool_calls":[
-                {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+                {"id":"call_1__thought__c2ln","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
                 {"id":"call_2","type":"function","function":{"name":"get_time","arguments":""}}]},
-              {"role":"tool","tool_call_id":"call_1","content":"{\"temp\":21}"},
+              {"role":"tool","tool_call_id":"call_1__thought__c2ln","content":"{\"temp\":21}"},
               {"role":"tool","tool_call_id":"call_2","content":"noon"}
              ],
              "tools":[{"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"additionalProperties":false}}},
@@ -69,7 +69,7 @@ import Testing
         let gemini = try GeminiRequestBody.make(from: body)
         #expect(gemini["contents"] == (try Self.parse(#"""
             [{"role":"user","parts":[{"text":"Weather in Paris and Rome?"}]},
-             {"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}}},{"functionCall":{"name":"get_time","args":{}}}]},
+             {"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2ln"},{"functionCall":{"name":"get_time","args":{}}}]},
              {"role":"user","parts":[{"functionResponse":{"name":"get_weather","response":{"temp":21}}},
                                      {"functionResponse":{"name":"get_time","response":{"result":"noon"}}}]}]
             """#)))
@@ -119,14 +119,14 @@ import Testing
         var decoder = GeminiResponseDecoder()
         let events = try decoder.events(try Self.parse(#"""
             {"candidates":[{"content":{"role":"model","parts":[{"text":"hmm","thought":true},{"text":"Let me look."},
-              {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}}]},"finishReason":"STOP"}],
+              {"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2ln"}]},"finishReason":"STOP"}],
              "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"thoughtsTokenCount":3,"totalTokenCount":18}}
             """#))
         var output = CompletionOutput()
         for event in events { output.apply(event) }
         #expect(output.reasoning == "hmm" && output.content == "Let me look.")
         #expect(output.toolCalls.count == 1 && output.toolCalls[0].name == "get_weather" && output.toolCalls[0].arguments == #"{"city":"Paris"}"#)
-        #expect(output.toolCalls[0].id.hasPrefix("call_"))
+        #expect(output.toolCalls[0].id.hasPrefix("call_") && output.toolCalls[0].id.hasSuffix("__thought__c2ln"))
         #expect(decoder.finishReason == "tool_calls")
         #expect(decoder.usage == Usage(
             promptTokens: 10, completionTokens: 8, promptTokensDetails: .object(["cached_tokens": .int(0)]),

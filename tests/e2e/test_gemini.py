@@ -222,6 +222,9 @@ def test_a_tool_call_round_trip(sdk: OpenAI, gemini_fake: FakeUpstream, stream: 
     assert len(calls) == 1
     call = calls[0]
     assert call["id"].startswith("call_") and call["function"]["name"] == "get_weather"
+    # The call's thought signature (Gemini 3 wants it back) rides in the id.
+    signature = call["id"].split("__thought__", 1)[1]
+    assert signature.startswith("fakesig-")
     assert json.loads(call["function"]["arguments"]) == {"city": "city_0"}
     sent = last_sent(gemini_fake, tag)
     assert sent["tools"] == [{"functionDeclarations": [{
@@ -239,9 +242,27 @@ def test_a_tool_call_round_trip(sdk: OpenAI, gemini_fake: FakeUpstream, stream: 
     sent = last_sent(gemini_fake, tag)
     assert sent["contents"] == [
         {"role": "user", "parts": [{"text": f"{tag} weather in Paris?"}]},
-        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "city_0"}}}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "city_0"}},
+                                     "thoughtSignature": signature}]},
         {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temperature": 21}}}]},
     ]
+
+
+def test_a_call_without_its_thought_signature_is_the_clients_400(gchorus: Chorus, gemini_fake: FakeUpstream):
+    """A history with a call Chorus did not make (an id with no signature): the fake refuses it as
+    Gemini 3 does, and the client gets Gemini's reason as a 400, not a 502."""
+    tag = unique_tag()
+    r = gchorus.http.post("/v1/chat/completions", json={"model": "gemini", "tools": TOOLS, "messages": [
+        {"role": "user", "content": f"{tag} weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_own", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_own", "content": "sunny"},
+    ]})
+    assert r.status_code == 400, r.text
+    assert "thought_signature" in r.json()["error"]["message"]
+    sent = last_sent(gemini_fake, tag)
+    assert sent["contents"][2] == {"role": "user", "parts": [
+        {"functionResponse": {"name": "get_weather", "response": {"result": "sunny"}}}]}
 
 
 def test_a_named_tool_choice_and_an_unknown_tool_result(gchorus: Chorus, gemini_fake: FakeUpstream):
