@@ -52,7 +52,8 @@ def gemini_model_yaml(fake: FakeUpstream, name: str, key_env: str, extra: str = 
 @pytest.fixture(scope="module")
 def gchorus(chorus_bin: str, gemini_fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chorus]:
     """Chorus with `gemini` (streams upstream), `gemini-direct` (`upstream_streaming: false`:
-    generateContent), `gemini-nokey` (its key variable unset) and `gemini-badkey` (a wrong key).
+    generateContent), `gemini-nokey` (its key variable unset), `gemini-badkey` (a wrong key) and
+    `gemini-quick` (1 s first-token and between-token timeouts, no retries).
     It logs at debug level, so a key that leaked into any log line would show."""
     env = dict(os.environ)
     env["GEMINI_E2E_KEY"] = GEMINI_KEY
@@ -61,7 +62,9 @@ def gchorus(chorus_bin: str, gemini_fake: FakeUpstream, tmp_path_factory: pytest
     models = (gemini_model_yaml(gemini_fake, "gemini", "GEMINI_E2E_KEY")
               + gemini_model_yaml(gemini_fake, "gemini-direct", "GEMINI_E2E_KEY", "    upstream_streaming: false\n")
               + gemini_model_yaml(gemini_fake, "gemini-nokey", "GEMINI_E2E_NO_KEY", "    retries: 0\n")
-              + gemini_model_yaml(gemini_fake, "gemini-badkey", "GEMINI_E2E_BAD_KEY", "    retries: 0\n"))
+              + gemini_model_yaml(gemini_fake, "gemini-badkey", "GEMINI_E2E_BAD_KEY", "    retries: 0\n")
+              + gemini_model_yaml(gemini_fake, "gemini-quick", "GEMINI_E2E_KEY", "    retries: 0\n").replace(
+                  FAKE_TIMEOUTS, "{connect: 5, first_token: 1, between_tokens: 1, total: 60}"))
     instance = start_chorus(chorus_bin, tmp_path_factory.mktemp("chorus-gemini"), models, env=env,
                             config={"logging": {"level": "debug"}})
     try:
@@ -396,6 +399,26 @@ def test_an_error_mid_stream_keeps_what_came(gchorus: Chorus):
     assert result.status_code == 200
     assert result.content == answer(2)
     assert result.errors and result.errors[0]["type"] == "upstream_error"
+
+
+def test_faults_in_a_gemini_stream(gchorus: Chorus, openai_schemas: OpenAISchemas):
+    """The fake's stalls, drops and malformed events, in Gemini's stream, reach the client as
+    they do from an OpenAI upstream."""
+    late = gchorus.http.post("/v1/chat/completions", json=user_body(f"{unique_tag()} [[fake stall_first=2]]", model="gemini-quick"))
+    assert late.status_code == 504 and late.json()["error"]["code"] == "upstream_timeout_first_token", late.text
+
+    stalled = stream_chat(gchorus, user_body(f"{unique_tag()} [[fake tokens=4 stall_after=2 stall=3]]", model="gemini-quick"))
+    assert stalled.status_code == 200 and stalled.content == answer(2)
+    assert stalled.errors and stalled.errors[0]["code"] == "upstream_timeout_between_tokens", stalled.errors
+
+    dropped = stream_chat(gchorus, user_body(f"{unique_tag()} [[fake tokens=4 disconnect_after=2]]", model="gemini"))
+    assert dropped.status_code == 200 and dropped.content == answer(2)
+    assert dropped.errors and dropped.errors[0]["type"] == "upstream_error", dropped.errors
+
+    # A malformed event is skipped; the rest of the answer arrives.
+    skipped = stream_chat(gchorus, user_body(f"{unique_tag()} [[fake tokens=4 malformed_after=1 comments=1]]", model="gemini"))
+    check_chunks(skipped, openai_schemas)
+    assert skipped.content == answer(4) and not skipped.errors
 
 
 # --------------------------------------------------------------------------------------------
