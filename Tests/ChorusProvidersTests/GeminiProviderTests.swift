@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ChorusCore
 import FakeUpstreamKit
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -251,6 +252,36 @@ import Testing
             #expect(failed?.httpStatus == 502 && partial == "t0 t1 ")
             await #expect(throws: ChorusError.self) {
                 try await provider.stream(try Self.request("[[fake tokens=4 disconnect_after=2]]")) { _ in }
+            }
+        }
+    }
+
+    /// The fake's Gemini mode refuses what Google refuses, so a wrong mapping fails the tests.
+    @Test func theFakeChecksKeysAndBodiesAsGoogleDoes() async throws {
+        let fake = buildFakeUpstream(configuration: FakeUpstreamConfiguration(port: 0, logLevel: .warning, apiKey: "k"), stats: FakeUpstreamStats())
+        try await fake.test(.live) { client in
+            func post(_ body: String, key: String? = "k") async throws -> (Int, String) {
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if let key { headers[HTTPField.Name("x-goog-api-key")!] = key }
+                return try await client.execute(uri: "/v1beta/models/m:generateContent", method: .post, headers: headers, body: ByteBuffer(string: body)) {
+                    (Int($0.status.code), String(buffer: $0.body))
+                }
+            }
+            let hello = #"{"contents":[{"role":"user","parts":[{"text":"hi [[fake tokens=1]]"}]}]}"#
+            #expect(try await post(hello).0 == 200)
+            #expect(try await post(hello, key: nil).0 == 403)
+            let (wrong, wrongBody) = try await post(hello, key: "x")
+            #expect(wrong == 400 && wrongBody.contains("API_KEY_INVALID"))
+            for refused in [
+                #"{"contents":[]}"#,
+                #"{"messages":[{"role":"user","content":"hi"}]}"#,
+                #"{"contents":[{"role":"assistant","parts":[{"text":"hi"}]}]}"#,
+                #"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"max_tokens":5}}"#,
+                #"{"contents":[{"role":"user","parts":[{"inline_data":{"mime_type":"image/png","data":"%%%"}}]}]}"#,
+                #"{"contents":[{"role":"user","parts":[{"text":"hi"}]},{"role":"user","parts":[{"functionResponse":{"name":"f","response":{}}}]}]}"#,
+            ] {
+                let (status, body) = try await post(refused)
+                #expect(status == 400 && body.contains("INVALID_ARGUMENT"), "\(refused) -> \(status) \(body)")
             }
         }
     }
