@@ -20,7 +20,7 @@ import pytest
 from openai import OpenAI
 
 from conftest import (FAKE_TIMEOUTS, Chorus, FakeUpstream, ManagedProcess, OpenAISchemas, answer, reasoning_text,
-                      start_chorus, stream_chat, unique_tag, user_body)
+                      start_chorus, stream_chat, unique_tag, user_body, wait_until)
 
 GEMINI_KEY = "gk-e2e-" + secrets.token_hex(12)
 
@@ -249,6 +249,38 @@ def test_a_tool_call_round_trip(sdk: OpenAI, gemini_fake: FakeUpstream, stream: 
                                      "thoughtSignature": signature}]},
         {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temperature": 21}}}]},
     ]
+
+
+def test_a_tool_loop_as_queued_tasks_keeps_the_signature_in_the_stored_history(gchorus: Chorus, gemini_fake: FakeUpstream):
+    """Tasks run the same provider; the second turn's history is rebuilt from the database, and
+    the call's thought signature comes back from there."""
+    tag = unique_tag()
+
+    def finished(task_id: str) -> dict[str, Any]:
+        def done():
+            task = gchorus.http.get(f"/v1/tasks/{task_id}").json()
+            return task if task["state"] in ("SUCCESS", "FAILURE", "CANCELLED") else None
+        return wait_until(done, 30, interval=0.1, message=f"task {task_id} to finish")
+
+    r = gchorus.http.post("/v1/batches", json={"messages": [{"role": "user", "content": f"{tag} weather?"}],
+                                               "models": ["gemini"], "tools": TOOLS})
+    assert r.status_code == 202, r.text
+    first = r.json()
+    task = finished(first["task_ids"][0])
+    assert task["state"] == "SUCCESS" and task["result"]["finish_reason"] == "tool_calls", task
+    call = task["result"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather" and "__thought__fakesig-" in call["id"]
+
+    r = gchorus.http.post("/v1/batches", json={
+        "messages": [{"role": "tool", "tool_call_id": call["id"], "content": "rain"}], "models": ["gemini"],
+        "conversation_id": first["conversation_id"], "tools": TOOLS})
+    assert r.status_code == 202, r.text
+    task = finished(r.json()["task_ids"][0])
+    assert task["state"] == "SUCCESS", task
+    assert task["result"]["content"] == 'tool results: get_weather={"result":"rain"}'
+    sent = last_sent(gemini_fake, tag)
+    assert sent["contents"][1]["parts"] == [{"functionCall": {"name": "get_weather", "args": {"city": "city_0"}},
+                                             "thoughtSignature": call["id"].split("__thought__", 1)[1]}]
 
 
 def test_a_call_without_its_thought_signature_is_the_clients_400(gchorus: Chorus, gemini_fake: FakeUpstream):
