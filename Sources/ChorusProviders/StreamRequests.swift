@@ -12,11 +12,17 @@ import Synchronization
 /// made its own.
 final class StreamRequests: Sendable {
     private let last = Mutex<(base: String, request: HTTPClient.Request)?>(nil)
+    /// What follows the base URL: `/chat/completions`, or a Gemini model's `:streamGenerateContent`.
+    private let path: String
 
-    /// A POST to `base` + `/chat/completions`, without headers or body.
+    init(path: String = "/chat/completions") {
+        self.path = path
+    }
+
+    /// A POST to `base` + the path, without headers or body.
     func request(base: String) throws -> HTTPClient.Request {
         if let last = last.withLock({ $0 }), last.base == base { return last.request }
-        let url = base + "/chat/completions"
+        let url = base + path
         let request: HTTPClient.Request
         do {
             request = try HTTPClient.Request(url: url, method: .POST)

@@ -244,6 +244,12 @@ public enum ConfigurationLoader {
                 throw ConfigurationError(key: "\(prefix).base_url", problem: "`\(url)` is not an http(s) URL")
             }
             model.baseURL = url
+        case .gemini:
+            let url = try values.string("\(prefix).base_url") ?? GeminiProvider.defaultBaseURL
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw ConfigurationError(key: "\(prefix).base_url", problem: "`\(url)` is not an http(s) URL")
+            }
+            model.baseURL = url
         case .local:
             guard let modelPath = try values.string("\(prefix).model_path") else {
                 throw ConfigurationError(key: "\(prefix).model_path", problem: "missing; a `local` model needs a GGUF file")

@@ -7,11 +7,14 @@ public struct ModelConfiguration: Sendable, Equatable {
     public enum Provider: String, Sendable, CaseIterable {
         case openai
         case local
+        /// Google's Gemini API, natively (`generateContent`).
+        case gemini
     }
 
     public var name: String
     public var provider: Provider
-    /// The OpenAI-compatible base URL ending in `/v1` (unused for `local`, which picks a port).
+    /// The OpenAI-compatible base URL ending in `/v1` (unused for `local`, which picks a port); for
+    /// `gemini`, the API's base ending in `/v1beta`.
     public var baseURL: String?
     /// The environment variable holding the API key; the key itself never sits in the file.
     public var apiKeyEnv: String?

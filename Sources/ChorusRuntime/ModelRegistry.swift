@@ -46,9 +46,13 @@ public struct ModelRegistry: Sendable {
                 if let variable = settings.apiKeyEnv, apiKey == nil {
                     logger.warning("API key variable is not set; calls go without a key", metadata: ["model": "\(model.name)", "api_key_env": "\(variable)"])
                 }
-                let provider = OpenAICompatibleProvider(
-                    endpoint: endpoint, upstreamModel: settings.upstreamModel, apiKey: apiKey,
-                    timeouts: model.timeouts, clients: clients, logger: logger)
+                let provider: any ChatProvider = model.provider == .gemini
+                    ? GeminiProvider(
+                        endpoint: endpoint, upstreamModel: settings.upstreamModel, apiKey: apiKey,
+                        timeouts: model.timeouts, clients: clients, logger: logger)
+                    : OpenAICompatibleProvider(
+                        endpoint: endpoint, upstreamModel: settings.upstreamModel, apiKey: apiKey,
+                        timeouts: model.timeouts, clients: clients, logger: logger)
                 deployments.append(Deployment(model: model.name, index: index, settings: settings, breaker: model.effectiveBreaker, provider: provider))
             }
             routes[model.name] = ModelRoute(configuration: model, deployments: deployments, board: board)

@@ -26,6 +26,8 @@ enum Answer: Sendable {
         case stop
         case length
         case toolCalls = "tool_calls"
+        /// `block` / `block_prompt`.
+        case contentFilter = "content_filter"
     }
 
     static let refusalText = "I'm sorry, but I can't help with that."

@@ -57,7 +57,7 @@ struct ChatCompletionsController<Context: RequestContext>: Sendable {
         if options.stallFirst > 0 {
             try await Task.sleep(for: .seconds(options.stallFirst))
         }
-        if let status = options.status, status >= 400 {
+        if let status = options.status, status >= 400, await options.failsNow(lastUserText, stats: self.stats) {
             return OpenAIErrorBody.response(
                 status: status,
                 message: "The fake upstream was asked to fail with status \(status).",
@@ -65,13 +65,19 @@ struct ChatCompletionsController<Context: RequestContext>: Sendable {
             )
         }
 
-        let (answer, finishReason) = Answer.decide(
+        var (answer, finishReason) = Answer.decide(
             for: chat,
             options: options,
             userText: directive.remainder,
             sequence: sequence,
             defaultTokenCount: self.configuration.defaultTokenCount
         )
+        if options.blockPrompt != nil {
+            answer = .content(.counted(0))
+        }
+        if options.block != nil || options.blockPrompt != nil {
+            finishReason = .contentFilter
+        }
         let plan = CompletionPlan(
             id: "chatcmpl-fake-\(sequence)",
             created: Int(Date().timeIntervalSince1970),

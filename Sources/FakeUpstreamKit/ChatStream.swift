@@ -21,8 +21,8 @@ struct ChatStream {
 
     let plan: CompletionPlan
     let options: FakeOptions
-    let includeUsage: Bool
-    private let chunks: ChunkTemplate
+    /// The events in the API's shape: OpenAI's chunks, or Gemini's responses.
+    private let chunks: any StreamEventRenderer
     private var pacer: TokenPacer
     private var pending = ByteBuffer()
     private var eventCount = 0
@@ -31,10 +31,13 @@ struct ChatStream {
     private static let flushThreshold = 16 * 1024
 
     init(plan: CompletionPlan, options: FakeOptions, tokensPerSecond: Double, includeUsage: Bool) {
+        self.init(plan: plan, options: options, tokensPerSecond: tokensPerSecond, events: ChunkTemplate(plan: plan, includeUsage: includeUsage))
+    }
+
+    init(plan: CompletionPlan, options: FakeOptions, tokensPerSecond: Double, events: any StreamEventRenderer) {
         self.plan = plan
         self.options = options
-        self.includeUsage = includeUsage
-        self.chunks = ChunkTemplate(plan: plan, includeUsage: includeUsage)
+        self.chunks = events
         self.pacer = TokenPacer(tokensPerSecond: tokensPerSecond)
     }
 
@@ -43,7 +46,9 @@ struct ChatStream {
         if self.options.comments {
             self.pending.writeStaticString(": keep-alive\n\n")
         }
-        try await self.send(self.chunks.event(delta: #""role":"assistant","content":"","refusal":null"#), to: &writer)
+        if let opening = self.chunks.openingEvent {
+            try await self.send(opening, to: &writer)
+        }
 
         if self.plan.thinkTags {
             // Split the tags across events so clients must reassemble them.
@@ -68,34 +73,17 @@ struct ChatStream {
             }
             guard index < answerCount else { break }
             try await self.pace(&writer)
-            try await self.send(self.answerEvent(index), to: &writer)
+            if let event = self.chunks.answerEvent(index) {
+                try await self.send(event, to: &writer)
+            }
         }
 
-        try await self.send(self.chunks.finalEvent, to: &writer)
-        if self.includeUsage {
-            try await self.send(self.chunks.usageEvent, to: &writer)
+        for event in self.chunks.closingEvents {
+            try await self.send(event, to: &writer)
         }
-        try await self.send("data: [DONE]\n\n", to: &writer)
         try await self.flush(&writer)
         try await writer.finish(nil)
         return .finished
-    }
-
-    /// The event for answer chunk `index`: a content or refusal token, or a tool-call chunk.
-    private func answerEvent(_ index: Int) -> String {
-        switch self.plan.answer {
-        case .content(let tokens):
-            self.chunks.contentEvent(tokens[index], logprobs: self.plan.topLogprobs != nil)
-        case .refusal(let tokens):
-            self.chunks.refusalEvent(tokens[index])
-        case .toolCalls(let toolCalls):
-            switch toolCalls.chunks[index] {
-            case .header(let call):
-                self.chunks.toolCallHeaderEvent(toolCalls.calls[call])
-            case .arguments(let call, let fragment):
-                self.chunks.toolCallArgumentsEvent(index: call, fragment: toolCalls.calls[call].fragments[fragment])
-            }
-        }
     }
 
     /// Faults that fire once `tokens` answer tokens have been sent. A position beyond the
@@ -116,12 +104,7 @@ struct ChatStream {
             self.pending.writeStaticString("data: {\"id\": broken\n\n")
         }
         if fires(self.options.errorAfter) {
-            let error = OpenAIErrorBody.json(
-                message: "The fake upstream failed after \(tokens) tokens (error_after).",
-                type: "server_error",
-                code: "fake_error_after"
-            )
-            self.pending.writeString("data: " + error + "\n\n")
+            self.pending.writeString(self.chunks.errorEvent(message: "The fake upstream failed after \(tokens) tokens (error_after)."))
             try await self.flush(&writer)
             try await writer.finish(nil)
             return .finished

@@ -4,7 +4,7 @@
 /// Only answer content chunks carry `logprobs` (when the request asked for them); the role
 /// chunk, reasoning, `<think>` tags, tool-call chunks and the final chunk keep `null`. A
 /// refusal token's logprobs go under `refusal`.
-struct ChunkTemplate {
+struct ChunkTemplate: StreamEventRenderer {
     /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"system_fingerprint":…,"choices":[{"index":0,"delta":{`
     let prefix: String
     /// Closes a chunk whose `finish_reason` is null.
@@ -14,8 +14,12 @@ struct ChunkTemplate {
     let finalEvent: String
     let usageEvent: String
     private let topLogprobs: Int?
+    private let plan: CompletionPlan
+    private let includeUsage: Bool
 
     init(plan: CompletionPlan, includeUsage: Bool) {
+        self.plan = plan
+        self.includeUsage = includeUsage
         let head = #"data: {"id":"\#(plan.id)","object":"chat.completion.chunk","created":\#(plan.created),"model":\#(plan.quotedModel)"#
             + plan.metadataJSON + ","
         self.prefix = head + #""choices":[{"index":0,"delta":{"#
@@ -82,5 +86,34 @@ struct ChunkTemplate {
         event += #""tool_calls":[{"index":\#(index),"function":{"arguments":"#
         JSONText.appendString(fragment, to: &event)
         return event + "}}]" + self.suffix
+    }
+
+    var openingEvent: String? {
+        self.event(delta: #""role":"assistant","content":"","refusal":null"#)
+    }
+
+    var closingEvents: [String] {
+        [self.finalEvent] + (self.includeUsage ? [self.usageEvent] : []) + ["data: [DONE]\n\n"]
+    }
+
+    func errorEvent(message: String) -> String {
+        "data: " + OpenAIErrorBody.json(message: message, type: "server_error", code: "fake_error_after") + "\n\n"
+    }
+
+    /// The event for answer chunk `index`: a content or refusal token, or a tool-call chunk.
+    func answerEvent(_ index: Int) -> String? {
+        switch self.plan.answer {
+        case .content(let tokens):
+            self.contentEvent(tokens[index], logprobs: self.plan.topLogprobs != nil)
+        case .refusal(let tokens):
+            self.refusalEvent(tokens[index])
+        case .toolCalls(let toolCalls):
+            switch toolCalls.chunks[index] {
+            case .header(let call):
+                self.toolCallHeaderEvent(toolCalls.calls[call])
+            case .arguments(let call, let fragment):
+                self.toolCallArgumentsEvent(index: call, fragment: toolCalls.calls[call].fragments[fragment])
+            }
+        }
     }
 }

@@ -22,6 +22,9 @@ struct FakeOptions: Sendable, Equatable {
     var status: Int?
     /// `Retry-After` seconds to send with an error status.
     var retryAfter: Int?
+    /// `status` fails only the first N requests with the same last user message; later ones are
+    /// answered (a retried call that succeeds).
+    var times: Int?
     /// Seconds to wait before the first byte of the response (before the headers).
     var stallFirst: Double = 0
     /// After this many answer tokens, pause for `stall` seconds.
@@ -46,12 +49,19 @@ struct FakeOptions: Sendable, Equatable {
     var toolCalls = 1
     /// Refuse: answer with a fixed refusal text in `refusal` instead of `content`.
     var refusal = false
+    /// Block the answer after its tokens, for this reason (`SAFETY`, `RECITATION`, …): Gemini's
+    /// candidate `finishReason` with a blocked safety rating; `finish_reason: content_filter`
+    /// in the OpenAI mode.
+    var block: String?
+    /// Block the prompt for this reason: Gemini's `promptFeedback.blockReason` and no candidate
+    /// (`content_filter` with no answer in the OpenAI mode).
+    var blockPrompt: String?
 
     /// The keys accepted, for error messages.
     static let keys = [
-        "tokens", "reasoning", "think_tags", "rate", "status", "retry_after", "stall_first",
+        "tokens", "reasoning", "think_tags", "rate", "status", "retry_after", "times", "stall_first",
         "stall_after", "stall", "malformed_after", "disconnect_after", "error_after", "echo",
-        "usage", "comments", "watch_close", "tool_calls", "refusal",
+        "usage", "comments", "watch_close", "tool_calls", "refusal", "block", "block_prompt",
     ]
 
     /// Applies `key=value` pairs from `text` on top of the current values.
@@ -79,6 +89,7 @@ struct FakeOptions: Sendable, Equatable {
             }
             self.status = status
         case "retry_after": self.retryAfter = try Self.count(key, value)
+        case "times": self.times = try Self.count(key, value)
         case "stall_first": self.stallFirst = try Self.seconds(key, value)
         case "stall_after": self.stallAfter = try Self.count(key, value)
         case "stall": self.stall = try Self.seconds(key, value)
@@ -91,6 +102,8 @@ struct FakeOptions: Sendable, Equatable {
         case "watch_close": self.watchClose = try Self.flag(key, value)
         case "tool_calls": self.toolCalls = try Self.count(key, value)
         case "refusal": self.refusal = try Self.flag(key, value)
+        case "block": self.block = try Self.reason(key, value)
+        case "block_prompt": self.blockPrompt = try Self.reason(key, value)
         default:
             throw FakeOptionError(
                 message: "unknown fake option '\(key)'; known: \(Self.keys.joined(separator: ", "))"
@@ -112,12 +125,29 @@ struct FakeOptions: Sendable, Equatable {
         return number
     }
 
+    /// A block reason as Gemini spells it: capital letters and underscores.
+    private static func reason(_ key: Substring, _ value: Substring) throws(FakeOptionError) -> String {
+        guard !value.isEmpty, value.allSatisfy({ ("A"..."Z").contains($0) || $0 == "_" }) else {
+            throw FakeOptionError(message: "fake option \(key)=\(value) needs a reason such as SAFETY")
+        }
+        return String(value)
+    }
+
     private static func flag(_ key: Substring, _ value: Substring) throws(FakeOptionError) -> Bool {
         switch value {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
         default: throw FakeOptionError(message: "fake option \(key)=\(value) needs 0 or 1")
         }
+    }
+}
+
+extension FakeOptions {
+    /// Whether `status` applies to this request: always, or with `times=N` for the first N
+    /// requests whose last user message is `message`.
+    func failsNow(_ message: String, stats: FakeUpstreamStats) async -> Bool {
+        guard let times else { return true }
+        return await stats.occurrence(of: message) <= times
     }
 }
 

@@ -8,15 +8,18 @@ import NIOCore
 /// - `POST /v1/chat/completions`: deterministic answers (answer token `i` is `"t\(i) "`,
 ///   reasoning token `i` is `"r\(i) "`), as a `chat.completion` or, with `"stream": true`, as
 ///   `chat.completion.chunk` server-sent events ending in `data: [DONE]`.
+/// - `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`: the
+///   same answers and faults in Gemini's shape (`GeminiController`), the key checked when
+///   `configuration.apiKey` is set.
 /// - `GET /v1/models`, `GET /v1/models/{id}`, `GET /health`.
 /// - `GET /_fake/stats`, `GET /_fake/requests?last=N` (the last N raw request bodies, at most
 ///   200 kept), `POST /_fake/reset`.
 ///
 /// Per-request behaviour: `[[fake key=value ...]]` in the last user message, or the header
 /// `X-Fake: key=value ...` (the header wins). Keys: `tokens`, `reasoning`, `think_tags`,
-/// `rate`, `status`, `retry_after`, `stall_first`, `stall_after` + `stall`, `malformed_after`,
+/// `rate`, `status`, `retry_after`, `times`, `stall_first`, `stall_after` + `stall`, `malformed_after`,
 /// `disconnect_after`, `error_after`, `echo`, `usage`, `comments`, `watch_close`,
-/// `tool_calls`, `refusal`; see `FakeOptions`. An unknown key or a bad value is answered with
+/// `tool_calls`, `refusal`, `block`, `block_prompt`; see `FakeOptions`. An unknown key or a bad value is answered with
 /// HTTP 400.
 ///
 /// The request body also steers the answer: `tools`/`tool_choice`/`parallel_tool_calls`
@@ -44,6 +47,7 @@ public func buildFakeUpstream(
         atPath: "/v1"
     )
     router.addRoutes(ModelsController(configuration: configuration).endpoints, atPath: "/v1")
+    router.addRoutes(GeminiController(configuration: configuration, stats: stats).endpoints, atPath: "/v1beta")
     router.addRoutes(FakeControlController(stats: stats).endpoints, atPath: "/_fake")
     router.get("health") { _, _ in HTTPResponse.Status.ok }
 

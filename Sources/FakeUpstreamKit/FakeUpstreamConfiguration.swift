@@ -14,6 +14,8 @@ public struct FakeUpstreamConfiguration: Sendable {
     public var defaultModel: String
     /// Level of the fake's own log, written to standard error.
     public var logLevel: Logger.Level
+    /// The key the Gemini mode requires in `x-goog-api-key`; nil requires none.
+    public var apiKey: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -21,8 +23,10 @@ public struct FakeUpstreamConfiguration: Sendable {
         defaultTokenCount: Int = 8,
         defaultTokensPerSecond: Double = 0,
         defaultModel: String = "fake-model",
-        logLevel: Logger.Level = .info
+        logLevel: Logger.Level = .info,
+        apiKey: String? = nil
     ) {
+        self.apiKey = apiKey
         self.host = host
         self.port = port
         self.defaultTokenCount = defaultTokenCount

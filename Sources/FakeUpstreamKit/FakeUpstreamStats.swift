@@ -70,6 +70,8 @@ public actor FakeUpstreamStats {
     private var nextLogSlot = 0
     /// Numbers responses (`chatcmpl-fake-N`); never reset, so ids stay unique.
     private var sequence = 0
+    /// Requests seen per last user message, for `times=N`.
+    private var seen: [String: Int] = [:]
 
     public init() {}
 
@@ -87,6 +89,7 @@ public actor FakeUpstreamStats {
         self.counters = Snapshot(activeStreams: self.counters.activeStreams)
         self.requestLog.removeAll(keepingCapacity: true)
         self.nextLogSlot = 0
+        self.seen.removeAll()
     }
 
     /// Counts a chat completion request, logs its body if it was valid JSON, and returns its
@@ -106,6 +109,12 @@ public actor FakeUpstreamStats {
             self.nextLogSlot = (self.nextLogSlot + 1) % Self.requestLogCapacity
         }
         return self.sequence
+    }
+
+    /// Counts one more request with this last user message and returns how many there were.
+    func occurrence(of message: String) -> Int {
+        self.seen[message, default: 0] += 1
+        return self.seen[message]!
     }
 
     func streamStarted() {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FakeUpstreamKit
+import Foundation
 import Hummingbird
 
 #if canImport(Glibc)
@@ -33,6 +34,9 @@ struct FakeUpstreamCommand: AsyncParsableCommand {
     @Option(help: "Model name reported by /v1/models and used when a request names none.")
     var model = "fake-model"
 
+    @Option(help: "API key the Gemini routes require in x-goog-api-key (default: the FAKE_UPSTREAM_API_KEY environment variable; none: no key needed).")
+    var apiKey: String?
+
     func run() async throws {
         let host = self.host
         let app = buildFakeUpstream(
@@ -41,7 +45,8 @@ struct FakeUpstreamCommand: AsyncParsableCommand {
                 port: self.port,
                 defaultTokenCount: self.tokens,
                 defaultTokensPerSecond: self.rate,
-                defaultModel: self.model
+                defaultModel: self.model,
+                apiKey: self.apiKey ?? ProcessInfo.processInfo.environment["FAKE_UPSTREAM_API_KEY"]
             ),
             onServerRunning: { port in
                 writeLineToStandardOutput("fake-upstream listening on http://\(host):\(port)")
