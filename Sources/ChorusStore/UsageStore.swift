@@ -79,9 +79,11 @@ public struct SQLUsageStore: Sendable {
         var query = SQLQueryString("SELECT ")
         for column in columns { query.appendLiteral("\(column), ") }
         query.appendLiteral("""
-            COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-            SUM(reasoning_tokens) AS reasoning_tokens, SUM(cache_hit) AS cache_hits, SUM(cost) AS cost,
-            AVG(ttft_ms) AS ttft_ms FROM usage_records WHERE 1 = 1
+            COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS DOUBLE PRECISION) AS prompt_tokens,
+            CAST(SUM(completion_tokens) AS DOUBLE PRECISION) AS completion_tokens,
+            CAST(SUM(reasoning_tokens) AS DOUBLE PRECISION) AS reasoning_tokens,
+            CAST(SUM(cache_hit) AS DOUBLE PRECISION) AS cache_hits, CAST(SUM(cost) AS DOUBLE PRECISION) AS cost,
+            CAST(AVG(ttft_ms) AS DOUBLE PRECISION) AS ttft_ms FROM usage_records WHERE 1 = 1
             """)
         if let ownerID { query.appendLiteral(" AND owner_id = "); query.appendInterpolation(bind: ownerID) }
         if let from { query.appendLiteral(" AND day >= "); query.appendInterpolation(bind: from) }
@@ -95,7 +97,7 @@ public struct SQLUsageStore: Sendable {
             func text(_ dimension: Dimension) throws -> String? {
                 dimensions.contains(dimension) ? try row.decode(column: dimension.column, as: String?.self) : nil
             }
-            // SUM over BIGINT is NUMERIC in PostgreSQL: read through Double.
+            // PostgreSQL's SUM over BIGINT is NUMERIC: the query casts every total to a double.
             func number(_ column: String) throws -> Double? { try row.decode(column: column, as: Double?.self) }
             return Row(
                 day: try text(.day), model: try text(.model), userID: try text(.user), apiKeyID: try text(.key),

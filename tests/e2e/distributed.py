@@ -317,6 +317,8 @@ class Cluster:
         # Further configuration sections (`limits`, `auth`, ...), merged over `auth: {bcrypt_cost: 4}`;
         # set before the first start.
         self.extra_config: dict[str, Any] = {}
+        # Further model entries (YAML, indented under `models:`); set before the first start.
+        self.extra_models = ""
         # Every gateway and worker gets the same bootstrap password; the administrator is created
         # once in the shared database, and the first gateway gives the cluster its API key.
         self.admin_password = secrets.token_urlsafe(18)
@@ -343,7 +345,7 @@ class Cluster:
             f"  requeue_after_seconds: {self.requeue_after_seconds}\n"
             + (f"  concurrency: {self.concurrency}\n" if self.concurrency is not None else "")
             + config_sections_yaml(merge_config(DEFAULT_EXTRA_CONFIG, self.extra_config))
-            + "models:\n" + models)
+            + "models:\n" + models + self.extra_models)
 
     @property
     def api_key(self) -> str | None:
