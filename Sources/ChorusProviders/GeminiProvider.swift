@@ -49,7 +49,7 @@ public struct GeminiProvider: ChatProvider {
         httpRequest.body = .bytes(ByteBuffer(bytes: try body.encoded()))
         let (response, bytes): (HTTPClientResponse, ByteBuffer)
         do {
-            (response, bytes) = try await clients.withClient { client in
+            (response, bytes) = try await clients.withClient(connectTimeout: timeouts.connect) { client in
                 let response = try await client.execute(httpRequest, deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)
                 return (response, try await response.body.collect(upTo: OpenAICompatibleProvider.maxBodyBytes))
             }
@@ -82,7 +82,7 @@ public struct GeminiProvider: ChatProvider {
         httpRequest.body = .byteBuffer(ByteBuffer(bytes: try body.encoded()))
         let response = StreamedResponse()
         defer { response.close() }
-        try await clients.withClient { client in
+        try await clients.withClient(connectTimeout: timeouts.connect) { client in
             let task = client.execute(
                 request: httpRequest, delegate: response, eventLoop: .indifferent,
                 deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)

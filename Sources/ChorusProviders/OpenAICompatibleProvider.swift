@@ -93,7 +93,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         httpRequest.body = .byteBuffer(bytes)
         let response = StreamedResponse()
         defer { response.close() }
-        try await clients.withClient { client in
+        try await clients.withClient(connectTimeout: timeouts.connect) { client in
             let task = client.execute(
                 request: httpRequest, delegate: response, eventLoop: .indifferent,
                 deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)
@@ -232,7 +232,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
     /// The response and its whole body.
     private func execute(_ request: HTTPClientRequest) async throws -> (HTTPClientResponse, ByteBuffer) {
         do {
-            return try await clients.withClient { client in
+            return try await clients.withClient(connectTimeout: timeouts.connect) { client in
                 let response = try await client.execute(request, deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)
                 return (response, try await response.body.collect(upTo: Self.maxBodyBytes))
             }

@@ -1,4 +1,5 @@
 public import AsyncHTTPClient
+import NIOCore
 import Synchronization
 
 /// The HTTP clients every upstream call goes through.
@@ -17,12 +18,20 @@ public final class UpstreamClients: Sendable {
 
     private let clients: [HTTPClient]
     private let inFlight: Mutex<[Int]>
+    /// The configuration the clients were made with (a connect timeout's own clients copy it).
+    private let configuration: HTTPClient.Configuration
+    private let maxConnectionsPerHost: Int
+    /// Clients for the models whose connect timeout differs from this one's, made on first use
+    /// (async-http-client sets the connect timeout per client, not per request).
+    private let byConnectTimeout = Mutex<[Int64: UpstreamClients]>([:])
 
     /// Clients for at least `maxConnectionsPerHost` concurrent connections to one host, each
     /// with `configuration`, whose per-host limit is set here.
     public init(configuration: HTTPClient.Configuration, maxConnectionsPerHost: Int) {
         let perClient = min(Self.shardSize, max(1, maxConnectionsPerHost))
         let count = (max(1, maxConnectionsPerHost) + perClient - 1) / perClient
+        self.configuration = configuration
+        self.maxConnectionsPerHost = maxConnectionsPerHost
         var configuration = configuration
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = perClient
         clients = (0..<count).map { _ in HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration) }
@@ -34,7 +43,12 @@ public final class UpstreamClients: Sendable {
 
     /// Runs `body` with the first client that has room; the call counts as in flight until
     /// `body` returns, so a stream holds its client until it is read to the end.
-    public func withClient<T>(_ body: (HTTPClient) async throws -> T) async rethrows -> T {
+    ///
+    /// - Parameter connectTimeout: seconds; clients with that TCP connect timeout (nil: these).
+    public func withClient<T>(connectTimeout: Double? = nil, _ body: (HTTPClient) async throws -> T) async rethrows -> T {
+        if let connectTimeout, let other = clients(connectTimeout: connectTimeout) {
+            return try await other.withClient(body)
+        }
         let index = lease()
         defer { inFlight.withLock { $0[index] -= 1 } }
         return try await body(clients[index])
@@ -43,7 +57,24 @@ public final class UpstreamClients: Sendable {
     /// Calls in flight on each client (for tests and diagnostics).
     public var callsInFlight: [Int] { inFlight.withLock { $0 } }
 
+    /// The clients for `seconds` of connect timeout, when that is not these clients' own.
+    private func clients(connectTimeout seconds: Double) -> UpstreamClients? {
+        let milliseconds = Int64((seconds * 1000).rounded())
+        guard configuration.timeout.connect != .milliseconds(milliseconds) else { return nil }
+        return byConnectTimeout.withLock { variants in
+            if let existing = variants[milliseconds] { return existing }
+            var configuration = self.configuration
+            configuration.timeout.connect = .milliseconds(milliseconds)
+            let made = UpstreamClients(configuration: configuration, maxConnectionsPerHost: maxConnectionsPerHost)
+            variants[milliseconds] = made
+            return made
+        }
+    }
+
     public func shutdown() async throws {
+        for variant in byConnectTimeout.withLock({ Array($0.values) }) {
+            try await variant.shutdown()
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in clients {
                 group.addTask { try await client.shutdown() }

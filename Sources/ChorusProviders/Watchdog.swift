@@ -6,7 +6,7 @@ import Synchronization
 /// Enforces a stream's deadlines with one event-loop timer per stream, not a task and not a
 /// timer per chunk: first token (counted from the start of the call, so a server slow to send its
 /// response head is caught too), between tokens, and total. A deadline that passes fails the
-/// upstream request with `upstreamTimeout`. The TCP connect timeout is the HTTP client's.
+/// upstream request with `upstreamTimeout`. The TCP connect timeout is the HTTP client's (one per value).
 final class StreamWatchdog: Sendable {
     private struct State {
         var phase: ChorusError.TimeoutPhase = .firstToken

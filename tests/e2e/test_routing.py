@@ -44,7 +44,28 @@ def fakes(fake_upstream_bin: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="module")
-def routed(chorus_bin: str, fakes: list[FakeUpstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chorus]:
+def unanswered_port() -> Iterator[int]:
+    """A port whose listen queue is full: a new connection's SYN goes unanswered (connect hangs)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    yield port
+    for filler in fillers:
+        filler.close()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def routed(chorus_bin: str, fakes: list[FakeUpstream], unanswered_port: int,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chorus]:
     a, b, c = fakes
     dead = closed_port_url()
     models = f"""\
@@ -93,6 +114,12 @@ def routed(chorus_bin: str, fakes: list[FakeUpstream], tmp_path_factory: pytest.
     timeouts: {FAKE_TIMEOUTS}
     refusal_patterns: ["(?i)i cannot help"]
     fallbacks: [rescue]
+  hasty:
+    provider: openai
+    base_url: http://127.0.0.1:{unanswered_port}/v1
+    upstream_model: fake-model
+    timeouts: {{connect: 0.5, first_token: 20, between_tokens: 20, total: 60}}
+    retries: 0
 """
     instance = start_chorus(chorus_bin, tmp_path_factory.mktemp("routing"), models)
     yield instance
@@ -332,3 +359,13 @@ def test_usage_adds_up_tokens_cache_hits_and_cost(routed: Chorus) -> None:
     assert all(len(row["day"]) == 10 for row in by_day)
     bad = routed.http.get("/v1/usage", params={"group_by": "user"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "group_by"
+
+
+def test_each_model_has_its_own_connect_timeout(routed: Chorus) -> None:
+    # The other models allow 5 s to connect; this one 0.5 s, and its call gives up after that.
+    started = time.monotonic()
+    r = routed.chat(f"nobody home {unique_tag()}", model="hasty")
+    elapsed = time.monotonic() - started
+    assert r.status_code == 504, r.text
+    assert r.json()["error"]["code"] == "upstream_timeout_connect"
+    assert elapsed < 4, f"gave up after {elapsed:.1f} s, not the model's 0.5 s"
