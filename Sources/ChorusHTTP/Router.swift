@@ -43,7 +43,7 @@ public func buildRouter<Store: ConversationStore>(
     router.addRoutes(ConversationsController(store: engine.store, maxBodyBytes: configuration.http.maxBodyBytes).endpoints, atPath: "/v1/conversations")
     tasksController.addRoutes(to: router)
     uploads.addRoutes(to: router)
-    let queues = models.names + [TaskService<Store>.genericQueue]
+    let queues = models.names + [TaskService<Store>.genericQueue, CommandTaskHandler.queueName]
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
     return router

@@ -52,5 +52,6 @@ public enum Migrations {
             "ALTER TABLE messages ADD COLUMN tool_call_id TEXT",
             "ALTER TABLE messages ADD COLUMN name TEXT",
         ]),
+        taskArtifacts,
     ]
 }
