@@ -56,7 +56,7 @@ public struct CommandDeclaration: Sendable, Equatable {
         for key in params.keys.sorted() where key != Self.nameParameter && self.params[key] == nil {
             let known = self.params.keys.sorted().joined(separator: ", ")
             throw ChorusError.invalidRequest(
-                message: "Unknown parameter '\(key)' for command '\(name)'. Declared parameters: \(known.isEmpty ? "none" : known).",
+                message: "Unknown parameter 'params.\(key)' for command '\(name)'. Declared parameters: \(known.isEmpty ? "none" : known).",
                 param: "params.\(key)", code: "unknown_parameter")
         }
         var resolved: [String: JSONValue] = [:]

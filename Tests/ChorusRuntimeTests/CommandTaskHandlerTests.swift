@@ -84,7 +84,7 @@ import Testing
         await #expect {
             try await run(command, params: [:])
         } throws: { error in
-            (error as? CommandFailure)?.details["code"] == .string("timeout")
+            (error as? CommandFailure)?.code == "timeout"
         }
     }
 
@@ -93,7 +93,7 @@ import Testing
         await #expect {
             try await run(command, params: [:], attempts: 2)
         } throws: { error in
-            (error as? CommandFailure)?.details["code"] == .string("worker_lost")
+            (error as? CommandFailure)?.code == "worker_lost"
         }
         let retried = CommandDeclaration(name: "again", argv: ["/bin/true"], onWorkerLoss: .retry)
         #expect(try await run(retried, params: [:], attempts: 2).0["exit_code"] == .int(0))

@@ -63,8 +63,8 @@ public struct CommandTaskHandler: TaskHandler {
         let (command, values) = try resolve(task.params)
         if task.attempts > 1, command.onWorkerLoss == .fail {
             throw CommandFailure(
-                error: .internalError("The worker running this job was lost; the command declares `on_worker_loss: fail`, so it is not run again."),
-                details: ["code": .string("worker_lost"), "attempts": .int(task.attempts)])
+                message: "The worker running this job was lost; the command declares `on_worker_loss: fail`, so it is not run again.",
+                code: "worker_lost", details: ["attempts": .int(task.attempts)])
         }
         if let limit = command.maxConcurrency, !limits.tryTake(command.name, limit: limit) {
             try await context.emit(.log, token: "waiting for one of the \(limit) slots of \(command.name)", data: .object(["stream": .string("chorus")]))
@@ -98,12 +98,12 @@ public struct CommandTaskHandler: TaskHandler {
             case .signaled(let signal): how = "was killed by signal \(signal)"
             }
             throw CommandFailure(
-                error: .internalError("The command \(command.name) \(how)."),
-                details: ["code": .string("command_failed"), "stderr_tail": .string(stderrTail), "exit_status": Self.exitJSON(status)])
+                message: "The command \(command.name) \(how).", code: "command_failed",
+                details: ["stderr_tail": .string(stderrTail), "exit_status": Self.exitJSON(status)])
         case .timedOut(let seconds):
             throw CommandFailure(
-                error: .internalError("The command \(command.name) ran longer than its timeout of \(CommandParameter.text(.double(seconds))) s and was stopped."),
-                details: ["code": .string("timeout")])
+                message: "The command \(command.name) ran longer than its timeout of \(CommandParameter.text(.double(seconds))) s and was stopped.",
+                code: "timeout", details: [:])
         }
     }
 
@@ -263,14 +263,25 @@ public struct CommandTaskHandler: TaskHandler {
     }
 }
 
-/// A task that failed with more to say than a message (a command's stderr tail, its exit status):
-/// `details` join the task's `error` object.
+/// A command task's own failure, shown to its owner as it is (unlike an internal error, whose
+/// detail stays in the logs): the task's `error` is `{"message","type":"command_error","code"}`
+/// plus `details` (the stderr tail, the exit status).
 public struct CommandFailure: Error, Sendable {
-    public var error: ChorusError
+    public var message: String
+    public var code: String
     public var details: [String: JSONValue]
 
-    public init(error: ChorusError, details: [String: JSONValue]) {
-        self.error = error
+    public init(message: String, code: String, details: [String: JSONValue]) {
+        self.message = message
+        self.code = code
         self.details = details
+    }
+
+    public var json: JSONValue {
+        var fields = details
+        fields["message"] = .string(message)
+        fields["type"] = .string("command_error")
+        fields["code"] = .string(code)
+        return .object(fields)
     }
 }

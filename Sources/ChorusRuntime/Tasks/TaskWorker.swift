@@ -247,13 +247,9 @@ public final class TaskWorker: Service {
                 guard await gate?.proceeds() ?? true else { return }
                 let cancelled = Task.isCancelled || error is CancellationError
                 let state: TaskState = cancelled ? .cancelled : .failure
-                let failure = error as? CommandFailure
-                let chorusError = cancelled ? ChorusError.invalidRequest(message: "The task was cancelled.", param: nil, code: "cancelled") : (failure?.error ?? (error as? ChorusError) ?? .internalError("\(error)"))
-                var body = Self.errorJSON(chorusError, state: state)
-                if !cancelled, let failure, case .object(var fields) = body {
-                    fields.merge(failure.details) { _, detail in detail }
-                    body = .object(fields)
-                }
+                let failure = cancelled ? nil : error as? CommandFailure
+                let chorusError = cancelled ? ChorusError.invalidRequest(message: "The task was cancelled.", param: nil, code: "cancelled") : (failure.map { .internalError($0.message) } ?? (error as? ChorusError) ?? .internalError("\(error)"))
+                let body = failure?.json ?? Self.errorJSON(chorusError, state: state)
                 // Record the end even though this task may be cancelled: in a task of its own.
                 let finished = try await Task { try await tasks.finish(taskID: task.id, workerID: workerID, state: state, result: nil, error: body, now: nowMilliseconds()) }.value
                 if finished {
