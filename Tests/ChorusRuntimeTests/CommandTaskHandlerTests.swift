@@ -13,31 +13,43 @@ import Testing
         let progress = Mutex<[(Int, Int?)]>([])
     }
 
-    private func run(_ command: CommandDeclaration, params: [String: JSONValue], attempts: Int = 1) async throws -> (JSONValue, Recorder) {
+    /// A handler over a fresh SQLite file; `body` runs tasks with it.
+    private func withHandler<T>(
+        _ commands: [CommandDeclaration], artifactMaxBytes: Int = 1 << 20,
+        _ body: (_ run: @escaping @Sendable (_ command: CommandDeclaration, _ params: [String: JSONValue], _ attempts: Int, _ id: String) async throws -> (JSONValue, Recorder), _ store: SQLTaskStore) async throws -> T
+    ) async throws -> T {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-command-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let backend = try await SQLiteBackend.open(path: folder + "/t.sqlite", logger: Self.quiet)
         _ = try await Migrator(backend: backend, logger: Self.quiet).migrate()
+        let store = SQLTaskStore(backend: backend)
         let handler = CommandTaskHandler(
-            commands: [command.name: command], tasks: SQLTaskStore(backend: backend), outputRoot: folder + "/jobs",
-            artifactMaxBytes: 1 << 20, logger: Self.quiet)
-        var fields = params
-        fields["name"] = .string(command.name)
-        let stored = try handler.prepare(params: .object(fields))
-        let task = TaskRecord(id: "task_1", ownerID: "u", type: "command", model: CommandTaskHandler.queueName, params: stored, attempts: attempts, createdAt: 0, updatedAt: 0)
-        let recorder = Recorder()
-        let context = TaskRunContext(task: task, emit: { kind, token, _ in recorder.events.withLock { $0.append((kind, token)) } }, progress: { current, total in
-            recorder.progress.withLock { $0.append((current, total)) }
-        })
+            commands: Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) }), tasks: store, outputRoot: folder + "/jobs",
+            artifactMaxBytes: artifactMaxBytes, logger: Self.quiet)
+        let run: @Sendable (CommandDeclaration, [String: JSONValue], Int, String) async throws -> (JSONValue, Recorder) = { command, params, attempts, id in
+            var fields = params
+            fields["name"] = .string(command.name)
+            let stored = try handler.prepare(params: .object(fields))
+            let task = TaskRecord(id: id, ownerID: "u", type: "command", model: CommandTaskHandler.queueName, params: stored, attempts: attempts, createdAt: 0, updatedAt: 0)
+            let recorder = Recorder()
+            let context = TaskRunContext(task: task, emit: { kind, token, _ in recorder.events.withLock { $0.append((kind, token)) } }, progress: { current, total in
+                recorder.progress.withLock { $0.append((current, total)) }
+            })
+            return (try await handler.run(context), recorder)
+        }
         do {
-            let result = try await handler.run(context)
+            let result = try await body(run, store)
             try await backend.close()
-            return (result, recorder)
+            return result
         } catch {
             try await backend.close()
             throw error
         }
+    }
+
+    private func run(_ command: CommandDeclaration, params: [String: JSONValue], attempts: Int = 1) async throws -> (JSONValue, Recorder) {
+        try await withHandler([command]) { run, _ in try await run(command, params, attempts, "task_1") }
     }
 
     private let python = "/usr/bin/env"
@@ -97,5 +109,50 @@ import Testing
         }
         let retried = CommandDeclaration(name: "again", argv: ["/bin/true"], onWorkerLoss: .retry)
         #expect(try await run(retried, params: [:], attempts: 2).0["exit_code"] == .int(0))
+    }
+
+    /// Two runs of a command declared with `max_concurrency: 1` never overlap: each holds a lock
+    /// file that the other would fail to create.
+    @Test func maxConcurrencyRunsOneAtATime() async throws {
+        let lock = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-lock-\(UUID().uuidString)").path
+        let script = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL)\ntime.sleep(0.3)\nos.remove(sys.argv[1])"
+        let command = CommandDeclaration(name: "one", argv: [python, "python3", "-c", script, lock], maxConcurrency: 1)
+        try await withHandler([command]) { run, _ in
+            async let first = run(command, [:], 1, "task_1")
+            async let second = run(command, [:], 1, "task_2")
+            let results = try await [first.0, second.0]
+            #expect(results.allSatisfy { $0["exit_code"] == .int(0) })
+        }
+    }
+
+    /// Regular files become artifacts, in name order within the size limit; a link is not followed.
+    @Test func artifactsAreTheRegularFilesWithinTheLimit() async throws {
+        let script = """
+            import os
+            out = os.environ["CHORUS_TASK_OUTPUT"]
+            open(os.path.join(out, "a.json"), "w").write('{"ok": true}')
+            open(os.path.join(out, "b.txt"), "w").write("x" * 100)
+            os.symlink("/etc/hostname", os.path.join(out, "c-link"))
+            os.mkdir(os.path.join(out, "d-folder"))
+            """
+        let command = CommandDeclaration(name: "files", argv: [python, "python3", "-c", script])
+        try await withHandler([command], artifactMaxBytes: 50) { run, store in
+            let (_, recorder) = try await run(command, [:], 1, "task_1")
+            let artifacts = try await store.artifacts(taskID: "task_1", ownerID: "u")
+            #expect(artifacts.map(\.name) == ["a.json"])
+            #expect(artifacts.first?.contentType == "application/json")
+            #expect(try await store.artifact(taskID: "task_1", name: "a.json", ownerID: "u")?.content == Array(#"{"ok": true}"#.utf8))
+            #expect(try await store.artifact(taskID: "task_1", name: "a.json", ownerID: "someone else") == nil)
+            #expect(recorder.events.withLock { $0 }.contains { $0.1.hasPrefix("artifact b.txt (100 bytes) not kept") })
+        }
+    }
+
+    @Test func aProgramThatCannotStartFailsWithItsReason() async throws {
+        let command = CommandDeclaration(name: "missing", argv: ["no-such-program-\(UUID().uuidString.prefix(8))"])
+        await #expect {
+            try await run(command, params: [:])
+        } throws: { error in
+            (error as? CommandFailure)?.code == "command_error"
+        }
     }
 }

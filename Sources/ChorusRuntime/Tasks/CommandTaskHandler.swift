@@ -144,6 +144,16 @@ public struct CommandTaskHandler: TaskHandler {
         // Its own session, so its process group holds it and its children and not this worker.
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(Int64(command.graceSeconds * 1000)))]
+        do {
+            return try await spawnUnchecked(command, arguments: arguments, environment: environment, options: options, context: context)
+        } catch let error as SubprocessError {
+            // The program could not be started or its output read: the declaration's problem (a
+            // missing program, a line longer than 128 KiB), told to the task's owner.
+            throw CommandFailure(message: "The command \(command.name) could not be run: \(error.description)", code: "command_error", details: [:])
+        }
+    }
+
+    private func spawnUnchecked(_ command: CommandDeclaration, arguments: [String], environment: [String: String], options: PlatformOptions, context: TaskRunContext) async throws -> Outcome {
         let program = arguments[0]
         let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
         var env: [Environment.Key: String] = [:]
