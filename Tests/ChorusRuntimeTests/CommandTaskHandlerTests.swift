@@ -16,7 +16,7 @@ import Testing
     /// A handler over a fresh SQLite file; `body` runs tasks with it.
     private func withHandler<T>(
         _ commands: [CommandDeclaration], artifactMaxBytes: Int = 1 << 20,
-        _ body: (_ run: @escaping @Sendable (_ command: CommandDeclaration, _ params: [String: JSONValue], _ attempts: Int, _ id: String) async throws -> (JSONValue, Recorder), _ store: SQLTaskStore) async throws -> T
+        _ body: (_ run: @escaping @Sendable (_ command: CommandDeclaration, _ params: [String: JSONValue], _ attempts: Int, _ id: String) async throws -> (JSONValue, Recorder), _ store: SQLTaskStore, _ outputRoot: String) async throws -> T
     ) async throws -> T {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-command-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -39,7 +39,7 @@ import Testing
             return (try await handler.run(context), recorder)
         }
         do {
-            let result = try await body(run, store)
+            let result = try await body(run, store, folder + "/jobs")
             try await backend.close()
             return result
         } catch {
@@ -49,7 +49,7 @@ import Testing
     }
 
     private func run(_ command: CommandDeclaration, params: [String: JSONValue], attempts: Int = 1) async throws -> (JSONValue, Recorder) {
-        try await withHandler([command]) { run, _ in try await run(command, params, attempts, "task_1") }
+        try await withHandler([command]) { run, _, _ in try await run(command, params, attempts, "task_\(UUID().uuidString)") }
     }
 
     private let python = "/usr/bin/env"
@@ -117,7 +117,7 @@ import Testing
         let lock = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-lock-\(UUID().uuidString)").path
         let script = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL)\ntime.sleep(0.3)\nos.remove(sys.argv[1])"
         let command = CommandDeclaration(name: "one", argv: [python, "python3", "-c", script, lock], maxConcurrency: 1)
-        try await withHandler([command]) { run, _ in
+        try await withHandler([command]) { run, _, _ in
             async let first = run(command, [:], 1, "task_1")
             async let second = run(command, [:], 1, "task_2")
             let results = try await [first.0, second.0]
@@ -136,7 +136,7 @@ import Testing
             os.mkdir(os.path.join(out, "d-folder"))
             """
         let command = CommandDeclaration(name: "files", argv: [python, "python3", "-c", script])
-        try await withHandler([command], artifactMaxBytes: 50) { run, store in
+        try await withHandler([command], artifactMaxBytes: 50) { run, store, _ in
             let (_, recorder) = try await run(command, [:], 1, "task_1")
             let artifacts = try await store.artifacts(taskID: "task_1", ownerID: "u")
             #expect(artifacts.map(\.name) == ["a.json"])
@@ -154,5 +154,25 @@ import Testing
         } throws: { error in
             (error as? CommandFailure)?.code == "command_error"
         }
+    }
+
+    /// A lost run's process that outlived its worker (it prints nothing, so no broken pipe ends
+    /// it) is stopped when the task is claimed again on the same machine.
+    @Test func aLostRunsLeftoverProcessIsStoppedOnTheNextClaim() async throws {
+        let id = "task_\(UUID().uuidString)"
+        let leftover = Process()
+        let command = CommandDeclaration(name: "again", argv: ["/bin/true"], onWorkerLoss: .retry)
+        defer { if leftover.isRunning { leftover.terminate() } }
+        try await withHandler([command]) { run, _, outputRoot in
+            // As the first run's process had it: the task and an output folder of this handler's.
+            leftover.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            leftover.arguments = ["60"]
+            leftover.environment = ["CHORUS_TASK_ID": id, "CHORUS_TASK_OUTPUT": "\(outputRoot)/\(id).1"]
+            try leftover.run()
+            _ = try await run(command, [:], 2, id)
+        }
+        leftover.waitUntilExit()
+        #expect(leftover.terminationReason == .uncaughtSignal)
+        #expect(leftover.terminationStatus == SIGKILL)
     }
 }

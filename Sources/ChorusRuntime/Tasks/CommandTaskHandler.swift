@@ -4,6 +4,9 @@ import Foundation
 public import Logging
 import Subprocess
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `command`: runs a command the operator declared (`tasks.commands`) with the user's checked
 /// parameters: never through a shell, in its own process group (its own session), with an empty
@@ -27,7 +30,8 @@ public struct CommandTaskHandler: TaskHandler {
     public init(commands: [String: CommandDeclaration], tasks: SQLTaskStore, outputRoot: String, artifactMaxBytes: Int, logger: Logger) {
         self.commands = commands
         self.tasks = tasks
-        self.outputRoot = outputRoot
+        // Absolute: a job that changes its directory still finds its folder.
+        self.outputRoot = URL(fileURLWithPath: outputRoot).standardizedFileURL.path
         self.artifactMaxBytes = artifactMaxBytes
         self.logger = logger
     }
@@ -61,6 +65,15 @@ public struct CommandTaskHandler: TaskHandler {
         let task = context.task
         // Checked again: the declaration may have changed since the task was queued.
         let (command, values) = try resolve(task.params)
+        if task.attempts > 1 {
+            // An earlier run's worker died, but its process may not have: on this machine (a
+            // restarted `chorus serve`, a worker on the same host) it is stopped before the task
+            // is failed or run again.
+            let stopped = stopLeftovers(taskID: task.id)
+            if stopped > 0 {
+                logger.warning("stopped the processes of a lost run", metadata: ["task_id": "\(task.id)", "count": "\(stopped)"])
+            }
+        }
         if task.attempts > 1, command.onWorkerLoss == .fail {
             throw CommandFailure(
                 message: "The worker running this job was lost; the command declares `on_worker_loss: fail`, so it is not run again.",
@@ -255,6 +268,26 @@ public struct CommandTaskHandler: TaskHandler {
             try await tasks.replaceArtifacts(taskID: task.id, ownerID: task.ownerID, artifacts: artifacts)
         }
         return artifacts.count
+    }
+
+    /// SIGKILLs the processes whose environment names this task and an output folder of this
+    /// handler's: the one mark a run's processes keep, whatever became of their group (the output
+    /// folder keeps another Chorus's processes on this machine out of it). Returns how many were
+    /// signalled; none where `/proc` is absent.
+    func stopLeftovers(taskID: String) -> Int {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+        let task = Array("CHORUS_TASK_ID=\(taskID)".utf8)
+        let folder = Array("CHORUS_TASK_OUTPUT=\(outputRoot)/\(taskID).".utf8)
+        let me = getpid()
+        var stopped = 0
+        for entry in entries {
+            guard let pid = Int32(entry), pid != me, let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+            let variables = environ.split(separator: 0)
+            if variables.contains(where: { $0.elementsEqual(task) }), variables.contains(where: { $0.starts(with: folder) }), kill(pid, SIGKILL) == 0 {
+                stopped += 1
+            }
+        }
+        return stopped
     }
 
     static func contentType(of name: String) -> String {
