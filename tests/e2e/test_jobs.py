@@ -158,6 +158,11 @@ class Deployment:
         """SIGKILLs the process whose worker runs the task, and brings the shape back to life."""
         raise NotImplementedError
 
+    def stop_runner(self, task_id: str) -> None:
+        """SIGTERMs the process whose worker runs the task, waits for it to exit, and brings the
+        shape back to life."""
+        raise NotImplementedError
+
     def stop(self) -> None:
         pass
 
@@ -185,6 +190,12 @@ class Embedded(Deployment):
         self.instance.process.proc.wait(timeout=10)
         self.instance.close()
         # The same data folder: the restarted worker finds the task's lease passed and claims it again.
+        self.instance = self._start(admin_password=self.instance.admin_password)
+
+    def stop_runner(self, task_id: str) -> None:
+        self.instance.process.proc.send_signal(signal.SIGTERM)
+        self.instance.process.proc.wait(timeout=60)
+        self.instance.close()
         self.instance = self._start(admin_password=self.instance.admin_password)
 
     def stop(self) -> None:
@@ -215,6 +226,14 @@ class Distributed(Deployment):
         holder = self.cluster.task_row(task_id)["worker_id"]
         assert holder in ("w1", "w2"), holder
         self.cluster.kill_worker(holder)
+
+    def stop_runner(self, task_id: str) -> None:
+        holder = self.cluster.task_row(task_id)["worker_id"]
+        assert holder in ("w1", "w2"), holder
+        process = self.cluster.workers[holder]
+        self.cluster.killed.add(process.pid)
+        process.proc.send_signal(signal.SIGTERM)
+        process.proc.wait(timeout=60)
 
 
 @pytest.fixture(params=["serve", "distributed"])
@@ -365,3 +384,20 @@ def test_worker_loss_follows_the_declaration(deployment: Deployment, policy: str
     # The first run's process ends too (at its next line, its output pipe gone with its worker).
     wait_until(lambda: not alive(pids["pid"]) and not alive(pids["child"]), 15, interval=0.1,
                message="the lost run's processes to end")
+
+
+def test_stopping_a_worker_stops_its_job_and_leaves_the_task_to_the_next(deployment: Deployment):
+    """A graceful stop does not wait for a job (it may run for hours): the job's process group is
+    torn down, and the task, as after a worker's death, is failed by the next claim
+    (`on_worker_loss: fail`)."""
+    tag = unique_tag()
+    task_id = deployment.start_job("probe", mode="stubborn", tag=tag)
+    pids = deployment.probe_pids(tag)
+    deployment.wait(task_id, {"PROGRESS"})
+
+    deployment.stop_runner(task_id)
+    assert not alive(pids["pid"]) and not alive(pids["child"]), "the stopped worker left its job running"
+
+    done = deployment.wait(task_id, timeout=60)
+    assert done["state"] == "FAILURE" and done["error"]["code"] == "worker_lost", done
+    assert done["attempts"] == 2, done

@@ -2,6 +2,7 @@ public import ChorusCore
 public import ChorusStore
 import Foundation
 public import Logging
+import ServiceLifecycle
 import Subprocess
 import SystemPackage
 #if canImport(Glibc)
@@ -81,7 +82,7 @@ public struct CommandTaskHandler: TaskHandler {
         }
         if let limit = command.maxConcurrency, !limits.tryTake(command.name, limit: limit) {
             try await context.emit(.log, token: "waiting for one of the \(limit) slots of \(command.name)", data: .object(["stream": .string("chorus")]))
-            try await limits.take(command.name, limit: limit)
+            try await interruptible(context) { try await self.limits.take(command.name, limit: limit) }
         }
         defer { if command.maxConcurrency != nil { limits.release(command.name) } }
         let output = "\(outputRoot)/\(task.id).\(task.attempts)"
@@ -99,7 +100,10 @@ public struct CommandTaskHandler: TaskHandler {
         environment["CHORUS_TASK_ID"] = task.id
         environment["PYTHONUNBUFFERED"] = "1"  // progress lines as they are printed, not at exit
 
-        let outcome = try await runWithTimeout(command, arguments: arguments, environment: environment, context: context)
+        let finalEnvironment = environment
+        let outcome = try await interruptible(context) {
+            try await self.runWithTimeout(command, arguments: arguments, environment: finalEnvironment, context: context)
+        }
         let stored = try await saveArtifacts(from: output, task: task, context: context)
         switch outcome {
         case .finished(.exited(0), let lastJSON, _):
@@ -117,6 +121,20 @@ public struct CommandTaskHandler: TaskHandler {
             throw CommandFailure(
                 message: "The command \(command.name) ran longer than its timeout of \(CommandParameter.text(.double(seconds))) s and was stopped.",
                 code: "timeout", details: [:])
+        }
+    }
+
+    /// Runs `operation` until it ends or its worker begins a graceful shutdown. A job may run for
+    /// hours, longer than any drain should wait: on shutdown the run is stopped (its process group
+    /// torn down) and the task left to its lease, as if the worker had died, so that it is failed
+    /// or run again by whoever claims it next, as `on_worker_loss` says.
+    private func interruptible<T: Sendable>(_ context: TaskRunContext, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await cancelWhenGracefulShutdown(operation)
+        } catch {
+            guard error is CancellationError, !Task.isCancelled, Task.isShuttingDownGracefully else { throw error }
+            try? await context.emit(.log, token: "the worker is stopping: this run was stopped and is left to the next worker", data: .object(["stream": .string("chorus")]))
+            throw WorkerStopping()
         }
     }
 
@@ -305,6 +323,10 @@ public struct CommandTaskHandler: TaskHandler {
         }
     }
 }
+
+/// A run stopped because its worker is shutting down: not an end of the task, which is left to its
+/// lease (and so to the next claim).
+struct WorkerStopping: Error {}
 
 /// A command task's own failure, shown to its owner as it is (unlike an internal error, whose
 /// detail stays in the logs): the task's `error` is `{"message","type":"command_error","code"}`

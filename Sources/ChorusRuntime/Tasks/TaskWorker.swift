@@ -238,6 +238,11 @@ public final class TaskWorker: Service {
                 if try await tasks.finish(taskID: task.id, workerID: settings.id, state: .success, result: result, error: nil, now: nowMilliseconds()) {
                     try await emit(.finish, "", result)
                 }
+            } catch is WorkerStopping {
+                // A long job interrupted by this worker's shutdown: like a worker's death, the
+                // task's lease decides who runs (or fails) it next.
+                logger.info("left the task to its lease: this worker is stopping")
+                return
             } catch let error as EventBusUnavailable {
                 // Not the task's fault: leave it to its lease, so that it runs again (on any
                 // worker) once the bus is back, instead of failing it for good.
