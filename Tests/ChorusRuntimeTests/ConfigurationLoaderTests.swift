@@ -1,3 +1,4 @@
+import Foundation
 import ChorusCore
 import ChorusProviders
 import ChorusRuntime
@@ -106,6 +107,15 @@ import Testing
         #expect(command.onWorkerLoss == .retry)
         #expect(config.tasks.artifactMaxBytes == 1000)
         #expect(try ConfigurationLoader.parse(yaml: "").tasks.commands.isEmpty)
+    }
+
+    /// The example in examples/ stays a valid configuration.
+    @Test func theExampleJobsConfigurationLoads() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try await ConfigurationLoader.load(path: root.appendingPathComponent("examples/chorus-jobs.yaml").path, environment: [:])
+        let command = try #require(config.tasks.commands["fine-tune"])
+        #expect(command.arguments(for: try command.validate(["epochs": .int(3), "dataset": .string("demo")]))
+            == ["python3", "examples/fine_tune.py", "--epochs", "3", "--data", "demo"])
     }
 
     @Test func aBadEnvironmentValueNamesTheKey() {
