@@ -272,6 +272,7 @@ def test_declared_job_reports_progress_and_artifacts(deployment: Deployment):
     # The last JSON line the script printed.
     assert done["result"]["dataset"] == "demo" and done["result"]["epochs"] == 3, done
     assert done["result"]["artifacts"] == ["model.json", "metrics.csv"], done
+    assert done["artifacts_url"] == f"/v1/tasks/{task_id}/artifacts", done
 
     events = [e.data for e in read_task_events(deployment.url, task_id)]
     progress = [e["data"] for e in events if e["type"] == "progress"]
@@ -282,7 +283,7 @@ def test_declared_job_reports_progress_and_artifacts(deployment: Deployment):
     assert events[-1]["type"] == "finish" and events[-1]["data"] == done["result"], events[-1]
 
     with deployment.http as client:
-        listing = client.get(f"/v1/tasks/{task_id}/artifacts")
+        listing = client.get(done["artifacts_url"])
         assert listing.status_code == 200, listing.text
         artifacts = {a["name"]: a for a in listing.json()["data"]}
         assert set(artifacts) == {"model.json", "metrics.csv"}, artifacts

@@ -151,7 +151,13 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         var meta: [String: JSONValue] = [:]
         if let current = task.progressCurrent { meta["current"] = .int(current) }
         if let total = task.progressTotal { meta["total"] = .int(total) }
-        return .object([
+        var json = fields(task, meta: meta)
+        if task.type == "command" { json["artifacts_url"] = .string("/v1/tasks/\(task.id)/artifacts") }
+        return .object(json)
+    }
+
+    private static func fields(_ task: TaskRecord, meta: [String: JSONValue]) -> [String: JSONValue] {
+        [
             "id": .string(task.id), "object": .string("task"), "type": .string(task.type),
             "state": .string(task.state.rawValue),
             "model": task.model.hasPrefix("_") ? .null : .string(task.model),  // `_tasks`, `_commands`: no model
@@ -166,6 +172,6 @@ public struct TaskService<Store: ConversationStore>: Sendable {
             "finished_at": task.finishedAt.map { .int(Int($0 / 1000)) } ?? .null,
             "events_url": .string("/v1/tasks/\(task.id)/events"),
             "ws_url": .string("/v1/tasks/\(task.id)/ws"),
-        ])
+        ]
     }
 }
