@@ -40,6 +40,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Declared command jobs: process groups and a SIGTERM-then-SIGKILL teardown, no shell.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        // Already built for swift-subprocess; named so that FilePath may be imported directly.
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // Domain types, events and pure stream logic. No I/O.
@@ -105,6 +109,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: chorusSwiftSettings()
         ),
@@ -210,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "ChorusRuntimeTests",
             dependencies: [
-                "ChorusCore", "ChorusProviders", "ChorusRuntime",
+                "ChorusCore", "ChorusProviders", "ChorusRuntime", "ChorusStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: chorusSwiftSettings()

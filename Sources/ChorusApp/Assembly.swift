@@ -38,7 +38,12 @@ public struct ChorusAssembly: Sendable {
             metrics: ChorusMetrics(enabled: configuration.metrics.enabled), usage: usage,
             cache: cache ?? SQLResponseCacheStore(backend: backend), logger: logger)
         self.usage = usage
-        let handlers: [any TaskHandler] = [ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store)]
+        let handlers: [any TaskHandler] = [
+            ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store),
+            CommandTaskHandler(
+                commands: configuration.tasks.commands, tasks: SQLTaskStore(backend: backend),
+                outputRoot: configuration.dataDirectory + "/jobs", artifactMaxBytes: configuration.tasks.artifactMaxBytes, logger: logger),
+        ]
         self.configuration = configuration
         self.backend = backend
         self.models = models
@@ -52,9 +57,9 @@ public struct ChorusAssembly: Sendable {
         self.logger = logger
     }
 
-    /// A worker that serves the queues of `models` and the generic task queue.
+    /// A worker that serves the queues of `models`, the generic task queue and the command queue.
     public func worker(id: String, models: [String]) -> TaskWorker {
-        var settings = WorkerSettings(id: id, queues: models + [TaskService<SQLConversationStore>.genericQueue])
+        var settings = WorkerSettings(id: id, queues: models + [TaskService<SQLConversationStore>.genericQueue, CommandTaskHandler.queueName])
         settings.concurrency = configuration.tasks.concurrency
         settings.leaseMilliseconds = Int64(configuration.tasks.leaseSeconds * 1000)
         settings.maxAttempts = configuration.tasks.maxAttempts

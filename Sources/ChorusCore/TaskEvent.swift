@@ -11,6 +11,8 @@ public struct TaskEvent: Sendable, Equatable {
         /// `data` carries `current`/`total` (and, after a worker took over a task, `restarted: true`:
         /// the answer starts again).
         case progress
+        /// One line a command task printed (`token`); `data.stream` says `stdout` or `stderr`.
+        case log
         /// The end: `data` carries the result (for chat: the whole answer and reasoning).
         case finish
         /// The end, failed or cancelled: `data` carries the error.

@@ -49,7 +49,7 @@ public func buildRouter<Store: ConversationStore>(
     skillSpace.accounts = security.accounts
     skillSpace.addRoutes(to: router)
     uploads.addRoutes(to: router)
-    let queues = models.names + [TaskService<Store>.genericQueue]
+    let queues = models.names + [TaskService<Store>.genericQueue, CommandTaskHandler.queueName]
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
     DeploymentsController(models: models).addRoutes(to: router)

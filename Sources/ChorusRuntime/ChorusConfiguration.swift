@@ -1,4 +1,4 @@
-import ChorusCore
+public import ChorusCore
 import ChorusProviders
 import ChorusStore
 
@@ -125,6 +125,10 @@ public struct ChorusConfiguration: Sendable {
         public var eventRetentionSeconds = 3600
         /// A pending task not picked up for this long, with nothing waiting in its queue, is queued again.
         public var requeueAfterSeconds = 10.0
+        /// Commands users may run as `command` tasks, by name (`tasks.commands`).
+        public var commands: [String: CommandDeclaration] = [:]
+        /// Largest total size of the files one command run leaves as artifacts.
+        public var artifactMaxBytes = 64 * 1024 * 1024
     }
 
     public struct Files: Sendable {

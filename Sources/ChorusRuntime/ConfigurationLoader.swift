@@ -33,7 +33,7 @@ public enum ConfigurationLoader {
         "conversations": ["history_messages", "store", "checkpoint_seconds", "on_disconnect"],
         "upstream": ["max_connections_per_host", "idle_connection_seconds"],
         "logging": ["level", "format"],
-        "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds"],
+        "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds", "commands", "artifact_max_bytes"],
         "files": ["max_bytes"],
         "metrics": ["enabled", "scrape_token_env"],
         "skillspace": ["model"],
@@ -168,6 +168,8 @@ public enum ConfigurationLoader {
         config.tasks.maxAttempts = try values2.int("tasks.max_attempts", range: 1...100) ?? config.tasks.maxAttempts
         config.tasks.eventRetentionSeconds = try values2.int("tasks.event_retention_seconds", range: 1...2_592_000) ?? config.tasks.eventRetentionSeconds
         config.tasks.requeueAfterSeconds = try values2.double("tasks.requeue_after_seconds", range: 1...86_400) ?? config.tasks.requeueAfterSeconds
+        config.tasks.artifactMaxBytes = try values2.int("tasks.artifact_max_bytes", range: 0...1_073_741_824) ?? config.tasks.artifactMaxBytes
+        config.tasks.commands = try commands((document["tasks"] as? [String: Any])?["commands"])
         config.files.maxBytes = try values2.int("files.max_bytes", range: 1...1_073_741_824) ?? config.files.maxBytes
         config.metrics.enabled = try values2.bool("metrics.enabled") ?? config.metrics.enabled
         if let name = try values2.string("metrics.scrape_token_env") {

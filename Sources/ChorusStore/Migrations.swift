@@ -52,7 +52,7 @@ public enum Migrations {
             "ALTER TABLE messages ADD COLUMN tool_call_id TEXT",
             "ALTER TABLE messages ADD COLUMN name TEXT",
         ]),
-        // Version 5 is the task artifacts' (the `jobs` branch).
+        taskArtifacts,
         usageAndCache,
     ]
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ChorusCore
 import ChorusProviders
 import ChorusRuntime
@@ -77,6 +78,12 @@ import Testing
         ("conversations:\n  on_disconnect: shrug", "conversations.on_disconnect"),
         ("logging:\n  level: loud", "logging.level"),
         ("skillspace:\n  model: nowhere\nmodels:\n  m:\n    provider: openai\n    base_url: http://x", "skillspace.model"),
+        ("tasks:\n  commands:\n    x: {argv: [echo, \"{y}\"]}", "tasks.commands.x.argv[1]"),
+        ("tasks:\n  commands:\n    x: {argv: []}", "tasks.commands.x.argv"),
+        ("tasks:\n  commands:\n    x: {argv: [echo], on_worker_loss: maybe}", "tasks.commands.x.on_worker_loss"),
+        ("tasks:\n  commands:\n    x: {argv: [echo], shell: true}", "tasks.commands.x.shell"),
+        ("tasks:\n  commands:\n    x: {argv: [echo], params: {n: {type: float}}}", "tasks.commands.x.params.n.type"),
+        ("tasks:\n  commands:\n    X Y: {argv: [echo]}", "tasks.commands.X Y"),
     ])
     func aBadConfigurationNamesTheKey(yaml: String, key: String) {
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.parse(yaml: yaml) }
@@ -88,6 +95,39 @@ import Testing
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+
+    /// The issue's own declaration, as an operator writes it.
+    @Test func readsDeclaredCommands() throws {
+        let config = try ConfigurationLoader.parse(yaml: """
+            tasks:
+              artifact_max_bytes: 1000
+              commands:
+                fine-tune:
+                  argv: [python3, examples/fine_tune.py, --epochs, "{epochs}", --data, "{dataset}"]
+                  params: {epochs: {type: integer, minimum: 1, maximum: 50}, dataset: {type: string, pattern: "^[a-z0-9_-]+$"}}
+                  timeout_seconds: 3600
+                  max_concurrency: 1
+                  on_worker_loss: retry
+            """)
+        let command = try #require(config.tasks.commands["fine-tune"])
+        #expect(command.argv == ["python3", "examples/fine_tune.py", "--epochs", "{epochs}", "--data", "{dataset}"])
+        #expect(command.params["epochs"] == CommandParameter(kind: .integer, minimum: 1, maximum: 50))
+        #expect(command.params["dataset"] == CommandParameter(kind: .string, pattern: "^[a-z0-9_-]+$"))
+        #expect(command.timeoutSeconds == 3600)
+        #expect(command.maxConcurrency == 1)
+        #expect(command.onWorkerLoss == .retry)
+        #expect(config.tasks.artifactMaxBytes == 1000)
+        #expect(try ConfigurationLoader.parse(yaml: "").tasks.commands.isEmpty)
+    }
+
+    /// The example in examples/ stays a valid configuration.
+    @Test func theExampleJobsConfigurationLoads() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try await ConfigurationLoader.load(path: root.appendingPathComponent("examples/chorus-jobs.yaml").path, environment: [:])
+        let command = try #require(config.tasks.commands["fine-tune"])
+        #expect(command.arguments(for: try command.validate(["epochs": .int(3), "dataset": .string("demo")]))
+            == ["python3", "examples/fine_tune.py", "--epochs", "3", "--data", "demo"])
     }
 
     @Test func aBadEnvironmentValueNamesTheKey() {

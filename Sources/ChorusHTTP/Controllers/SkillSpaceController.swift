@@ -314,7 +314,8 @@ struct SkillSpaceController<Store: ConversationStore>: Sendable {
             // job's progress goes out with its `meta`.
             guard event.data?["restarted"]?.boolValue != true else { return nil }
             return SkillSpaceWire.token(event.token, type: "progress", taskID: event.taskID, meta: event.data)
-        case .toolCalls:
+        case .toolCalls, .log:
+            // A job's output lines have no place in the seed's messages (its tasks had none).
             return nil
         }
     }

@@ -27,6 +27,8 @@ struct TasksController<Store: ConversationStore>: Sendable {
         router.get("/v1/tasks/:id", use: showTask)
         router.get("/v1/tasks/:id/events", use: events)
         router.post("/v1/tasks/:id/cancel", use: cancel)
+        router.get("/v1/tasks/:id/artifacts", use: artifacts)
+        router.get("/v1/tasks/:id/artifacts/:name", use: artifact)
         router.ws("/v1/tasks/:id/ws", shouldUpgrade: { request, context in
             // Only the owner may follow (a 404 for anyone else, before the upgrade).
             _ = try await service.task(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
@@ -206,6 +208,42 @@ struct TasksController<Store: ConversationStore>: Sendable {
     @Sendable func cancel(_ request: Request, context: ChorusRequestContext) async throws -> TaskObject {
         let task = try await service.cancel(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
         return TaskObject(json: TaskService<Store>.render(task))
+    }
+
+    /// The files a command task left in its output folder: name, size, content type.
+    @Sendable func artifacts(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
+        let list = try await service.tasks.artifacts(taskID: task.id, ownerID: nil)
+        let body: JSONValue = .object([
+            "object": .string("list"),
+            "data": .array(list.map { artifact in
+                .object([
+                    "object": .string("task.artifact"), "name": .string(artifact.name), "size": .int(artifact.size),
+                    "content_type": .string(artifact.contentType), "created_at": .int(Int(artifact.createdAt / 1000)),
+                    "url": .string("/v1/tasks/\(task.id)/artifacts/\(artifact.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? artifact.name)"),
+                ])
+            }),
+        ])
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: try body.encoded())))
+    }
+
+    /// One artifact's bytes, as a download: what a job wrote is untrusted, so it is never rendered
+    /// inline or sniffed as another type.
+    @Sendable func artifact(_ request: Request, context: ChorusRequestContext) async throws -> Response {
+        let task = try await service.task(id: try context.parameters.require("id"), ownerID: context.visibleOwner)
+        let raw = try context.parameters.require("name")
+        let name = raw.removingPercentEncoding ?? raw
+        guard let artifact = try await service.tasks.artifact(taskID: task.id, name: name, ownerID: nil) else {
+            throw ChorusError.notFound(what: "artifact", id: name)
+        }
+        let quoted = String(artifact.name.unicodeScalars.map { $0.isASCII && $0 != "\"" && $0 != "\\" && $0.value >= 0x20 ? Character($0) : "_" })
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: artifact.contentType, .contentDisposition: "attachment; filename=\"\(quoted)\"",
+                HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+            ],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: artifact.content)))
     }
 
     /// SSE of the task's events: `id:` is the sequence number; `Last-Event-ID` (or `?after=`)

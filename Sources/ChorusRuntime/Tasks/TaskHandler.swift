@@ -38,9 +38,20 @@ public protocol TaskHandler: Sendable {
     var startsBeforeClaim: Bool { get }
     /// Checks `params` at submission (throw `ChorusError.invalidRequest` for a 400).
     func validate(params: JSONValue) throws
+    /// Checks `params` at submission and returns what is stored with the task (defaults filled
+    /// in); by default `validate`, then `params` as they are.
+    func prepare(params: JSONValue) throws -> JSONValue
+    /// The queue its tasks go to; nil: the generic task queue.
+    var queue: String? { get }
     func run(_ context: TaskRunContext) async throws -> JSONValue
 }
 
 extension TaskHandler {
     public var startsBeforeClaim: Bool { false }
+    public var queue: String? { nil }
+
+    public func prepare(params: JSONValue) throws -> JSONValue {
+        try validate(params: params)
+        return params
+    }
 }

@@ -109,9 +109,9 @@ public struct TaskService<Store: ConversationStore>: Sendable {
             let known = handlers.keys.filter { $0 != "chat" }.sorted().joined(separator: ", ")
             throw ChorusError.invalidRequest(message: "Unknown task type '\(type)'. Known types: \(known).", param: "type", code: "invalid_value")
         }
-        try handler.validate(params: params)
+        let params = try handler.prepare(params: params)
         let now = nowMilliseconds()
-        let record = TaskRecord(id: Identifier.ordered("task_"), ownerID: ownerID, type: type, model: Self.genericQueue, params: params, createdAt: now, updatedAt: now)
+        let record = TaskRecord(id: Identifier.ordered("task_"), ownerID: ownerID, type: type, model: handler.queue ?? Self.genericQueue, params: params, createdAt: now, updatedAt: now)
         try await tasks.create(batch: nil, tasks: [record])
         await enqueue([record])
         return record
@@ -154,10 +154,16 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         var meta: [String: JSONValue] = [:]
         if let current = task.progressCurrent { meta["current"] = .int(current) }
         if let total = task.progressTotal { meta["total"] = .int(total) }
-        return .object([
+        var json = fields(task, meta: meta)
+        if task.type == "command" { json["artifacts_url"] = .string("/v1/tasks/\(task.id)/artifacts") }
+        return .object(json)
+    }
+
+    private static func fields(_ task: TaskRecord, meta: [String: JSONValue]) -> [String: JSONValue] {
+        [
             "id": .string(task.id), "object": .string("task"), "type": .string(task.type),
             "state": .string(task.state.rawValue),
-            "model": task.model == genericQueue ? .null : .string(task.model),
+            "model": task.model.hasPrefix("_") ? .null : .string(task.model),  // `_tasks`, `_commands`: no model
             "batch_id": task.batchID.map(JSONValue.string) ?? .null,
             "conversation_id": task.conversationID.map(JSONValue.string) ?? .null,
             "meta": .object(meta),
@@ -169,6 +175,6 @@ public struct TaskService<Store: ConversationStore>: Sendable {
             "finished_at": task.finishedAt.map { .int(Int($0 / 1000)) } ?? .null,
             "events_url": .string("/v1/tasks/\(task.id)/events"),
             "ws_url": .string("/v1/tasks/\(task.id)/ws"),
-        ])
+        ]
     }
 }

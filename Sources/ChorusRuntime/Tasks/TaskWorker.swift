@@ -238,6 +238,11 @@ public final class TaskWorker: Service {
                 if try await tasks.finish(taskID: task.id, workerID: settings.id, state: .success, result: result, error: nil, now: nowMilliseconds()) {
                     try await emit(.finish, "", result)
                 }
+            } catch is WorkerStopping {
+                // A long job interrupted by this worker's shutdown: like a worker's death, the
+                // task's lease decides who runs (or fails) it next.
+                logger.info("left the task to its lease: this worker is stopping")
+                return
             } catch let error as EventBusUnavailable {
                 // Not the task's fault: leave it to its lease, so that it runs again (on any
                 // worker) once the bus is back, instead of failing it for good.
@@ -247,8 +252,9 @@ public final class TaskWorker: Service {
                 guard await gate?.proceeds() ?? true else { return }
                 let cancelled = Task.isCancelled || error is CancellationError
                 let state: TaskState = cancelled ? .cancelled : .failure
-                let chorusError = cancelled ? ChorusError.invalidRequest(message: "The task was cancelled.", param: nil, code: "cancelled") : ((error as? ChorusError) ?? .internalError("\(error)"))
-                let body = Self.errorJSON(chorusError, state: state)
+                let failure = cancelled ? nil : error as? CommandFailure
+                let chorusError = cancelled ? ChorusError.invalidRequest(message: "The task was cancelled.", param: nil, code: "cancelled") : (failure.map { .internalError($0.message) } ?? (error as? ChorusError) ?? .internalError("\(error)"))
+                let body = failure?.json ?? Self.errorJSON(chorusError, state: state)
                 // Record the end even though this task may be cancelled: in a task of its own.
                 let finished = try await Task { try await tasks.finish(taskID: task.id, workerID: workerID, state: state, result: nil, error: body, now: nowMilliseconds()) }.value
                 if finished {
