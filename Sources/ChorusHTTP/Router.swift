@@ -46,5 +46,6 @@ public func buildRouter<Store: ConversationStore>(
     let queues = models.names + [TaskService<Store>.genericQueue]
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
+    DeadLettersController(service: tasks).addRoutes(to: router)
     return router
 }
