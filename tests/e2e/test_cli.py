@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -197,8 +198,8 @@ class Tmux:
     def __init__(self, name: str):
         self.name = name
 
-    def pane(self) -> str:
-        done = subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", self.name, "-S", "-200"],
+    def pane(self, escapes: bool = False) -> str:
+        done = subprocess.run(["tmux", "capture-pane", "-p", "-J", *(["-e"] if escapes else []), "-t", self.name, "-S", "-200"],
                               capture_output=True, text=True, timeout=10)
         return done.stdout if done.returncode == 0 else ""
 
@@ -233,10 +234,14 @@ class Tmux:
 def test_chat_in_a_terminal(chorus_bin: str, chorus: Chorus, tmp_path: Path):
     term = Tmux(f"chorus-chat-{secrets.token_hex(4)}")
     transcript = tmp_path / "exit-status"
-    command = (f"env -u NO_COLOR CHORUS_URL={chorus.url} CHORUS_API_KEY={chorus.api_key} {chorus_bin} chat --model fake; "
+    # No --model: the server has two, so the chat asks which.
+    command = (f"env -u NO_COLOR CHORUS_URL={chorus.url} CHORUS_API_KEY={chorus.api_key} {chorus_bin} chat; "
                f"echo $? > {transcript}")
     subprocess.run(["tmux", "new-session", "-d", "-s", term.name, "-x", "200", "-y", "50", command], check=True, timeout=10)
     try:
+        screen = term.wait_for(lambda s: "model [1-2]:" in s, "the model choice")
+        number = next(line.split(".")[0].strip() for line in screen.splitlines() if line.strip().endswith(". fake"))
+        term.type(number)
         term.wait_for(lambda s: "fake> " in s, "the prompt")
         tag = unique_tag()
 
@@ -244,6 +249,10 @@ def test_chat_in_a_terminal(chorus_bin: str, chorus: Chorus, tmp_path: Path):
         term.type(f"{tag} hi [[fake tokens=5 reasoning=2]]")
         screen = term.wait_for(lambda s: answer(5).strip() in s and s.count("fake> ") >= 2, "the first answer")
         assert "r0 r1" in screen, screen
+        # The thinking is dimmed (SGR 2), the answer is not.
+        coloured = term.pane(escapes=True)
+        assert re.search(r"\x1b\[([0-9;]*;)?2m[^\x1b]*r0 r1", coloured), repr(coloured)
+        assert not re.search(r"\x1b\[([0-9;]*;)?2m[^\x1b]*t0 t1", coloured), repr(coloured)
         first_conversation = next(line.split("conversation ")[1].rstrip(")").strip()
                                   for line in screen.splitlines() if line.startswith("(conversation conv_"))
 
@@ -353,6 +362,8 @@ def test_dead_letters_embedded(chorus_bin: str, fake_upstream: FakeUpstream, tmp
         rows = chorus.query("SELECT content, status FROM messages WHERE role = 'assistant' AND turn_id = ?", (task_id,))
         assert [(r["content"], r["status"]) for r in rows] == [(answer(tokens), "complete")], [dict(r) for r in rows]
         assert json.loads(ok(run_cli(chorus_bin, url, key, "dlq", "list", "--json")))["data"] == []
+        unsaid = chorus.http.delete("/v1/admin/dead-letters")
+        assert unsaid.status_code == 400 and "all=true" in unsaid.json()["error"]["message"], unsaid.text
         again = run_cli(chorus_bin, url, key, "dlq", "replay", letter_id)
         assert again.returncode != 0 and "HTTP 404" in again.stderr, again.stderr
         audit = chorus.http.get("/v1/admin/audit", params={"limit": 100}).json()["data"]
