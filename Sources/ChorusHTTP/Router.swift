@@ -52,5 +52,6 @@ public func buildRouter<Store: ConversationStore>(
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
     DeploymentsController(models: models).addRoutes(to: router)
+    DeadLettersController(service: tasks).addRoutes(to: router)
     return router
 }

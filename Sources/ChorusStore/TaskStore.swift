@@ -299,16 +299,6 @@ public struct SQLTaskStore: Sendable {
         return (byState, Int(try dead?.decode(column: "n", as: Int64.self) ?? 0))
     }
 
-    public func deadLetters(limit: Int) async throws -> [DeadLetter] {
-        try await backend.database.raw("SELECT * FROM sys_dead_letters ORDER BY created_at DESC LIMIT \(bind: limit)").all().map { row in
-            DeadLetter(
-                id: try row.decode(column: "id", as: String.self), stream: try row.decode(column: "stream", as: String.self),
-                entryID: try row.decode(column: "entry_id", as: String.self), taskID: try row.decode(column: "task_id", as: String?.self),
-                payload: try row.decode(column: "payload", as: String.self), reason: try row.decode(column: "reason", as: String.self),
-                deliveries: Int(try row.decode(column: "deliveries", as: Int64.self)), createdAt: try row.decode(column: "created_at", as: Int64.self))
-        }
-    }
-
     public func heartbeat(worker: WorkerRecord) async throws {
         try await backend.transaction { db in
             try await db.raw("""

@@ -65,30 +65,3 @@ struct WorkerObject: Encodable, Sendable {
         case id, queues, host, pid, startedAt = "started_at", lastHeartbeatMillisecondsAgo = "last_heartbeat_ms_ago"
     }
 }
-
-/// A queue entry given up on after too many deliveries.
-struct DeadLetterObject: Encodable, Sendable {
-    var id: String
-    var queue: String
-    var entryID: String
-    @Nullable var taskID: String?
-    var payload: String
-    var reason: String
-    var deliveries: Int
-    var createdAt: Int64
-
-    init(_ letter: DeadLetter) {
-        id = letter.id
-        queue = letter.stream
-        entryID = letter.entryID
-        taskID = letter.taskID
-        payload = letter.payload
-        reason = letter.reason
-        deliveries = letter.deliveries
-        createdAt = letter.createdAt / 1000
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, queue, entryID = "entry_id", taskID = "task_id", payload, reason, deliveries, createdAt = "created_at"
-    }
-}
