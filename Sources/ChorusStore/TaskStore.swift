@@ -321,6 +321,15 @@ public struct SQLTaskStore: Sendable {
         }
     }
 
+    /// The tasks a worker holds now (started or in progress), oldest claim first: the admin
+    /// console shows them under their worker.
+    public func runningTasks(limit: Int = 500) async throws -> [TaskRecord] {
+        try await backend.database.raw("""
+            SELECT * FROM tasks WHERE status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue))
+                AND worker_id IS NOT NULL ORDER BY started_at LIMIT \(bind: limit)
+            """).all().map(Self.decodeTask)
+    }
+
     // MARK: Idempotency
 
     public func beginIdempotent(ownerID: String, key: String, requestHash: String, now: Int64) async throws -> IdempotencyOutcome {

@@ -50,6 +50,7 @@ struct OperationsController<Store: ConversationStore>: Sendable {
 
     @Sendable func workers(_ request: Request, context: ChorusRequestContext) async throws -> ListObject<WorkerObject> {
         let now = nowMilliseconds()
-        return ListObject(try await service.tasks.workers().map { WorkerObject($0, now: now) })
+        let held = Dictionary(grouping: try await service.tasks.runningTasks(), by: { $0.workerID ?? "" })
+        return ListObject(try await service.tasks.workers().map { WorkerObject($0, now: now, currentTasks: held[$0.id] ?? []) })
     }
 }
