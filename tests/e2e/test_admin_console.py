@@ -127,7 +127,7 @@ def open_section(page: ChatPage, name: str) -> Any:
         page.one(tid("nav-console"), visible=False)
         page.js("document.querySelector('[data-testid=\"nav-console\"]').click()")
         page.one(tid("admin-console"))
-    # Notifications of earlier steps sit over the tabs for a few seconds: dismissed first.
+    # Notifications of earlier steps stay a few seconds and may cover a control: dismissed first.
     page.js("document.querySelectorAll('[data-testid=\"toast\"]').forEach((t) => t.remove())")
     page.one(tid(f"admin-tab-{name}")).click()
     return page.one(tid(f"admin-view-{name}"))
@@ -327,7 +327,8 @@ def test_inspect_and_replay_a_dead_letter(admin_chorus: Chorus, page: ChatPage):
     page.shot("dead-letter-inspected")
 
     page.one(tid("dead-letter-replay")).click()
-    page.wait(lambda: page.one(tid("dead-letter-task-state")).text == "SUCCESS", 60, "the replayed task to succeed")
+    page.wait(lambda: page.one(tid("dead-letter-task-state")).text == "SUCCESS (replayed)", 60, "the replayed task to succeed")
+    assert page.one(tid("dead-letter-error")).text == "none"
     done = admin_chorus.http.get(f"/v1/tasks/{replayed_task}").json()
     assert done["state"] == "SUCCESS" and done["result"]["content"] == answer(ABANDONED_TOKENS), done
     page.wait(lambda: not page.all(f'{tid("dead-letter")}[data-id="{letter_id}"]'), 10, "the replayed letter to leave the list")
@@ -406,6 +407,14 @@ def test_deployments(admin_chorus: Chorus, page: ChatPage):
         assert cell(page, deployment, "state") == "closed"
         assert cell(page, deployment, "error_rate").endswith("%")
     page.shot("deployments")
+    page.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        table_background = page.js("return getComputedStyle(document.querySelector('.admin-table th')).backgroundColor")
+        rgb = [int(x) for x in table_background[table_background.index("(") + 1:table_background.index(")")].split(",")[:3]]
+        assert sum(rgb) < 200, f"the console follows a dark system theme: {table_background}"
+        page.shot("deployments-dark")
+    finally:
+        page.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
 
 
 def test_console_on_a_phone_and_by_keyboard(admin_chorus: Chorus, page: ChatPage):

@@ -139,7 +139,7 @@ export function keysView(container, ctx, userID) {
       columns: [
         { label: 'Owner', cell: (k) => emails.get(k.user_id) || k.user_id },
         { label: 'Name', cell: (k) => k.name },
-        { label: 'Key', cell: (k) => h('code', { text: k.prefix + '…' }) },
+        { label: 'Key', cell: (k) => h('code', { class: 'nowrap', text: k.prefix + '…' }) },
         { label: 'Scopes', cell: (k) => k.scopes ? k.scopes.join(' ') : 'all of the owner’s' },
         { label: 'Created', cell: (k) => formatTime(k.created_at) },
         { label: 'Last used', cell: (k) => k.last_used_at ? formatTime(k.last_used_at) : 'never' },

@@ -28,7 +28,11 @@ export function allUsers(ctx, refresh = false) {
 
 export function formatTime(seconds) {
   if (seconds == null) return '—';
-  return new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  // Compact: the year only when it is not this one.
+  const date = new Date(seconds * 1000);
+  const options = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' };
+  if (date.getFullYear() !== new Date().getFullYear()) options.year = 'numeric';
+  return date.toLocaleString(undefined, options);
 }
 
 export function formatAgo(ms) {

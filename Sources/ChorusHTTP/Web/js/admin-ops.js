@@ -145,8 +145,9 @@ export function deadLettersView(container) {
     }
     const task = letter.task;
     const taskState = h('span', { dataset: { testid: 'dead-letter-task-state' }, text: task ? task.state : 'no such task' });
+    const taskError = h('pre', { class: 'payload', dataset: { testid: 'dead-letter-error' }, text: pretty(task?.error) || 'none' });
     const actions = h('div', { class: 'admin-actions' },
-      actionButton('Replay', () => replay(letter, taskState, actions), { class: 'btn small primary', dataset: { testid: 'dead-letter-replay' } }),
+      actionButton('Replay', () => replay(letter, { taskState, taskError, actions }), { class: 'btn small primary', dataset: { testid: 'dead-letter-replay' } }),
       actionButton('Delete', () => removeOne(letter), { class: 'btn small danger-outline', dataset: { testid: 'dead-letter-delete' } }),
       h('button', { type: 'button', class: 'btn small', text: 'Close', onclick: () => { watching++; detail.hidden = true; } }));
     clear(detail).append(
@@ -154,19 +155,19 @@ export function deadLettersView(container) {
       h('dl', { class: 'facts' },
         h('dt', { text: 'Queue' }), h('dd', { text: letter.queue }),
         h('dt', { text: 'Queue entry' }), h('dd', { text: letter.entry_id }),
-        h('dt', { text: 'Given up' }), h('dd', { text: `${formatTime(letter.created_at)} after ${letter.deliveries} deliveries` }),
+        h('dt', { text: 'Given up' }), h('dd', { text: `${formatTime(letter.created_at)} after ${letter.deliveries} deliver${letter.deliveries === 1 ? 'y' : 'ies'}` }),
         h('dt', { text: 'Reason' }), h('dd', { text: letter.reason, dataset: { testid: 'dead-letter-reason' } }),
         h('dt', { text: 'Task' }), h('dd', null, letter.task_id ? h('code', { text: letter.task_id }) : 'none', task ? ` (${task.model || 'generic'}, ${task.attempts} attempts)` : ''),
         h('dt', { text: 'Task state' }), h('dd', null, taskState)),
       h('h3', { text: 'Payload' }),
       h('pre', { class: 'payload', dataset: { testid: 'dead-letter-payload' }, text: letter.payload }),
       h('h3', { text: 'Task error' }),
-      h('pre', { class: 'payload', dataset: { testid: 'dead-letter-error' }, text: pretty(task?.error) || 'none' }),
+      taskError,
       actions);
     detail.focus();
   };
 
-  const replay = async (letter, taskState, actions) => {
+  const replay = async (letter, { taskState, taskError, actions }) => {
     let res;
     try {
       res = await post('/v1/admin/dead-letters/' + encodeURIComponent(letter.id) + '/replay');
@@ -185,7 +186,8 @@ export function deadLettersView(container) {
       if (mine !== watching) return;
       try {
         const task = await get('/v1/tasks/' + encodeURIComponent(res.task.id));
-        taskState.textContent = task.state;
+        taskState.textContent = task.state + ' (replayed)';
+        taskError.textContent = pretty(task.error) || 'none';
         if (['SUCCESS', 'FAILURE', 'CANCELLED'].includes(task.state)) return;
       } catch {
         taskState.textContent = res.task.state + ' (follow it in the owner’s chat)';

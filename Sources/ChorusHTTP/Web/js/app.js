@@ -74,6 +74,7 @@ class Chat {
       if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return;
       if (!this.picker.menu.hidden) { this.picker.toggle(false); return; }
       if (this.el.classList.contains('sidebar-open')) { this.toggleSidebar(false); return; }
+      if (this.main.hidden) return;  // the console is shown: Esc does not stop hidden answers
       if (activeStreams(this.conversationId).length) { e.preventDefault(); this.stop(); }
     };
     this.onHash = () => this.route();
