@@ -3,7 +3,7 @@
 import { h, clear } from './dom.js';
 import { get, post, del, humanError } from './api.js';
 import { toast, confirmDialog } from './ui.js';
-import { table, badge, errorBox, loading, formatTime, formatAgo, every, actionButton } from './admin-kit.js';
+import { table, field, select, badge, errorBox, loading, formatTime, formatAgo, every, actionButton } from './admin-kit.js';
 
 const LIVE_MS = 3000;
 
@@ -106,17 +106,22 @@ export function deadLettersView(container) {
   const list = h('div', { class: 'admin-list' }, loading());
   const detail = h('section', { class: 'dl-detail', hidden: true, 'aria-label': 'Dead letter', tabindex: '-1', dataset: { testid: 'dead-letter-detail' } });
   const purge = actionButton('Purge all…', () => purgeAll(), { class: 'btn small danger-outline', dataset: { testid: 'dead-letters-purge' } });
+  const queue = select([['', 'All queues']], { dataset: { testid: 'dead-letters-queue' } });
+  const LIMIT = 500;
   let letters = [];
   let watching = 0;
 
   const reload = async () => {
+    const params = new URLSearchParams({ limit: String(LIMIT) });
+    if (queue.value) params.set('queue', queue.value);
     try {
-      letters = (await get('/v1/admin/dead-letters')).data || [];
+      letters = (await get('/v1/admin/dead-letters?' + params)).data || [];
     } catch (err) {
       clear(list).append(errorBox(err));
       return;
     }
     purge.hidden = letters.length === 0;
+    purge.textContent = queue.value ? `Purge ${queue.value}…` : 'Purge all…';
     clear(list).append(table({
       testid: 'dead-letter', caption: 'Dead letters', rows: letters, empty: 'No dead letters: every task was processed or is still queued.',
       rowProps: (d) => ({ id: d.id, task: d.task_id || '' }),
@@ -208,14 +213,16 @@ export function deadLettersView(container) {
   };
 
   const purgeAll = async () => {
+    const which = queue.value;
+    const count = letters.length >= LIMIT ? `${LIMIT} or more` : String(letters.length);
     const ok = await confirmDialog({
-      title: `Purge all ${letters.length} dead letters?`,
-      body: 'Every dead letter of every queue is deleted; their tasks stay failed and are not run again. This cannot be undone.',
+      title: which ? `Purge the ${count} dead letter(s) of ${which}?` : `Purge all ${count} dead letter(s)?`,
+      body: `Every dead letter ${which ? 'of this queue' : 'of every queue'} is deleted; their tasks stay failed and are not run again. This cannot be undone.`,
       confirm: 'Purge', danger: true,
     });
     if (!ok) return;
     try {
-      const res = await del('/v1/admin/dead-letters?all=true');
+      const res = await del('/v1/admin/dead-letters?' + (which ? 'queue=' + encodeURIComponent(which) : 'all=true'));
       toast(`Purged ${res.deleted} dead letter(s).`);
       watching++;
       detail.hidden = true;
@@ -223,11 +230,15 @@ export function deadLettersView(container) {
     await reload();
   };
 
+  queue.addEventListener('change', reload);
   container.append(
-    h('div', { class: 'admin-toolbar' },
-      h('p', { class: 'admin-note', text: 'Queue entries given up on after too many deliveries. Replay queues the task again as new; purge deletes them.' }),
+    h('p', { class: 'admin-note', text: 'Queue entries given up on after too many deliveries. Replay queues the task again as new; purge deletes them.' }),
+    h('div', { class: 'admin-toolbar' }, field('Queue', queue),
       h('div', { class: 'row-actions' }, actionButton('Refresh', reload, { dataset: { testid: 'dead-letters-refresh' } }), purge)),
     list, detail);
+  get('/v1/admin/queues').then((page) => {
+    queue.append(...(page.data || []).map((q) => h('option', { value: q.queue, text: q.queue })));
+  }, () => { /* the list still works unfiltered */ });
   reload();
   return () => { watching++; };
 }
