@@ -154,6 +154,7 @@ let package = Package(
             dependencies: [
                 "ChorusCore", "ChorusProviders", "ChorusRuntime", "ChorusApp", "ChorusStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -54,5 +54,6 @@ public func buildRouter<Store: ConversationStore>(
     OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
     DeploymentsController(models: models).addRoutes(to: router)
     if let usage { UsageController(writer: usage.writer, store: usage.store).addRoutes(to: router) }
+    DeadLettersController(service: tasks).addRoutes(to: router)
     return router
 }

@@ -346,11 +346,17 @@ public struct SQLAuthStore: Sendable {
         public var userID: String?
         public var method: String?
         public var pathPrefix: String?
-        public init(before: String? = nil, userID: String? = nil, method: String? = nil, pathPrefix: String? = nil) {
+        /// Entries written at or after `since` and before `until` (Unix milliseconds).
+        public var since: Int64?
+        public var until: Int64?
+        public init(before: String? = nil, userID: String? = nil, method: String? = nil, pathPrefix: String? = nil,
+                    since: Int64? = nil, until: Int64? = nil) {
             self.before = before
             self.userID = userID
             self.method = method
             self.pathPrefix = pathPrefix
+            self.since = since
+            self.until = until
         }
     }
 
@@ -365,6 +371,8 @@ public struct SQLAuthStore: Sendable {
             query.appendLiteral(" AND substr(path, 1, CAST("); query.appendInterpolation(bind: prefix.count)
             query.appendLiteral(" AS INTEGER)) = "); query.appendInterpolation(bind: prefix)
         }
+        if let since = filter.since { query.appendLiteral(" AND created_at >= "); query.appendInterpolation(bind: since) }
+        if let until = filter.until { query.appendLiteral(" AND created_at < "); query.appendInterpolation(bind: until) }
         query.appendLiteral(" ORDER BY id DESC LIMIT "); query.appendInterpolation(bind: limit)
         return try await backend.database.raw(query).all().map { row in
             AuditEntry(

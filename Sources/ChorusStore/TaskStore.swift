@@ -299,16 +299,6 @@ public struct SQLTaskStore: Sendable {
         return (byState, Int(try dead?.decode(column: "n", as: Int64.self) ?? 0))
     }
 
-    public func deadLetters(limit: Int) async throws -> [DeadLetter] {
-        try await backend.database.raw("SELECT * FROM sys_dead_letters ORDER BY created_at DESC LIMIT \(bind: limit)").all().map { row in
-            DeadLetter(
-                id: try row.decode(column: "id", as: String.self), stream: try row.decode(column: "stream", as: String.self),
-                entryID: try row.decode(column: "entry_id", as: String.self), taskID: try row.decode(column: "task_id", as: String?.self),
-                payload: try row.decode(column: "payload", as: String.self), reason: try row.decode(column: "reason", as: String.self),
-                deliveries: Int(try row.decode(column: "deliveries", as: Int64.self)), createdAt: try row.decode(column: "created_at", as: Int64.self))
-        }
-    }
-
     public func heartbeat(worker: WorkerRecord) async throws {
         try await backend.transaction { db in
             try await db.raw("""
@@ -329,6 +319,15 @@ public struct SQLTaskStore: Sendable {
                 host: try row.decode(column: "host", as: String.self), pid: Int(try row.decode(column: "pid", as: Int64.self)),
                 startedAt: try row.decode(column: "started_at", as: Int64.self), heartbeatAt: try row.decode(column: "heartbeat_at", as: Int64.self))
         }
+    }
+
+    /// The tasks a worker holds now (started or in progress), oldest claim first: the admin
+    /// console shows them under their worker.
+    public func runningTasks(limit: Int = 500) async throws -> [TaskRecord] {
+        try await backend.database.raw("""
+            SELECT * FROM tasks WHERE status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue))
+                AND worker_id IS NOT NULL ORDER BY started_at LIMIT \(bind: limit)
+            """).all().map(Self.decodeTask)
     }
 
     // MARK: Idempotency

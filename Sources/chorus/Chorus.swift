@@ -17,7 +17,10 @@ struct Chorus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus",
         abstract: "A self-hosted AI chat and task backend: one streaming, OpenAI-compatible API to every model.",
-        subcommands: [Serve.self, Gateway.self, Worker.self, Migrate.self, Models.self, UserCommand.self])
+        subcommands: [
+            Serve.self, Gateway.self, Worker.self, Migrate.self, Models.self, UserCommand.self,
+            ChatCommand.self, KeyCommand.self, TaskCommand.self, DeadLetterCommand.self,
+        ])
 
     /// Runs Swift Concurrency's tasks on NIO's event loops, so that a request's awaits on I/O do
     /// not hop between two thread pools (nothing in Chorus blocks a thread: SQLite and bcrypt run

@@ -102,4 +102,19 @@ struct TaskEventBusTests {
         }
         #expect(ended, "still open after \(after) keep-alive ticks")
     }
+
+    @Test("a forgotten task starts a fresh sequence, and an expiry set before it drops nothing of the new one")
+    func forgetStartsAFreshSequence() async throws {
+        let bus = InProcessEventBus()
+        try await bus.publish(answer(1))
+        try await bus.publish(finish(2))
+        await bus.expire(taskID: "task_a", afterSeconds: 1)
+        await bus.forget(taskID: "task_a")
+        #expect(await bus.lastSequence(taskID: "task_a") == 0)
+        try await bus.publish(answer(1))
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(await bus.lastSequence(taskID: "task_a") == 1, "the old expiry must not drop the replayed run's events")
+        try await bus.publish(finish(2))
+        #expect(batches(try await collect(bus.follow(taskID: "task_a", after: 0))) == [[1, 2]])
+    }
 }

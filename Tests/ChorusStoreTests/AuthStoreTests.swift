@@ -82,6 +82,9 @@ extension ConversationStoreTests {
             #expect(try await store.audit(limit: 500, filter: .init(userID: "user_a")).count == 125)
             #expect(try await store.audit(limit: 500, filter: .init(method: "delete")).count == 84)
             #expect(try await store.audit(limit: 500, filter: .init(pathPrefix: "/v1/api-keys")).count == 50)
+            // A time window: created_at is the index here, `since` inclusive, `until` exclusive.
+            let window = try await store.audit(limit: 500, filter: .init(userID: "user_a", since: 100, until: 200))
+            #expect(window.count == 50 && window.first?.requestID == "req_198" && window.last?.requestID == "req_100")
             #expect(first.first?.params == .object(["model": .string("m")]))
         }
     }

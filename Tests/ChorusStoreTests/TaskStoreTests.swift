@@ -24,11 +24,15 @@ extension ConversationStoreTests {
             let takeover = try await tasks.claim(taskID: "task_1", workerID: "w2", leaseUntil: 40_000, now: 25_000)
             #expect(takeover?.workerID == "w2")
             #expect(takeover?.attempts == 2)
+            // What the admin console shows under each worker: the tasks held now, by their holder.
+            try await tasks.create(batch: nil, tasks: [task("task_waiting")])
+            #expect(try await tasks.runningTasks().map { [$0.id, $0.workerID] } == [["task_1", "w2"]])
             #expect(try await tasks.finish(taskID: "task_1", workerID: "w1", state: .success, result: .string("late"), error: nil, now: 26_000) == false, "a worker that lost the task cannot finish it")
             #expect(try await tasks.finish(taskID: "task_1", workerID: "w2", state: .success, result: .string("done"), error: nil, now: 27_000))
             let done = try await tasks.task(id: "task_1", ownerID: nil)
             #expect(done?.state == .success)
             #expect(done?.result == .string("done"))
+            #expect(try await tasks.runningTasks().isEmpty, "an ended task is held by no one")
             #expect(try await tasks.claim(taskID: "task_1", workerID: "w3", leaseUntil: 99_000, now: 90_000) == nil, "an ended task is never claimed again")
         }
     }

@@ -591,6 +591,10 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/admin/queues", "admin", 200),
     Route("GET", "/v1/admin/workers", "admin", 200),
     Route("GET", "/v1/admin/dead-letters", "admin", 200),
+    Route("GET", "/v1/admin/dead-letters/dl_missing", "admin", 404, label="unknown"),
+    Route("POST", "/v1/admin/dead-letters/dl_missing/replay", "admin", 404, label="unknown"),
+    Route("DELETE", "/v1/admin/dead-letters/dl_missing", "admin", 404, label="unknown"),
+    Route("DELETE", "/v1/admin/dead-letters?all=true", "admin", 200, label="purge"),
     # Last, with fresh credentials: logout ends the session used (the cookie column signs in afresh).
     Route("POST", "/v1/auth/logout", "signed_in", 204, own_credentials=True),
 ]

@@ -29,6 +29,15 @@ struct AdminController: Sendable {
         return limit
     }
 
+    /// A time in the query as Unix seconds (fractions allowed), in milliseconds.
+    private func seconds(_ request: Request, _ name: String) throws -> Int64? {
+        guard let text = request.uri.queryParameters[Substring(name)] else { return nil }
+        guard let value = Double(text), value.isFinite, value >= 0, value < 1e11 else {
+            throw ChorusError.invalidRequest(message: "'\(name)' must be a time in Unix seconds.", param: name, code: "invalid_value")
+        }
+        return Int64(value * 1000)
+    }
+
     // MARK: Users
 
     @Sendable func listUsers(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<ListObject<UserObject>> {
@@ -158,7 +167,8 @@ struct AdminController: Sendable {
         let query = request.uri.queryParameters
         let filter = SQLAuthStore.AuditFilter(
             before: query["before"].map(String.init), userID: query["user_id"].map(String.init),
-            method: query["method"].map(String.init), pathPrefix: query["path_prefix"].map(String.init))
+            method: query["method"].map(String.init), pathPrefix: query["path_prefix"].map(String.init),
+            since: try seconds(request, "since"), until: try seconds(request, "until"))
         let page = try await accounts.store.audit(limit: limit + 1, filter: filter)
         return ListObject(page.prefix(limit).map(AuditEntryObject.init), hasMore: page.count > limit).uncached()
     }

@@ -4,7 +4,7 @@ import ChorusStore
 import Hummingbird
 import SQLKit
 
-/// `/readyz` and the admin views of queues, workers and dead letters.
+/// `/readyz` and the admin views of queues and workers (dead letters: `DeadLettersController`).
 struct OperationsController<Store: ConversationStore>: Sendable {
     let service: TaskService<Store>
     let database: any SQLDatabase
@@ -15,7 +15,6 @@ struct OperationsController<Store: ConversationStore>: Sendable {
         router.get("/readyz", use: ready)
         router.get("/v1/admin/queues", use: queueStats)
         router.get("/v1/admin/workers", use: workers)
-        router.get("/v1/admin/dead-letters", use: deadLetters)
     }
 
     /// Ready when the database and the queue answer.
@@ -51,10 +50,7 @@ struct OperationsController<Store: ConversationStore>: Sendable {
 
     @Sendable func workers(_ request: Request, context: ChorusRequestContext) async throws -> ListObject<WorkerObject> {
         let now = nowMilliseconds()
-        return ListObject(try await service.tasks.workers().map { WorkerObject($0, now: now) })
-    }
-
-    @Sendable func deadLetters(_ request: Request, context: ChorusRequestContext) async throws -> ListObject<DeadLetterObject> {
-        ListObject(try await service.tasks.deadLetters(limit: 200).map(DeadLetterObject.init))
+        let held = Dictionary(grouping: try await service.tasks.runningTasks(), by: { $0.workerID ?? "" })
+        return ListObject(try await service.tasks.workers().map { WorkerObject($0, now: now, currentTasks: held[$0.id] ?? []) })
     }
 }

@@ -1,3 +1,4 @@
+import ChorusCore
 import ChorusRuntime
 import ChorusStore
 import Hummingbird
@@ -43,52 +44,49 @@ struct QueueObject: Encodable, Sendable {
     }
 }
 
-/// A worker process and how long ago it last said it was alive.
+/// A worker process, how long ago it last said it was alive, and the tasks it holds now.
 struct WorkerObject: Encodable, Sendable {
+    /// A task a worker holds: enough to find it (`GET /v1/tasks/{id}` with `admin:data`).
+    struct CurrentTask: Encodable, Sendable {
+        var id: String
+        var model: String
+        var state: String
+        var attempts: Int
+        @Nullable var startedAt: Int64?
+
+        init(_ task: TaskRecord) {
+            id = task.id
+            model = task.model
+            state = task.state.rawValue
+            attempts = task.attempts
+            startedAt = task.startedAt.map { $0 / 1000 }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, model, state, attempts, startedAt = "started_at"
+        }
+    }
+
     var id: String
     var queues: [String]
     var host: String
     var pid: Int
     var startedAt: Int64
     var lastHeartbeatMillisecondsAgo: Int64
+    var currentTasks: [CurrentTask]
 
-    init(_ worker: WorkerRecord, now: Int64) {
+    init(_ worker: WorkerRecord, now: Int64, currentTasks: [TaskRecord] = []) {
         id = worker.id
         queues = worker.models
         host = worker.host
         pid = worker.pid
         startedAt = worker.startedAt / 1000
         lastHeartbeatMillisecondsAgo = now - worker.heartbeatAt
+        self.currentTasks = currentTasks.map(CurrentTask.init)
     }
 
     enum CodingKeys: String, CodingKey {
         case id, queues, host, pid, startedAt = "started_at", lastHeartbeatMillisecondsAgo = "last_heartbeat_ms_ago"
-    }
-}
-
-/// A queue entry given up on after too many deliveries.
-struct DeadLetterObject: Encodable, Sendable {
-    var id: String
-    var queue: String
-    var entryID: String
-    @Nullable var taskID: String?
-    var payload: String
-    var reason: String
-    var deliveries: Int
-    var createdAt: Int64
-
-    init(_ letter: DeadLetter) {
-        id = letter.id
-        queue = letter.stream
-        entryID = letter.entryID
-        taskID = letter.taskID
-        payload = letter.payload
-        reason = letter.reason
-        deliveries = letter.deliveries
-        createdAt = letter.createdAt / 1000
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, queue, entryID = "entry_id", taskID = "task_id", payload, reason, deliveries, createdAt = "created_at"
+        case currentTasks = "current_tasks"
     }
 }

@@ -5,6 +5,9 @@ public import ChorusCore
 public actor InProcessEventBus: TaskEventBus {
     private var events: [String: [TaskEvent]] = [:]
     private var followers: [String: [String: TaskFollowStream.Continuation]] = [:]
+    /// The latest expiry of each task: an older timer that fires after a replay drops nothing.
+    private var expiries: [String: Int] = [:]
+    private var nextExpiry = 0
 
     public init() {}
 
@@ -49,13 +52,22 @@ public actor InProcessEventBus: TaskEventBus {
     }
 
     public func expire(taskID: String, afterSeconds seconds: Int) {
+        nextExpiry += 1
+        let expiry = nextExpiry
+        expiries[taskID] = expiry
         Task {
             try? await Task.sleep(for: .seconds(seconds))
-            self.drop(taskID)
+            self.drop(taskID, expiry: expiry)
         }
     }
 
-    private func drop(_ taskID: String) {
+    public func forget(taskID: String) {
         events[taskID] = nil
+        expiries[taskID] = nil
+    }
+
+    private func drop(_ taskID: String, expiry: Int) {
+        guard expiries[taskID] == expiry else { return }
+        forget(taskID: taskID)
     }
 }

@@ -91,6 +91,10 @@ public actor InProcessQueue: TaskQueue {
         acknowledge(delivery)
     }
 
+    public func forgetDeadLetters(model: String, entryIDs: [String]?) {
+        deadLetters.removeAll { $0.model == model && (entryIDs?.contains($0.entryID) ?? true) }
+    }
+
     public func stats(models: [String]) -> [QueueStats] {
         models.map { model in
             let lag = waiting[model]?.count ?? 0

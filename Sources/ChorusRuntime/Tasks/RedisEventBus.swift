@@ -98,6 +98,10 @@ public final class RedisEventBus: TaskEventBus {
         _ = try await redis.expire(key(taskID), seconds: seconds)
     }
 
+    public func forget(taskID: String) async throws {
+        _ = try await redis.del(key(taskID))
+    }
+
     static func sequence(of id: String) -> Int? {
         guard id.hasPrefix("0-") else { return nil }
         return Int(id.dropFirst(2))

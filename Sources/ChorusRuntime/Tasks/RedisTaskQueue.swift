@@ -85,6 +85,17 @@ public struct RedisTaskQueue: TaskQueue {
         try await acknowledge(delivery)
     }
 
+    public func forgetDeadLetters(model: String, entryIDs: [String]?) async throws {
+        guard let entryIDs else {
+            _ = try await redis.del(deadKey(model))
+            return
+        }
+        // The dead stream is small and rarely read: a scan finds the entries that name these ids.
+        let wanted = Set(entryIDs)
+        let found = try await redis.xrange(deadKey(model)).filter { $0["entry_id"].map(wanted.contains) ?? false }.map(\.id)
+        if !found.isEmpty { _ = try await redis.xdel(deadKey(model), ids: found) }
+    }
+
     public func stats(models: [String]) async throws -> [QueueStats] {
         var stats: [QueueStats] = []
         for model in models {

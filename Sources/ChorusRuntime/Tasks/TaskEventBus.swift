@@ -24,6 +24,9 @@ public protocol TaskEventBus: Sendable {
     func follow(taskID: String, after seq: Int, into continuation: TaskFollowStream.Continuation) -> @Sendable () -> Void
     /// Keeps the events of an ended task for `seconds` more.
     func expire(taskID: String, afterSeconds seconds: Int) async throws
+    /// Drops a task's events at once, and any expiry set before: a replayed task starts a fresh
+    /// sequence.
+    func forget(taskID: String) async throws
 }
 
 /// One follower's view of a task: its events and keep-alive ticks, until the terminal event or `end()`.

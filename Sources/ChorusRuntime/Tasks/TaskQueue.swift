@@ -64,6 +64,9 @@ public protocol TaskQueue: Sendable {
     func acknowledge(_ delivery: QueueDelivery) async throws
     /// Moves the entry to the dead-letter queue and acknowledges it.
     func deadLetter(_ delivery: QueueDelivery, reason: String) async throws
+    /// Removes the queue's own copies of dead letters (by their original entry ids; all of the
+    /// model's with nil) once they were replayed or purged from the dead-letter table.
+    func forgetDeadLetters(model: String, entryIDs: [String]?) async throws
     func stats(models: [String]) async throws -> [QueueStats]
     /// Checks the queue is reachable (for `/readyz`).
     func ping() async throws

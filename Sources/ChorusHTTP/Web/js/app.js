@@ -15,9 +15,17 @@ const root = document.getElementById('app');
 let chat = null;
 let signingIn = false;
 
+// Who sees the admin console: anyone holding one of the permissions its sections need.
+const CONSOLE_PERMISSIONS = ['admin:users', 'admin:ops', 'admin:audit'];
+
 class Chat {
-  constructor(user, models) {
+  constructor(user, models, permissions = []) {
     this.user = user;
+    this.permissions = permissions;
+    this.consoleAllowed = permissions.some((p) => CONSOLE_PERMISSIONS.includes(p));
+    this.console = null;
+    this.consoleGeneration = 0;
+    this.chatTitle = 'Chorus';
     this.conversationId = null;
     this.loadedId = undefined;
     this.generation = 0;
@@ -28,7 +36,7 @@ class Chat {
     this.picker.setModels(models);
     this.composer = new Composer({ onSend: (text, files) => this.send(text, files), onStop: () => this.stop() });
     this.sidebar = new Sidebar({
-      user, auth: authMode(),
+      user, auth: authMode(), console: this.consoleAllowed,
       onNew: () => this.goNew(),
       onSignOut: () => signOut(),
       onDeleted: (id) => { if (id === this.conversationId) this.goNew(); },
@@ -66,6 +74,7 @@ class Chat {
       if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return;
       if (!this.picker.menu.hidden) { this.picker.toggle(false); return; }
       if (this.el.classList.contains('sidebar-open')) { this.toggleSidebar(false); return; }
+      if (this.main.hidden) return;  // the console is shown: Esc does not stop hidden answers
       if (activeStreams(this.conversationId).length) { e.preventDefault(); this.stop(); }
     };
     this.onHash = () => this.route();
@@ -83,6 +92,7 @@ class Chat {
     document.removeEventListener('keydown', this.onKey);
     window.removeEventListener('hashchange', this.onHash);
     this.generation++;
+    this.console?.destroy();
     closeAll();
   }
 
@@ -92,11 +102,48 @@ class Chat {
   }
 
   route() {
+    const admin = /^#\/admin(?:\/(.*))?$/.exec(location.hash);
+    if (admin && this.consoleAllowed) { this.openConsole(admin[1] || ''); return; }
+    this.closeConsole();
     const m = /^#\/c\/(.+)$/.exec(location.hash);
     const id = m ? decodeURIComponent(m[1]) : null;
     if (id === this.loadedId) return;
     if (id) this.open(id);
     else this.newChat();
+  }
+
+  /** The admin console in place of the conversation (loaded on first use). */
+  async openConsole(section) {
+    const generation = ++this.consoleGeneration;
+    if (!this.console) {
+      let AdminConsole;
+      try {
+        ({ AdminConsole } = await import('./admin.js'));
+      } catch (err) {
+        toast(humanError(err), 'error');
+        return;
+      }
+      if (generation !== this.consoleGeneration || this.console) return;
+      this.console = new AdminConsole({ permissions: this.permissions, user: this.user, onMenu: () => this.toggleSidebar(true) });
+      this.el.append(this.console.el);
+    }
+    if (generation !== this.consoleGeneration) return;
+    if (!this.main.hidden) this.chatTitle = document.title;
+    this.main.hidden = true;
+    this.console.el.hidden = false;
+    this.sidebar.setSection('console');
+    this.toggleSidebar(false);
+    this.console.show(section);
+  }
+
+  closeConsole() {
+    this.consoleGeneration++;
+    if (!this.console || this.console.el.hidden) return;
+    this.console.stop();
+    this.console.el.hidden = true;
+    this.main.hidden = false;
+    this.sidebar.setSection('chat');
+    document.title = this.chatTitle;
   }
 
   goNew() {
@@ -331,7 +378,7 @@ async function startChat(me) {
     toast(humanError(err), 'error');
   }
   if (chat) chat.destroy();
-  chat = new Chat(me.user, models);
+  chat = new Chat(me.user, models, me.permissions || []);
 }
 
 async function signIn(notice) {

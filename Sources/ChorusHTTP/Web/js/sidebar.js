@@ -21,7 +21,7 @@ function dayGroup(seconds) {
 }
 
 export class Sidebar {
-  constructor({ user, auth, onNew, onSignOut, onDeleted, onNavigate }) {
+  constructor({ user, auth, console: withConsole = false, onNew, onSignOut, onDeleted, onNavigate }) {
     this.items = [];
     this.next = null;
     this.hasMore = false;
@@ -58,8 +58,12 @@ export class Sidebar {
     this.el = h('aside', { class: 'sidebar', id: 'sidebar', 'aria-label': 'Sidebar' },
       h('div', { class: 'brand' }, icon('logo', 'logo'), h('span', { text: 'Chorus' }),
         iconButton('x', 'Close sidebar', () => this.onNavigate?.(), { class: 'icon-btn only-phone' })),
-      h('nav', { class: 'nav', 'aria-label': 'Sections' },
-        h('a', { class: 'nav-item active', href: '#/', 'aria-current': 'page' }, icon('chat'), h('span', { text: 'Chat' }))),
+      this.nav = h('nav', { class: 'nav', 'aria-label': 'Sections' },
+        h('a', { class: 'nav-item active', href: '#/', 'aria-current': 'page', dataset: { section: 'chat', testid: 'nav-chat' }, onclick: () => this.onNavigate?.() },
+          icon('chat'), h('span', { text: 'Chat' })),
+        // Administrators only (the API refuses everyone else anyway).
+        withConsole ? h('a', { class: 'nav-item', href: '#/admin', dataset: { section: 'console', testid: 'nav-console' }, onclick: () => this.onNavigate?.() },
+          icon('shield'), h('span', { text: 'Console' })) : null),
       h('button', { type: 'button', class: 'new-chat', dataset: { testid: 'new-chat' }, onclick: onNew }, icon('plus'), h('span', { text: 'New chat' })),
       h('div', { class: 'search' }, icon('search'), this.search),
       this.scroller,
@@ -205,6 +209,15 @@ export class Sidebar {
       this.onDeleted?.(conv.id);
     } catch (err) {
       toast(humanError(err), 'error');
+    }
+  }
+
+  /** Marks `chat` or `console` as the section shown. */
+  setSection(name) {
+    for (const link of this.nav.querySelectorAll('.nav-item')) {
+      const active = link.dataset.section === name;
+      link.classList.toggle('active', active);
+      if (active) link.setAttribute('aria-current', 'page'); else link.removeAttribute('aria-current');
     }
   }
 
