@@ -13,7 +13,7 @@ port_of() {  # LOG: waits for "listening on http://HOST:PORT", prints PORT
     return 1
 }
 
-chorus_config() {  # DATA_DIR FAKE_PORT: a chorus.yaml with the one model `fake` on the fake upstream
+chorus_config() {  # DATA_DIR FAKE_PORT: a chorus.yaml with the models `fake` and `fake-pair` on the fake upstream
     cat <<YAML
 http: {host: 127.0.0.1, port: 0}
 data_dir: $1
@@ -24,5 +24,12 @@ models:
     base_url: http://127.0.0.1:$2/v1
     upstream_model: fake-model
     retries: 0
+  fake-pair:  # the same upstream as two deployments: what routing itself costs
+    provider: openai
+    upstream_model: fake-model
+    retries: 0
+    deployments:
+      - {base_url: http://127.0.0.1:$2/v1}
+      - {base_url: http://127.0.0.1:$2/v1, weight: 2}
 YAML
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Non-streamed saturation through `chorus serve` (SQLite) alone, for comparing builds side by side:
 #
-#   bench/saturation.sh [CHORUS_BINARY] [SECONDS]
+#   bench/saturation.sh [CHORUS_BINARY] [SECONDS] [MODEL]
 #
+# MODEL is `fake` (one deployment, the default) or `fake-pair` (the same upstream as two
+# deployments, to see what picking a deployment costs).
 # Starts the fake upstream and `chorus serve` on loopback (stopped at exit), warms up, then runs
 # 16 connections in a closed loop for SECONDS (default 8) and prints the load generator's summary
 # and the CPU of Chorus and of the upstream. Needs the release binaries (run bench/run.sh once).
@@ -10,7 +12,7 @@
 set -euo pipefail
 CP=; FP=
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=${1:-$ROOT/.build/release/chorus}; D=${2:-8}
+BIN=${1:-$ROOT/.build/release/chorus}; D=${2:-8}; MODEL=${3:-fake}
 R=$ROOT/.build/release
 LOADGEN=$ROOT/bench/.build/release/chorus-bench
 W=$(mktemp -d /tmp/chorus-saturation.XXXXXX)
@@ -22,7 +24,7 @@ export CHORUS_ADMIN_PASSWORD=bench-admin-password
 "$BIN" serve --config "$W/chorus.yaml" --port 0 > "$W/serve.log" 2>&1 & CP=$!
 CPORT=$(port_of "$W/serve.log")
 KEY=$("$BIN" user key --config "$W/chorus.yaml" --email admin@localhost --name bench)
-BODY='{"model":"fake","stream":false,"messages":[{"role":"user","content":"Say something. [[fake tokens=8]]"}]}'
+BODY='{"model":"'$MODEL'","stream":false,"messages":[{"role":"user","content":"Say something. [[fake tokens=8]]"}]}'
 $LOADGEN run --url "http://127.0.0.1:$CPORT/v1/chat/completions" --header "Authorization: Bearer $KEY" --body "$BODY" --connections 4 --count 200 --grace 30 > /dev/null 2>&1 || true
 $LOADGEN run --url "http://127.0.0.1:$CPORT/v1/chat/completions" --header "Authorization: Bearer $KEY" --body "$BODY" \
   --connections 16 --duration $D --warmup 2 --grace 10 --pid chorus=$CP --pid fake=$FP > "$W/out.json" || true

@@ -402,3 +402,27 @@ def test_stopping_a_worker_stops_its_job_and_leaves_the_task_to_the_next(deploym
     done = deployment.wait(task_id, timeout=60)
     assert done["state"] == "FAILURE" and done["error"]["code"] == "worker_lost", done
     assert done["attempts"] == 2, done
+
+
+def test_skillspace_submits_and_polls_a_declared_job(deployment: Deployment):
+    # Seed 001's polling flow: POST /api/tasks/submit/, then GET /api/tasks/status/{id}/ with Celery's states.
+    with deployment.http as client:
+        r = client.post("/api/tasks/submit/", json={"task_type": "fine-tune", "epochs": 2, "dataset": "demo"})
+        assert r.status_code == 200, r.text
+        task_id = r.json()["task_id"]
+        seen: list[dict[str, Any]] = []
+
+        def finished() -> bool:
+            status = client.get(f"/api/tasks/status/{task_id}/")
+            assert status.status_code == 200, status.text
+            seen.append(status.json())
+            return seen[-1]["state"] in ("SUCCESS", "FAILURE")
+        wait_until(finished, timeout=60, interval=0.2)
+        assert seen[-1]["state"] == "SUCCESS", seen[-1]
+        assert seen[-1]["result"]["epochs"] == 2, seen[-1]
+        assert any(s["state"] == "PROGRESS" and s["meta"]["total"] == 2 for s in seen), [s["state"] for s in seen]
+        undeclared = client.post("/api/tasks/submit/", json={"task_type": "rm-rf", "path": "/"})
+        assert undeclared.status_code == 404, undeclared.text
+        assert undeclared.json()["code"] == 404, undeclared.json()
+        invalid = client.post("/api/tasks/submit/", json={"task_type": "fine-tune", "epochs": 0, "dataset": "demo"})
+        assert invalid.status_code == 400 and invalid.json()["code"] == 400, invalid.text

@@ -295,7 +295,7 @@ def check_tasks(client: SkillSpaceClient, other: SkillSpaceClient) -> None:
     assert_skillspace_error(client.submit("conversation.export"), 400)
     assert_skillspace_error(httpx.post(client.base_url + "/api/tasks/submit/", json={}, headers=client.headers), 400)
     r = client.submit(f"undeclared-{unique_tag()}", epochs=1)
-    assert r.status_code in (400, 404), r.text       # 400 until declared command jobs exist, then 404
+    assert r.status_code == 404, r.text
     assert_skillspace_error(r, r.status_code)
 
 
