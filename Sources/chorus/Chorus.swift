@@ -250,8 +250,12 @@ struct Models: AsyncParsableCommand {
     func run() async throws {
         let configuration = try await options.load()
         for model in configuration.models {
-            let target = model.local.map { "gguf=\($0.modelPath)" } ?? "base_url=\(model.baseURL ?? "")"
-            print("\(model.name)\tprovider=\(model.provider.rawValue)\tupstream_model=\(model.upstreamModel)\t\(target)")
+            let target = model.local.map { "gguf=\($0.modelPath)" }
+                ?? model.resolvedDeployments.map { "base_url=\($0.baseURL)" }.joined(separator: " ")
+            var line = "\(model.name)\tprovider=\(model.provider.rawValue)\tupstream_model=\(model.upstreamModel)\t\(target)"
+            if !model.aliases.isEmpty { line += "\taliases=\(model.aliases.joined(separator: ","))" }
+            if !model.fallbacks.isEmpty { line += "\tfallbacks=\(model.fallbacks.joined(separator: ","))" }
+            print(line)
         }
     }
 }
