@@ -433,6 +433,10 @@ def test_dead_letters_distributed(chorus_bin: str, cluster: Cluster):
 
     out = ok(run_cli(chorus_bin, url, key, "dlq", "replay", letter["id"]))
     assert f"task {task_id} is PENDING again" in out, out
+    # The fresh attempt's events (a new sequence on the Redis event stream) carry the whole answer.
+    events = json_lines(ok(run_cli(chorus_bin, url, key, "task", "watch", task_id, "--json")))[:-1]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), events
+    assert "".join(e["token"] for e in events if e["type"] == "answer") == answer(tokens), events
     done = g1.wait_task(task_id, timeout=45)
     assert done["state"] == "SUCCESS" and done["attempts"] == 1, done
     assert done["result"]["content"] == answer(tokens), done
