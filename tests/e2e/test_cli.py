@@ -459,3 +459,24 @@ def test_dead_letters_distributed(chorus_bin: str, cluster: Cluster):
     assert purged["deleted"] == 2, purged
     assert cluster.query("SELECT * FROM sys_dead_letters") == []
     assert cluster.redis.cli("XRANGE", cluster.dead_key("fake-a"), "-", "+").strip() == ""
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_task_watch_in_a_terminal_redraws_its_progress_bar(chorus_bin: str, chorus: Chorus):
+    tag = unique_tag()
+    first = chorus.chat(f"{tag} bar [[fake tokens=2]]")
+    assert first.status_code == 200, first.text
+    conversation_id = first.json()["conversation_id"]
+    term = Tmux(f"chorus-task-{secrets.token_hex(4)}")
+    command = ["env", f"CHORUS_URL={chorus.url}", f"CHORUS_API_KEY={chorus.api_key}", chorus_bin, "task", "submit",
+               "conversation.export", "--param", f"conversation_id={conversation_id}", "--watch"]
+    subprocess.run(["tmux", "new-session", "-d", "-s", term.name, "-x", "200", "-y", "50", *command], check=True, timeout=10)
+    subprocess.run(["tmux", "set-option", "-t", term.name, "remain-on-exit", "on"], check=True, timeout=10)
+    try:
+        screen = term.wait_for(lambda s: "SUCCESS" in s and "## assistant (fake)" in s, "the export to end")
+        # One bar, drawn over itself until the end; the markdown result as text after the state.
+        bars = [line for line in screen.splitlines() if line.startswith("[")]
+        assert len(bars) == 1 and bars[0].endswith("2/2 100%"), screen
+        assert f"# {tag} bar" in screen.split("SUCCESS", 1)[1], screen
+    finally:
+        term.kill()
