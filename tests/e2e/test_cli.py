@@ -210,8 +210,29 @@ class Tmux:
         self.send("-l", text)
         self.send("Enter")
 
-    def alive(self) -> bool:
-        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True, timeout=10).returncode == 0
+    def pid(self) -> int:
+        done = subprocess.run(["tmux", "display-message", "-p", "-t", self.name, "#{pane_pid}"],
+                              capture_output=True, text=True, timeout=10)
+        return int(done.stdout.strip())
+
+    def exit_status(self, pid: int) -> int | None:
+        """The program's exit status once it ended, None while it runs. Read from the process
+        itself while it waits for tmux to reap it (which can take a while), else from the pane
+        (which remains)."""
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                return int(fields[-1]) >> 8   # exit_code, as waitpid reports it
+            return None
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        done = subprocess.run(["tmux", "display-message", "-p", "-t", self.name, "#{pane_dead} #{pane_dead_status}"],
+                              capture_output=True, text=True, timeout=10)
+        dead, _, status = done.stdout.strip().partition(" ")
+        return int(status) if dead == "1" and status else None
+
+    def alive(self, pid: int) -> bool:
+        return self.exit_status(pid) is None
 
     def wait_for(self, predicate, message: str, timeout: float = 30) -> str:
         seen = ""
@@ -233,16 +254,18 @@ class Tmux:
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_chat_in_a_terminal(chorus_bin: str, chorus: Chorus, tmp_path: Path):
     term = Tmux(f"chorus-chat-{secrets.token_hex(4)}")
-    transcript = tmp_path / "exit-status"
-    # No --model: the server has two, so the chat asks which.
-    command = (f"env -u NO_COLOR CHORUS_URL={chorus.url} CHORUS_API_KEY={chorus.api_key} {chorus_bin} chat; "
-               f"echo $? > {transcript}")
-    subprocess.run(["tmux", "new-session", "-d", "-s", term.name, "-x", "200", "-y", "50", command], check=True, timeout=10)
+    # No --model: the server has two, so the chat asks which. The program runs with no shell
+    # around it (a shell in the same process group would get the Ctrl-Cs too), and its pane
+    # remains when it ends, for its exit status.
+    command = ["env", "-u", "NO_COLOR", f"CHORUS_URL={chorus.url}", f"CHORUS_API_KEY={chorus.api_key}", chorus_bin, "chat"]
+    subprocess.run(["tmux", "new-session", "-d", "-s", term.name, "-x", "200", "-y", "50", *command], check=True, timeout=10)
+    subprocess.run(["tmux", "set-option", "-t", term.name, "remain-on-exit", "on"], check=True, timeout=10)
     try:
         screen = term.wait_for(lambda s: "model [1-2]:" in s, "the model choice")
         number = next(line.split(".")[0].strip() for line in screen.splitlines() if line.strip().endswith(". fake"))
         term.type(number)
         term.wait_for(lambda s: "fake> " in s, "the prompt")
+        pid = term.pid()      # env ran the program in its place
         tag = unique_tag()
 
         # Streaming, with thinking (dimmed: the pane shows its text) before the answer.
@@ -257,12 +280,13 @@ def test_chat_in_a_terminal(chorus_bin: str, chorus: Chorus, tmp_path: Path):
                                   for line in screen.splitlines() if line.startswith("(conversation conv_"))
 
         # Ctrl-C stops a slow answer, not the program.
-        term.type(f"{tag} slow [[fake tokens=400 rate=10]]")
-        term.wait_for(lambda s: "t3 " in s, "the slow answer to stream")
+        slow = f"{tag} slow [[fake tokens=400 rate=10]]"
+        term.type(slow)
+        term.wait_for(lambda s: "t3 " in s.split(slow, 1)[-1], "the slow answer to stream")
         term.send("C-c")
         screen = term.wait_for(lambda s: "(stopped)" in s, "the answer to stop")
         assert "t399" not in screen
-        assert term.alive(), "Ctrl-C during an answer must not end the program"
+        assert term.alive(pid), "Ctrl-C during an answer must not end the program"
         term.wait_for(lambda s: s.rstrip().endswith("fake>"), "the prompt after stopping")
 
         # /model switches; /history shows this conversation with each answer's model.
@@ -282,19 +306,23 @@ def test_chat_in_a_terminal(chorus_bin: str, chorus: Chorus, tmp_path: Path):
         conversations = [line.split("conversation ")[1].rstrip(")").strip()
                          for line in screen.splitlines() if line.startswith("(conversation conv_")]
         assert conversations[0] == first_conversation and conversations[-1] != first_conversation, conversations
-        rows = chorus.query("SELECT content, status, metadata FROM messages WHERE conversation_id = ? AND role = 'assistant'",
-                            (first_conversation,))
-        # The stopped answer was saved as a partial one, in the first conversation.
-        assert sorted(r["status"] for r in rows) == ["complete", "complete", "partial"], [dict(r) for r in rows]
-        partial = next(r for r in rows if r["status"] == "partial")
+        # The stopped answer is saved as a partial one, in the first conversation (once the server
+        # has seen the client leave).
+        def statuses() -> list[str]:
+            rows = chorus.query("SELECT status FROM messages WHERE conversation_id = ? AND role = 'assistant'",
+                                (first_conversation,))
+            return sorted(r["status"] for r in rows)
+        wait_until(lambda: statuses() == ["complete", "complete", "partial"], 20,
+                   message=f"a partial and two complete answers in {first_conversation}")
+        partial = chorus.query("SELECT metadata FROM messages WHERE conversation_id = ? AND status = 'partial'",
+                               (first_conversation,))[0]
         assert json.loads(partial["metadata"])["reason"] == "client_disconnected", dict(partial)
 
         # Ctrl-C at the prompt quits.
         term.wait_for(lambda s: s.rstrip().endswith("fake-quick>"), "the prompt")
         term.send("C-c")
-        wait_until(lambda: transcript.exists() and transcript.read_text().strip() != "", 10,
-                   message="chorus chat to exit after Ctrl-C at the prompt")
-        assert transcript.read_text().strip() == "130"
+        term.wait_for(lambda s: not term.alive(pid), "chorus chat to exit after Ctrl-C at the prompt", timeout=10)
+        assert term.exit_status(pid) == 130
     finally:
         term.kill()
 
@@ -405,6 +433,10 @@ def test_dead_letters_distributed(chorus_bin: str, cluster: Cluster):
 
     out = ok(run_cli(chorus_bin, url, key, "dlq", "replay", letter["id"]))
     assert f"task {task_id} is PENDING again" in out, out
+    # The fresh attempt's events (a new sequence on the Redis event stream) carry the whole answer.
+    events = json_lines(ok(run_cli(chorus_bin, url, key, "task", "watch", task_id, "--json")))[:-1]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), events
+    assert "".join(e["token"] for e in events if e["type"] == "answer") == answer(tokens), events
     done = g1.wait_task(task_id, timeout=45)
     assert done["state"] == "SUCCESS" and done["attempts"] == 1, done
     assert done["result"]["content"] == answer(tokens), done
@@ -427,3 +459,24 @@ def test_dead_letters_distributed(chorus_bin: str, cluster: Cluster):
     assert purged["deleted"] == 2, purged
     assert cluster.query("SELECT * FROM sys_dead_letters") == []
     assert cluster.redis.cli("XRANGE", cluster.dead_key("fake-a"), "-", "+").strip() == ""
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_task_watch_in_a_terminal_redraws_its_progress_bar(chorus_bin: str, chorus: Chorus):
+    tag = unique_tag()
+    first = chorus.chat(f"{tag} bar [[fake tokens=2]]")
+    assert first.status_code == 200, first.text
+    conversation_id = first.json()["conversation_id"]
+    term = Tmux(f"chorus-task-{secrets.token_hex(4)}")
+    command = ["env", f"CHORUS_URL={chorus.url}", f"CHORUS_API_KEY={chorus.api_key}", chorus_bin, "task", "submit",
+               "conversation.export", "--param", f"conversation_id={conversation_id}", "--watch"]
+    subprocess.run(["tmux", "new-session", "-d", "-s", term.name, "-x", "200", "-y", "50", *command], check=True, timeout=10)
+    subprocess.run(["tmux", "set-option", "-t", term.name, "remain-on-exit", "on"], check=True, timeout=10)
+    try:
+        screen = term.wait_for(lambda s: "SUCCESS" in s and "## assistant (fake)" in s, "the export to end")
+        # One bar, drawn over itself until the end; the markdown result as text after the state.
+        bars = [line for line in screen.splitlines() if line.startswith("[")]
+        assert len(bars) == 1 and bars[0].endswith("2/2 100%"), screen
+        assert f"# {tag} bar" in screen.split("SUCCESS", 1)[1], screen
+    finally:
+        term.kill()

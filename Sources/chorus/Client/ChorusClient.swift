@@ -17,7 +17,8 @@ struct ClientError: Error, CustomStringConvertible {
     init(status: Int, body: [UInt8]) {
         let message = (try? JSONValue.parse(body))?["error"]?["message"]?.stringValue
             ?? String(decoding: body.prefix(500), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        self.init("\(message.isEmpty ? "the server answered \(status)" : message) (HTTP \(status))")
+        // Shown on a terminal: an error may quote upstream or user text.
+        self.init("\(message.isEmpty ? "the server answered \(status)" : Terminal.sanitized(message)) (HTTP \(status))")
     }
 }
 

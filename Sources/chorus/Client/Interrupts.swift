@@ -1,20 +1,25 @@
-import Dispatch
 import Foundation
 import Synchronization
 
 /// Ctrl-C in the terminal chat: it stops the answer being streamed (the program goes on); at the
 /// prompt, it quits.
+///
+/// A plain signal handler writes a byte to a pipe (all it may safely do) and a thread of ours acts
+/// on it. A Dispatch signal source is not used: on Linux it needs the signal blocked in every
+/// thread, and NIO's threads, started before, do not block it, so signals went missing.
 final class Interrupts: Sendable {
     private let current = Mutex<Task<Void, Never>?>(nil)
-    /// Kept for as long as the session lives (a released source stops delivering).
-    private let signals: SignalSource
 
     init() {
-        // The signal is ignored by the process and seen here instead, so that it never kills us.
-        signal(SIGINT, SIG_IGN)
-        signals = SignalSource(DispatchSource.makeSignalSource(signal: SIGINT, queue: .global()))
-        signals.source.setEventHandler { [self] in interrupted() }
-        signals.source.resume()
+        let pipe = interruptPipe
+        Thread.detachNewThread { [self] in
+            var byte: UInt8 = 0
+            while true {
+                let count = read(pipe.read, &byte, 1)
+                if count == 1 { interrupted() } else if count < 0, errno == EINTR { continue } else { return }
+            }
+        }
+        signal(SIGINT, onInterrupt)
     }
 
     private func interrupted() {
@@ -25,8 +30,10 @@ final class Interrupts: Sendable {
         if let running {
             running.cancel()
         } else {
+            // `_exit`: nothing is buffered (output is written unbuffered), and `exit` could wait on
+            // a stdio lock that the thread blocked reading the prompt's line holds.
             Terminal.write("\n")
-            exit(130)
+            _exit(130)
         }
     }
 
@@ -39,12 +46,14 @@ final class Interrupts: Sendable {
     }
 }
 
-/// A dispatch source is safe to use from any thread (Dispatch predates `Sendable`); this one is
-/// only set up once and then kept.
-private final class SignalSource: @unchecked Sendable {
-    let source: any DispatchSourceSignal
+/// Made before the handler is installed (a global's first use is not safe in a signal handler).
+private let interruptPipe: (read: Int32, write: Int32) = {
+    var ends: [Int32] = [-1, -1]
+    _ = pipe(&ends)
+    return (ends[0], ends[1])
+}()
 
-    init(_ source: any DispatchSourceSignal) {
-        self.source = source
-    }
+private func onInterrupt(_ signal: Int32) {
+    var byte: UInt8 = 1
+    _ = write(interruptPipe.write, &byte, 1)
 }

@@ -11,6 +11,9 @@ struct TaskWatcher {
     let json: Bool
     private var bar = ProgressBar()
     private var midLine = false
+    private var thinking = false
+    /// Answer text was shown as it streamed (a chat task): the result is not printed again.
+    private var streamedAnswer = false
 
     init(client: ChorusClient, json: Bool) {
         self.client = client
@@ -46,9 +49,11 @@ struct TaskWatcher {
         } else {
             endLine()
             Terminal.write("\(Terminal.bold(state))\n")
-            if state == "SUCCESS", let result = task["result"], !result.isNull, result["content"] == nil {
-                // A chat task's answer was printed as it streamed; other results are shown whole.
-                Terminal.write(Terminal.sanitized(String(decoding: try result.encoded(), as: UTF8.self)) + "\n")
+            if state == "SUCCESS", let result = task["result"], !result.isNull, !streamedAnswer {
+                // A chat task's answer was printed as it streamed; other results are shown whole: a
+                // text result (`content`) as text, anything else as JSON.
+                let text = try result["content"]?.stringValue ?? String(decoding: result.encoded(), as: UTF8.self)
+                Terminal.write(Terminal.sanitized(text) + (text.hasSuffix("\n") ? "" : "\n"))
             }
             if let error = task["error"], !error.isNull {
                 Terminal.error(Terminal.red("error: \(Terminal.sanitized(error["message"]?.stringValue ?? "\(error)"))"))
@@ -62,21 +67,29 @@ struct TaskWatcher {
         let token = Terminal.sanitized(event["token"]?.stringValue ?? "")
         switch event["type"]?.stringValue {
         case "answer":
-            bar.clear()
+            if thinking { endLine() }
+            thinking = false
+            bar.finish()
             Terminal.write(token)
+            streamedAnswer = streamedAnswer || !token.isEmpty
             midLine = !token.hasSuffix("\n") && (midLine || !token.isEmpty)
         case "thinking":
-            bar.clear()
+            thinking = true
+            bar.finish()
             Terminal.write(Terminal.dim(token))
             midLine = !token.hasSuffix("\n") && (midLine || !token.isEmpty)
         case "progress":
             let data = event["data"]
             if data?["restarted"]?.boolValue == true {
                 endLine()
+                // The answer starts again from its beginning.
+                streamedAnswer = false
                 Terminal.write(Terminal.dim("(the task restarted: attempt \(data?["attempt"]?.intValue ?? 0))") + "\n")
             }
             if let current = data?["current"]?.intValue {
-                endLine()
+                // Text in progress ends its line; the bar itself is redrawn in place.
+                if midLine { Terminal.write("\n") }
+                midLine = false
                 bar.show(current: current, total: data?["total"]?.intValue)
             }
         default:
@@ -118,6 +131,4 @@ struct ProgressBar {
         if shown { Terminal.write("\n") }
         shown = false
     }
-
-    mutating func clear() { finish() }
 }
