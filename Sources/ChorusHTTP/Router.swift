@@ -18,7 +18,9 @@ public func buildRouter<Store: ConversationStore>(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
         trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit,
         metricsScrapeToken: configuration.metrics.scrapeToken))
-    WebController(assets: .shared).addRoutes(to: router)
+    let web = WebController(assets: .shared)
+    web.addRoutes(to: router)
+    OpenAPIController(web: web).addRoutes(to: router)
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }

@@ -27,6 +27,8 @@ struct Harness {
     let bus: InProcessEventBus
     let tasks: SQLTaskStore
     let security: Security
+    /// What `chorus serve` was assembled from (to walk its router).
+    let assembly: ChorusAssembly
 
     /// - Parameter configure: changes to the configuration; by default accounts are off (the
     ///   suites about accounts turn them on).
@@ -69,7 +71,7 @@ struct Harness {
             try await chorus.application(runWorker: worker).test(.live) { client in
                 try await body(Harness(
                     client: client, backend: chorus.backend, store: chorus.store, stats: stats, queue: chorus.queue,
-                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security))
+                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security, assembly: chorus.assembly))
             }
         }
     }
