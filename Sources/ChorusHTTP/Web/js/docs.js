@@ -30,6 +30,9 @@ function refLink(ref) {
 function typeLabel(schema) {
   if (!schema || typeof schema !== 'object') return h('span', { class: 'type' }, 'any');
   if (schema.$ref) return refLink(schema.$ref);
+  // A string carrying JSON (an SSE event's `data:`): show what the JSON is.
+  const embedded = schema.contentSchema ? schema : schema.else?.contentSchema ? schema.else : null;
+  if (embedded) return h('span', { class: 'type' }, `string of ${embedded.contentMediaType || 'JSON'}: `, typeLabel(embedded.contentSchema), schema.if?.const !== undefined ? ` or ${JSON.stringify(schema.if.const)}` : '');
   if ('const' in schema) return h('span', { class: 'type' }, h('code', null, JSON.stringify(schema.const)));
   const alternatives = schema.oneOf || schema.anyOf;
   if (alternatives) return h('span', { class: 'type' }, joined(alternatives.map(typeLabel), ' | '));
@@ -89,8 +92,8 @@ function schemaView(schema, depth = 0) {
 function contentView(content) {
   return Object.entries(content || {}).map(([type, media]) => h('div', { class: 'media' },
     h('div', { class: 'media-type' }, h('code', null, type)),
-    schemaView(media.schema),
-    media['x-chorus-event'] ? h('p', null, 'Each event: ', typeLabel(media['x-chorus-event'])) : null));
+    type.startsWith('text/event-stream') ? h('p', { class: 'notes' }, 'A stream of server-sent events; the schema describes each event.') : null,
+    schemaView(media.schema)));
 }
 
 function securityView(operation) {
