@@ -12,13 +12,15 @@ Needs `openapi-spec-validator` and `schemathesis` (scripts/setup.sh).
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
 import yaml
 
-from conftest import ADMIN_EMAIL, REPO_ROOT, Chorus, fake_model_yaml, start_chorus
+from conftest import ADMIN_EMAIL, REPO_ROOT, Chorus, fake_model_yaml, start_chorus, wait_until
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, settings  # noqa: E402  (schemathesis brings hypothesis)
@@ -37,6 +39,9 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("CHORUS_OPENAPI_EXAMPLES", "20"))
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 # Operations left out of fuzzing, each for a reason:
 EXCLUDED_OPERATIONS = {
@@ -127,6 +132,42 @@ def steer(case, known: dict[str, str], turn: int) -> None:
 # The document's source, read at collection time so that each operation is a test of its own;
 # the first test checks that the server serves exactly this document.
 DOCUMENT_PATH = REPO_ROOT / "Sources" / "ChorusHTTP" / "OpenAPI" / "openapi.yaml"
+def test_the_docs_page_lists_every_operation_in_a_browser(api: Chorus, tmp_path: Path) -> None:
+    """The page in headless Chromium under its CSP: every operation is listed, one opens from the
+    address with its body and responses, and the console shows no error (a CSP refusal is one)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    if not os.access(CHROMEDRIVER, os.X_OK) or not shutil.which("chromium"):
+        pytest.skip("chromium and chromium-driver are not installed (scripts/setup.sh --with-browser)")
+    document = yaml.safe_load(DOCUMENT_PATH.read_text("utf-8"))
+    operations = sum(1 for item in document["paths"].values() for method in item if method in HTTP_METHODS)
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(api.url + "/docs#op-createChatCompletion")
+        try:
+            wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "details.op")) == operations, timeout=15,
+                       message=f"{operations} operations listed")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nlisted: {len(driver.find_elements(By.CSS_SELECTOR, 'details.op'))}; "
+                                 f"console: {driver.get_log('browser')}") from None
+        opened = driver.find_element(By.ID, "op-createChatCompletion")
+        assert opened.get_attribute("open") is not None
+        text = opened.text
+        assert "Request body" in text and "text/event-stream" in text and "ChatCompletionEvent" in text
+        assert driver.find_element(By.ID, "schema-Error").is_displayed()
+        driver.save_screenshot(str(tmp_path / "docs.png"))
+        errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
+
+
 schema = schemathesis.openapi.from_path(str(DOCUMENT_PATH)).exclude(operation_id=list(EXCLUDED_OPERATIONS))
 
 

@@ -62,7 +62,11 @@ function constraints(schema) {
 /** The properties of an object schema as a table (nested objects inline, one level per row). */
 function schemaView(schema, depth = 0) {
   if (!schema || typeof schema !== 'object') return null;
-  if (schema.$ref) return h('p', { class: 'schema-ref' }, 'Schema: ', refLink(schema.$ref));
+  // A body's named schema is shown in place too (one level), with the link to its definition.
+  if (schema.$ref) {
+    return h('div', { class: 'schema' }, h('p', { class: 'schema-ref' }, 'Schema: ', refLink(schema.$ref)),
+      depth === 0 ? schemaView(resolve(schema.$ref), 1) : null);
+  }
   const parts = [];
   if (schema.description && depth === 0) parts.push(markdown(schema.description));
   const properties = { ...schema.properties };
@@ -155,19 +159,19 @@ function render() {
   for (const { tag, operations } of byTag.values()) {
     if (!operations.length) continue;
     const section = anchor('tag', tag.name);
-    append(nav, h('div', { class: 'nav-group' }, h('a', { class: 'nav-tag', href: `#${section}` }, tag.name),
+    nav.append(h('div', { class: 'nav-group' }, h('a', { class: 'nav-tag', href: `#${section}` }, tag.name),
       operations.map(({ path, method, operation }) => h('a', { class: 'nav-op', href: `#${anchor('op', operation.operationId || `${method}-${path}`)}` },
         h('span', { class: `method m-${method}` }, method.toUpperCase()), ' ', path))));
-    append(main, h('section', { id: section }, h('h2', null, tag.name), markdown(tag.description),
+    main.append(h('section', { id: section }, h('h2', null, tag.name), markdown(tag.description),
       operations.map(({ path, method, pathItem, operation }) => operationView(path, method, pathItem, operation))));
   }
 
   const schemes = doc.components?.securitySchemes || {};
-  append(nav, h('div', { class: 'nav-group' }, h('a', { class: 'nav-tag', href: '#security' }, 'Credentials'), h('a', { class: 'nav-tag', href: '#schemas' }, 'Schemas')));
-  append(main, h('section', { id: 'security' }, h('h2', null, 'Credentials'), Object.entries(schemes).map(([name, scheme]) =>
+  nav.append(h('div', { class: 'nav-group' }, h('a', { class: 'nav-tag', href: '#security' }, 'Credentials'), h('a', { class: 'nav-tag', href: '#schemas' }, 'Schemas')));
+  main.append(h('section', { id: 'security' }, h('h2', null, 'Credentials'), Object.entries(schemes).map(([name, scheme]) =>
     h('div', { class: 'scheme', id: anchor('security', name) }, h('h3', null, name),
       h('p', { class: 'notes' }, scheme.type === 'http' ? `HTTP ${scheme.scheme}` : `${scheme.name} (${scheme.in})`), markdown(scheme.description)))));
-  append(main, h('section', { id: 'schemas' }, h('h2', null, 'Schemas'), Object.entries(doc.components?.schemas || {}).map(([name, schema]) =>
+  main.append(h('section', { id: 'schemas' }, h('h2', null, 'Schemas'), Object.entries(doc.components?.schemas || {}).map(([name, schema]) =>
     h('div', { class: 'schema-def', id: anchor('schema', name) }, h('h3', null, name), schemaView(schema)))));
 
   // Open the operation the address names (a link from elsewhere, or a reload).
@@ -185,7 +189,7 @@ async function load() {
   } catch (err) {
     const main = document.getElementById('doc');
     clear(main);
-    append(main, h('p', { class: 'error', role: 'alert' }, `Could not load /openapi.json: ${err.message}`));
+    main.append(h('p', { class: 'error', role: 'alert' }, `Could not load /openapi.json: ${err.message}`));
   }
 }
 
