@@ -18,6 +18,8 @@ public func buildRouter<Store: ConversationStore>(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
         trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit,
         metricsScrapeToken: configuration.metrics.scrapeToken))
+    let routeMethods = RouteMethods()
+    router.middlewares.add(MethodNotAllowedMiddleware(routes: routeMethods))
     let web = WebController(assets: .shared)
     web.addRoutes(to: router)
     OpenAPIController(web: web).addRoutes(to: router)
@@ -48,5 +50,7 @@ public func buildRouter<Store: ConversationStore>(
     let queues = models.names + [TaskService<Store>.genericQueue]
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
+    // Last, once every route is added.
+    routeMethods.set(router.routes)
     return router
 }

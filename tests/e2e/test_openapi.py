@@ -24,7 +24,7 @@ from conftest import ADMIN_EMAIL, REPO_ROOT, Chorus, fake_model_yaml, start_chor
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, settings  # noqa: E402  (schemathesis brings hypothesis)
-from schemathesis.checks import ignored_auth, not_a_server_error  # noqa: E402
+from schemathesis.checks import ignored_auth, not_a_server_error, unsupported_method  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
     response_headers_conformance,
@@ -41,7 +41,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance,
           # Each operation that the document says needs a credential refuses the request sent
           # again without one (AccessPolicy keeps every route closed unless listed).
-          ignored_auth]
+          ignored_auth,
+          # A documented path with a method it does not list answers 405 with `Allow`.
+          unsupported_method]
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
