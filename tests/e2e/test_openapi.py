@@ -6,7 +6,9 @@ administrator with an API key. schemathesis generates requests from the document
 operation (a bounded number each) and checks every answer: no 5xx, a documented status code and
 content type, a body and headers that match the documented schema.
 
-Needs `openapi-spec-validator` and `schemathesis` (scripts/setup.sh).
+Needs `openapi-spec-validator` and `schemathesis` (scripts/setup.sh), and for the page's browser
+test Debian's `chromium` and `chromium-driver` (scripts/setup.sh --with-browser), as
+test_web_page.py does.
 """
 
 from __future__ import annotations
@@ -22,18 +24,21 @@ import yaml
 
 from conftest import ADMIN_EMAIL, REPO_ROOT, Chorus, fake_model_yaml, start_chorus, wait_until
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402  (schemathesis brings hypothesis)
-from schemathesis.checks import ignored_auth, not_a_server_error, unsupported_method  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+try:
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, settings  # schemathesis brings hypothesis
+    from schemathesis.checks import ignored_auth, not_a_server_error, unsupported_method
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+except ImportError as missing:  # a failure, not a skip: scripts/setup.sh installs it
+    pytest.fail(f"{missing}: run scripts/setup.sh", pytrace=False)
 
-# Examples per operation: about 45 operations, so some 1500 requests in all (well under the two
-# or three minutes this file may take on two cores). CHORUS_OPENAPI_EXAMPLES=500 searches harder,
+# Examples per operation: about 45 operations, so about a thousand requests and the checks' own
+# (under a minute on two cores; the budget is two or three). CHORUS_OPENAPI_EXAMPLES=500 searches harder,
 # with new random examples on each run.
 EXAMPLES_PER_OPERATION = int(os.environ.get("CHORUS_OPENAPI_EXAMPLES", "20"))
 
@@ -51,9 +56,14 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 # Operations left out of fuzzing, each for a reason:
 EXCLUDED_OPERATIONS = {
     # A WebSocket: the answer to a good request is the 101 upgrade, and then frames, which an HTTP
-    # fuzzer cannot follow (tests/e2e/test_distributed.py and TasksTests cover it).
+    # fuzzer cannot follow (tests/e2e/test_auth.py and test_distributed.py cover it).
     "followTaskOverWebSocket",
 }
+
+# The document's source, read at collection time so that each operation is a test of its own;
+# test_the_served_document_is_valid_openapi_3_1 checks that the server serves exactly this.
+DOCUMENT_PATH = REPO_ROOT / "Sources" / "ChorusHTTP" / "OpenAPI" / "openapi.yaml"
+schema = schemathesis.openapi.from_path(str(DOCUMENT_PATH)).exclude(operation_id=list(EXCLUDED_OPERATIONS))
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +115,10 @@ def known(api: Chorus) -> dict[str, str]:
     }
 
 
+# How many examples of each operation ran so far (for `steer`).
+TURNS: dict[str, int] = {}
+
+
 def steer(case, known: dict[str, str], turn: int) -> None:
     """Every other example of an operation is pointed at a real object (and a chat at the real
     model), so the successful answers are checked too; the rest stay as generated."""
@@ -132,48 +146,6 @@ def steer(case, known: dict[str, str], turn: int) -> None:
             case.body.pop("regenerate", None)
             case.body["conversation_id"] = known["/v1/conversations/{id}"]
             case.body["files"] = [known["file"]]
-
-
-# The document's source, read at collection time so that each operation is a test of its own;
-# the first test checks that the server serves exactly this document.
-DOCUMENT_PATH = REPO_ROOT / "Sources" / "ChorusHTTP" / "OpenAPI" / "openapi.yaml"
-def test_the_docs_page_lists_every_operation_in_a_browser(api: Chorus, tmp_path: Path) -> None:
-    """The page in headless Chromium under its CSP: every operation is listed, one opens from the
-    address with its body and responses, and the console shows no error (a CSP refusal is one)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    if not os.access(CHROMEDRIVER, os.X_OK) or not shutil.which("chromium"):
-        pytest.skip("chromium and chromium-driver are not installed (scripts/setup.sh --with-browser)")
-    document = yaml.safe_load(DOCUMENT_PATH.read_text("utf-8"))
-    operations = sum(1 for item in document["paths"].values() for method in item if method in HTTP_METHODS)
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.get(api.url + "/docs#op-createChatCompletion")
-        try:
-            wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "details.op")) == operations, timeout=15,
-                       message=f"{operations} operations listed")
-        except AssertionError as error:
-            raise AssertionError(f"{error}\nlisted: {len(driver.find_elements(By.CSS_SELECTOR, 'details.op'))}; "
-                                 f"console: {driver.get_log('browser')}") from None
-        opened = driver.find_element(By.ID, "op-createChatCompletion")
-        assert opened.get_attribute("open") is not None
-        text = opened.text
-        assert "Request body" in text and "text/event-stream" in text and "ChatCompletionEvent" in text
-        assert driver.find_element(By.ID, "schema-Error").is_displayed()
-        driver.save_screenshot(str(tmp_path / "docs.png"))
-        errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not errors, errors
-    finally:
-        driver.quit()
-
-
-schema = schemathesis.openapi.from_path(str(DOCUMENT_PATH)).exclude(operation_id=list(EXCLUDED_OPERATIONS))
 
 
 def test_the_served_document_is_valid_openapi_3_1(api: Chorus) -> None:
@@ -207,6 +179,42 @@ def test_the_docs_page_renders_the_document_from_chorus_itself(api: Chorus) -> N
     assert script.status_code == 200 and "/openapi.json" in script.text
 
 
+def test_the_docs_page_lists_every_operation_in_a_browser(api: Chorus, tmp_path: Path) -> None:
+    """The page in headless Chromium under its CSP: every operation is listed, one opens from the
+    address with its body and responses, and the console shows no error (a CSP refusal is one)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    if not os.access(CHROMEDRIVER, os.X_OK) or not shutil.which("chromium"):
+        pytest.fail("chromium and chromium-driver are not installed: run scripts/setup.sh --with-browser", pytrace=False)
+    document = yaml.safe_load(DOCUMENT_PATH.read_text("utf-8"))
+    operations = sum(1 for item in document["paths"].values() for method in item if method in HTTP_METHODS)
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(api.url + "/docs#op-createChatCompletion")
+        try:
+            wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "details.op")) == operations, timeout=15,
+                       message=f"{operations} operations listed")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nlisted: {len(driver.find_elements(By.CSS_SELECTOR, 'details.op'))}; "
+                                 f"console: {driver.get_log('browser')}") from None
+        opened = driver.find_element(By.ID, "op-createChatCompletion")
+        assert opened.get_attribute("open") is not None
+        text = opened.text
+        assert "Request body" in text and "text/event-stream" in text and "ChatCompletionEvent" in text
+        assert driver.find_element(By.ID, "schema-Error").is_displayed()
+        driver.save_screenshot(str(tmp_path / "docs.png"))
+        errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
+
+
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES_PER_OPERATION,
@@ -223,6 +231,3 @@ def test_every_operation_answers_as_documented(case, api: Chorus, known: dict[st
     # not 403s. Operations that need no credential ignore it.
     case.call_and_validate(base_url=api.url, headers=api.auth_headers, checks=CHECKS, timeout=30)
 
-
-# How many examples of each operation ran so far (for `steer`).
-TURNS: dict[str, int] = {}
