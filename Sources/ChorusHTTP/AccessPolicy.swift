@@ -18,6 +18,8 @@ enum AccessPolicy {
     static let rules: [(method: HTTPRequest.Method?, prefix: String, requirement: Requirement)] = [
         (.get, "/", .anonymous),       // the chat page (the exact path only)
         (.get, "/web", .anonymous),    // its files
+        (.get, "/openapi.json", .anonymous),
+        (.get, "/docs", .anonymous),
         (.get, "/healthz", .anonymous),
         (.get, "/metrics", .permission(.adminMetrics)),
         (.get, "/readyz", .anonymous),

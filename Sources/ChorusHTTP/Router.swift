@@ -19,7 +19,11 @@ public func buildRouter<Store: ConversationStore>(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
         trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit,
         metricsScrapeToken: configuration.metrics.scrapeToken))
-    WebController(assets: .shared).addRoutes(to: router)
+    let routeMethods = RouteMethods()
+    router.middlewares.add(MethodNotAllowedMiddleware(routes: routeMethods))
+    let web = WebController(assets: .shared)
+    web.addRoutes(to: router)
+    OpenAPIController(web: web).addRoutes(to: router)
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
@@ -55,5 +59,7 @@ public func buildRouter<Store: ConversationStore>(
     DeploymentsController(models: models).addRoutes(to: router)
     if let usage { UsageController(writer: usage.writer, store: usage.store).addRoutes(to: router) }
     DeadLettersController(service: tasks).addRoutes(to: router)
+    // Last, once every route is added.
+    routeMethods.set(router.routes)
     return router
 }

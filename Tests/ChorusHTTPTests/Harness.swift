@@ -32,6 +32,8 @@ struct Harness {
     /// Write transactions of chat turns: all of the database's, less the audit log's and the
     /// usage records' batches.
     var turnWrites: Int { backend.committedWrites - security.audit.committedWrites - usage.committedWrites }
+    /// What `chorus serve` was assembled from (to walk its router).
+    let assembly: ChorusAssembly
 
     /// - Parameter configure: changes to the configuration; by default accounts are off (the
     ///   suites about accounts turn them on).
@@ -74,7 +76,7 @@ struct Harness {
             try await chorus.application(runWorker: worker).test(.live) { client in
                 try await body(Harness(
                     client: client, backend: chorus.backend, store: chorus.store, stats: stats, queue: chorus.queue,
-                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security, usage: chorus.assembly.usage))
+                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security, usage: chorus.assembly.usage, assembly: chorus.assembly))
             }
         }
     }

@@ -28,17 +28,22 @@ struct WebController: Sendable {
 
     func serve(_ path: String, _ request: Request) throws -> Response {
         guard let asset = assets.files[path] else { throw ChorusError.notFound(what: "file", id: path) }
+        return Self.serve(asset, request)
+    }
+
+    /// One file with its validator: a 304 when the client has it, else gzip when it takes it.
+    static func serve(_ asset: WebAssets.File, _ request: Request) -> Response {
         var headers: HTTPFields = [
             .contentType: asset.contentType, .eTag: asset.etag,
             // No hashed file names (no build step): the browser revalidates, and a 304 is cheap.
             .cacheControl: "no-cache", .vary: "Accept-Encoding",
-            .contentSecurityPolicy: Self.contentSecurityPolicy,
+            .contentSecurityPolicy: contentSecurityPolicy,
             HTTPField.Name("Referrer-Policy")!: "no-referrer",
         ]
         if request.headers[.ifNoneMatch]?.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == asset.etag }) == true {
             return Response(status: .notModified, headers: headers)
         }
-        if let gzip = asset.gzip, Self.acceptsGzip(request.headers[.acceptEncoding]) {
+        if let gzip = asset.gzip, acceptsGzip(request.headers[.acceptEncoding]) {
             headers[.contentEncoding] = "gzip"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: gzip))
         }
@@ -64,6 +69,17 @@ struct WebAssets: Sendable {
         let body: ByteBuffer
         /// Only when smaller than `body`.
         let gzip: ByteBuffer?
+
+        /// With its ETag and, when smaller, a gzip copy.
+        init(contentType: String, bytes: [UInt8]) {
+            let body = ByteBuffer(bytes: bytes)
+            var plain = body
+            let gzip = try? plain.compress(with: .gzip())
+            self.contentType = contentType
+            etag = "\"" + SHA256.hex(bytes).prefix(20) + "\""
+            self.body = body
+            self.gzip = gzip.flatMap { $0.readableBytes < body.readableBytes ? $0 : nil }
+        }
     }
 
     /// By path under `Web/` (`index.html`, `js/app.js`).
@@ -92,13 +108,7 @@ struct WebAssets: Sendable {
             guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true,
                   let data = try? Data(contentsOf: url) else { continue }
             let path = String(url.standardizedFileURL.path.dropFirst(base.count + 1))
-            let body = ByteBuffer(bytes: data)
-            var plain = body
-            let gzip = try? plain.compress(with: .gzip())
-            files[path] = File(
-                contentType: contentTypes[url.pathExtension.lowercased()] ?? "application/octet-stream",
-                etag: "\"" + SHA256.hex(Array(data)).prefix(20) + "\"",
-                body: body, gzip: gzip.flatMap { $0.readableBytes < body.readableBytes ? $0 : nil })
+            files[path] = File(contentType: contentTypes[url.pathExtension.lowercased()] ?? "application/octet-stream", bytes: Array(data))
         }
         return WebAssets(files: files)
     }
