@@ -66,7 +66,8 @@ export function usageView(container, ctx) {
   for (const box of boxes) box.addEventListener('change', () => form.requestSubmit());
 
   container.append(form, note, list);
-  allUsers(ctx).then((users) => {
+  // Read again on each opening: usage names users made since the console first listed them.
+  allUsers(ctx, true).then((users) => {
     emails = new Map(users.map((u) => [u.id, u.email]));
     if (byAdmin) user.append(...users.map((u) => h('option', { value: u.id, text: u.email })));
   }).catch(() => {}).finally(() => form.requestSubmit());
