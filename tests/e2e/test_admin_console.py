@@ -525,6 +525,10 @@ def test_console_on_a_phone_and_by_keyboard(admin_chorus: Chorus, page: ChatPage
         page.one('button[aria-label="Close sidebar"]').click()
         open_section(page, "users")
         page.shot("phone-users")
+        open_section(page, "usage")
+        page.one(tid("admin-usage-total"))
+        assert page.js("return document.documentElement.scrollWidth") <= width, "the usage table scrolls inside its box"
+        page.shot("phone-usage")
     finally:
         page.viewport(DESKTOP)
 
