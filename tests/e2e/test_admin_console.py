@@ -1,7 +1,7 @@
 """The admin console in the chat page (`#/admin`), driven in a real headless Chromium.
 
-One `chorus serve` (accounts on, invite-only registration, `tasks.max_attempts: 1`) with two
-models on the fake upstream. Before the browser starts, two tasks are left behind by a
+One `chorus serve` (accounts on, invite-only registration, `tasks.max_attempts: 1`) with three
+models on the fake upstream (`priced` has a price, for the usage section). Before the browser starts, two tasks are left behind by a
 `chorus serve` killed mid-answer; the restarted server dead-letters them, so the console has
 dead letters to inspect, replay and purge. One browser for the module, as in
 test_web_page.py (whose page helpers this reuses); screenshots of every step go to the folder
@@ -34,6 +34,8 @@ TASK_CONFIG = {"auth": {"registration": "invite"},
                "tasks": {"max_attempts": 1, "lease_seconds": 1, "requeue_after_seconds": 1}}
 ABANDONED_TOKENS = 30
 USER_PASSWORD = "a-long-user-password"
+# Dollars per million tokens: high, so that a few tokens cost whole cents.
+PRICED_MODEL = "    price: {prompt_per_million: 1000, completion_per_million: 2000}\n"
 
 
 def wait_task(http: httpx.Client, task_id: str, states: set[str], timeout: float = 45) -> dict[str, Any]:
@@ -51,7 +53,8 @@ def wait_task(http: httpx.Client, task_id: str, states: set[str], timeout: float
 def admin_chorus(chorus_bin: str, fake_upstream, tmp_path_factory: pytest.TempPathFactory):
     """The server, with two dead-lettered tasks (one per model): `dead_tasks`."""
     workdir = tmp_path_factory.mktemp("admin-chorus")
-    models = fake_model_yaml(fake_upstream.base_url) + fake_model_yaml(fake_upstream.base_url, "fake2")
+    models = (fake_model_yaml(fake_upstream.base_url) + fake_model_yaml(fake_upstream.base_url, "fake2")
+              + fake_model_yaml(fake_upstream.base_url, "priced") + PRICED_MODEL)
     first = start_chorus(chorus_bin, workdir, models, config=TASK_CONFIG)
     try:
         tasks = []
@@ -175,7 +178,7 @@ def test_only_administrators_see_the_console(admin_chorus: Chorus, page: ChatPag
     assert page.d.current_url.endswith("#/admin")
     page.one(tid("admin-view-users"))
     tabs = [el.text for el in page.all(".admin-tab")]
-    assert tabs == ["Users", "API keys", "Roles", "Invites", "Workers", "Queues", "Dead letters", "Deployments", "Audit log"], tabs
+    assert tabs == ["Users", "API keys", "Roles", "Invites", "Workers", "Queues", "Dead letters", "Deployments", "Usage", "Audit log"], tabs
     assert page.one(tid("nav-console")).get_attribute("aria-current") == "page"
     assert not page.one(tid("prompt"), visible=False).is_displayed(), "the console takes the chat's place"
     page.shot("admin-console")
@@ -424,6 +427,83 @@ def test_deployments(admin_chorus: Chorus, page: ChatPage):
         page.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
 
 
+def usage_rows(page: ChatPage, **attrs: str) -> list[Any]:
+    selector = tid("admin-usage") + "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
+    return page.all(selector)
+
+
+def number(text: str) -> float:
+    return float(text.replace("$", "").replace(",", "").replace(" ms", ""))
+
+
+def test_usage_by_day_model_and_user_with_cost(admin_chorus: Chorus, page: ChatPage):
+    me = next(u for u in admin_chorus.http.get("/v1/admin/users", params={"limit": 500}).json()["data"] if u["email"] == ADMIN_EMAIL)
+    user = create_user(admin_chorus)
+    token = bearer_session(admin_chorus.url, user["email"], USER_PASSWORD)
+    # The administrator: two turns on the priced model and one on an unpriced one; the user: one.
+    for model in ("priced", "priced", "fake2"):
+        r = admin_chorus.chat(f"{unique_tag()} usage [[fake tokens=5]]", model=model)
+        assert r.status_code == 200, r.text
+    r = httpx.post(admin_chorus.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                   json={"model": "priced", "messages": [{"role": "user", "content": f"{unique_tag()} mine [[fake tokens=5]]"}]})
+    assert r.status_code == 200, r.text
+    api = {(g["model"], g["user_id"]): g for g in admin_chorus.http.get(
+        "/v1/admin/usage", params={"group_by": "model,user"}).json()["data"]}
+    assert api[("priced", me["id"])]["requests"] == 2 and api[("priced", user["id"])]["requests"] == 1, api
+    cost = api[("priced", me["id"])]["cost"]
+    assert cost and cost > 0.01, f"the priced model's turns cost cents: {api}"
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+
+    view = open_section(page, "usage")
+    assert [b.is_selected() for b in (page.one(tid(f"usage-group-{d}")) for d in ("day", "model", "user", "key"))] == \
+        [True, True, True, False], "by day, model and user at first"
+    mine = row(page, "admin-usage", model="priced", user=me["id"])
+    assert cell(page, mine, "day") == today
+    assert cell(page, mine, "user") == ADMIN_EMAIL, "a user id is shown as the email"
+    assert cell(page, mine, "requests") == "2"
+    shown = cell(page, mine, "cost")
+    assert shown.startswith("$") and abs(number(shown) - cost) <= cost * 0.05, (shown, cost)
+    theirs = row(page, "admin-usage", model="priced", user=user["id"])
+    assert cell(page, theirs, "user") == user["email"] and cell(page, theirs, "requests") == "1"
+    unpriced = row(page, "admin-usage", model="fake2", user=me["id"])
+    assert cell(page, unpriced, "cost") == "—", "a model without a price has no cost"
+    total = page.one(tid("admin-usage-total"))
+    rows = usage_rows(page)
+    assert cell(page, total, "requests") == f"{sum(int(number(cell(page, r, 'requests'))) for r in rows):,}"
+    assert cell(page, total, "day") == "Total"
+    page.shot("usage")
+
+    # One user's usage only.
+    Select(page.one(tid("usage-user"))).select_by_value(user["id"])
+    page.one(tid("usage-apply")).click()
+    page.wait(lambda: {r.get_attribute("data-user") for r in usage_rows(page)} == {user["id"]}, 10, "only the user's rows")
+    Select(page.one(tid("usage-user"))).select_by_value("")
+
+    # By model alone (a new grouping shows at once): the priced model's three turns in one row.
+    page.one(tid("usage-group-day")).click()
+    page.one(tid("usage-group-user")).click()
+    page.wait(lambda: usage_rows(page) and all(r.get_attribute("data-user") == "" for r in usage_rows(page)), 10, "rows by model")
+    priced = row(page, "admin-usage", model="priced")
+    assert cell(page, priced, "requests") == "3"
+    assert [th.text for th in view.find_elements(By.CSS_SELECTOR, "thead th")][:2] == ["Model", "Requests"]
+    page.shot("usage-by-model")
+
+    # A range that ends before it starts is refused; one that starts tomorrow holds nothing.
+    def set_day(testid: str, day: str) -> None:
+        page.js("""const el = document.querySelector(`[data-testid="${arguments[0]}"]`); el.value = arguments[1];
+            el.dispatchEvent(new Event('input', {bubbles: true}));""", testid, day)
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    set_day("usage-from", tomorrow)
+    page.one(tid("usage-apply")).click()
+    assert "before" in page.one(f'{tid("admin-view-usage")} .form-error').text, "To is still today"
+    set_day("usage-to", time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400)))
+    page.one(tid("usage-apply")).click()
+    page.wait(lambda: "No usage" in view.text and not usage_rows(page), 10, "no usage from tomorrow")
+    assert not page.one(f'{tid("admin-view-usage")} .form-error', visible=False).is_displayed()
+    page.shot("usage-empty")
+    assert page.js_errors() == []
+
+
 def test_console_on_a_phone_and_by_keyboard(admin_chorus: Chorus, page: ChatPage):
     page.viewport(PHONE)
     try:
@@ -445,13 +525,17 @@ def test_console_on_a_phone_and_by_keyboard(admin_chorus: Chorus, page: ChatPage
         page.one('button[aria-label="Close sidebar"]').click()
         open_section(page, "users")
         page.shot("phone-users")
+        open_section(page, "usage")
+        page.one(tid("admin-usage-total"))
+        assert page.js("return document.documentElement.scrollWidth") <= width, "the usage table scrolls inside its box"
+        page.shot("phone-usage")
     finally:
         page.viewport(DESKTOP)
 
     # Every control has a name, and the tabs are reached and followed with the keyboard.
     page.d.get(page.url + "/#/admin/users")
     page.wait(lambda: page.all(tid("admin-user")), 10, "users")
-    for section in ("users", "dead-letters", "audit", "roles"):
+    for section in ("users", "dead-letters", "audit", "roles", "usage"):
         open_section(page, section)
         page.wait(lambda: not page.all(".admin-loading"), 10, "the section to load")
         unnamed = page.js("""return [...document.querySelectorAll('.admin button, .admin input, .admin select, .admin a[href]')]

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from conftest import ADMIN_EMAIL, answer, fake_model_yaml, reasoning_text, start_chorus, unique_tag, wait_until
+from conftest import ADMIN_EMAIL, answer, bearer_session, fake_model_yaml, reasoning_text, start_chorus, unique_tag, wait_until
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 DESKTOP = (1280, 900)
@@ -266,7 +266,9 @@ class ChatPage:
 @pytest.fixture(scope="module")
 def web(chorus_bin: str, fake_upstream, tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("web-chorus")
-    models = fake_model_yaml(fake_upstream.base_url) + fake_model_yaml(fake_upstream.base_url, "fake2")
+    # fake2 has a price, so that "Your usage" shows a cost.
+    models = (fake_model_yaml(fake_upstream.base_url) + fake_model_yaml(fake_upstream.base_url, "fake2")
+              + "    price: {prompt_per_million: 1000, completion_per_million: 2000}\n")
     instance = start_chorus(chorus_bin, workdir, models, config={"auth": {"registration": "invite"}})
     try:
         yield instance
@@ -778,6 +780,49 @@ def test_register_with_an_invite(web, page: ChatPage):
     page.one(tid("sign-out")).click()
     page.one(tid("email"))
     page.sign_in()
+
+
+def test_own_usage(web, page: ChatPage):
+    page.ready()
+    email = f"usage-{unique_tag()}@example.com"
+    r = web.http.post("/v1/admin/users", json={"email": email, "password": "a-long-password", "role": "user"})
+    assert r.status_code == 201, r.text
+    token = bearer_session(web.url, email, "a-long-password")
+    for _ in range(2):
+        r = httpx.post(web.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                       json={"model": "fake2", "messages": [{"role": "user", "content": f"{unique_tag()} [[fake tokens=5]]"}]})
+        assert r.status_code == 200, r.text
+    # The administrator's turns (here and in earlier tests) are not the user's.
+    assert web.chat(f"{unique_tag()} admin [[fake tokens=5]]", model="fake2").status_code == 200
+    own = httpx.get(web.url + "/v1/usage", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["data"]
+    assert [(g["model"], g["requests"]) for g in own] == [("fake2", 2)], own
+
+    page.one(tid("sign-out")).click()
+    page.sign_in(email, "a-long-password")
+    page.one(tid("open-usage")).click()
+    dialog = page.one(tid("usage-dialog"))
+    rows = page.wait(lambda: page.all(tid("my-usage")), 10, "the usage rows")
+    cells = lambda el: {c.get_attribute("data-col"): c.text for c in el.find_elements(By.CSS_SELECTOR, "td")}
+    assert [(r.get_attribute("data-model"), cells(r)["requests"]) for r in rows] == [("fake2", "2")], "only the user's own turns"
+    mine = cells(rows[0])
+    assert mine["day"] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert mine["cost"].startswith("$") and abs(float(mine["cost"][1:]) - own[0]["cost"]) <= own[0]["cost"] * 0.05, (mine, own)
+    total = cells(page.one(tid("my-usage-total")))
+    assert total["day"] == "Total" and total["requests"] == "2" and total["cost"] == mine["cost"]
+    page.shot("own-usage")
+    page.viewport(PHONE)
+    try:
+        box = dialog.rect
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE[0], f"the dialog fits a phone: {box}"
+        page.shot("own-usage-phone")
+    finally:
+        page.viewport(DESKTOP)
+    page.one(tid("usage-close")).click()
+    page.wait(lambda: not page.all(tid("usage-dialog")), 5, "the dialog to close")
+    page.one(tid("sign-out")).click()
+    page.one(tid("email"))
+    page.sign_in()
+    assert page.js_errors() == []
 
 
 def test_phone_width(web, page: ChatPage):

@@ -45,17 +45,20 @@ export function formatAgo(ms) {
 }
 
 /**
- * A table. columns: [{ label, cell: (row) => Node | string, class? }]; each row gets
- * `data-testid` = testid and the attributes `rowProps(row)` returns.
+ * A table. columns: [{ label, cell: (row) => Node | string, class?, total? }]; each row gets
+ * `data-testid` = testid and the attributes `rowProps(row)` returns. With `total`, a footer row
+ * (`data-testid` = testid + '-total') shows each column's `total(total)`, blank where none.
  */
-export function table({ columns, rows, testid, rowProps, empty = 'Nothing here.', caption }) {
+export function table({ columns, rows, testid, rowProps, empty = 'Nothing here.', caption, total }) {
   const head = h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: c.class, text: c.label }))));
   const body = h('tbody', null, rows.map((row) => h('tr', { dataset: { testid, ...(rowProps ? rowProps(row) : {}) } },
     columns.map((c) => {
       const value = c.cell(row);
       return h('td', { class: c.class, dataset: { col: c.key || c.label.toLowerCase() } }, value == null || value === '' ? '—' : value);
     }))));
-  const el = h('table', { class: 'admin-table' }, caption ? h('caption', { class: 'sr-only', text: caption }) : null, head, body);
+  const foot = total ? h('tfoot', null, h('tr', { class: 'total', dataset: { testid: testid + '-total' } },
+    columns.map((c) => h('td', { class: c.class, dataset: { col: c.key || c.label.toLowerCase() } }, c.total ? c.total(total) : '')))) : null;
+  const el = h('table', { class: 'admin-table' }, caption ? h('caption', { class: 'sr-only', text: caption }) : null, head, body, foot);
   return h('div', { class: 'table-scroll' }, rows.length ? el : h('p', { class: 'admin-empty', text: empty }));
 }
 

@@ -1,5 +1,5 @@
 // The admin console: one section per kind of thing an operator steers (users, keys, roles,
-// invites, workers, queues, dead letters, deployments, the audit log). Loaded only when an
+// invites, workers, queues, dead letters, deployments, usage, the audit log). Loaded only when an
 // administrator opens it, so the chat page stays light. Each section shows the sections its
 // permission allows; the API refuses the rest anyway. Text from the server is always set with
 // textContent (dom.js), never parsed as HTML.
@@ -8,6 +8,7 @@ import { h, icon, iconButton, clear } from './dom.js';
 import { usersView, keysView, rolesView, invitesView } from './admin-accounts.js';
 import { workersView, queuesView, deadLettersView, deploymentsView } from './admin-ops.js';
 import { auditView } from './admin-audit.js';
+import { usageView } from './admin-usage.js';
 
 const VIEWS = [
   { name: 'users', label: 'Users', permission: 'admin:users', render: usersView },
@@ -18,6 +19,7 @@ const VIEWS = [
   { name: 'queues', label: 'Queues', permission: 'admin:ops', render: queuesView },
   { name: 'dead-letters', label: 'Dead letters', permission: 'admin:ops', render: deadLettersView },
   { name: 'deployments', label: 'Deployments', permission: 'admin:ops', render: deploymentsView },
+  { name: 'usage', label: 'Usage', permission: 'admin:ops', render: usageView },
   { name: 'audit', label: 'Audit log', permission: 'admin:audit', render: auditView },
 ];
 

@@ -62,6 +62,7 @@ const ICONS = {
   alert: 'M12 9v4M12 17h.01M10.3 3.9L1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z',
   columns: 'M3 4h18v16H3zM12 4v16',
   shield: 'M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10z',
+  chart: 'M18 20V10M12 20V4M6 20v-6',
 };
 
 export function icon(name, cls = '') {

@@ -48,11 +48,16 @@ export class Sidebar {
     }, { root: this.scroller, rootMargin: '200px' }).observe(this.sentinel);
 
     const name = user?.name || user?.email || 'Local user';
+    // Everyone's own usage, in a dialog whose module loads on first use.
+    const usage = iconButton('chart', 'Your usage', () => {
+      import('./usage.js').then((m) => m.showOwnUsage()).catch((err) => toast(humanError(err), 'error'));
+    }, { dataset: { testid: 'open-usage' } });
     const account = auth === 'disabled'
-      ? h('div', { class: 'account' }, h('span', { class: 'avatar', text: 'L' }), h('div', { class: 'who' }, h('strong', { text: 'Local' }), h('small', { text: 'Accounts are off' })))
+      ? h('div', { class: 'account' }, h('span', { class: 'avatar', text: 'L' }), h('div', { class: 'who' }, h('strong', { text: 'Local' }), h('small', { text: 'Accounts are off' })), usage)
       : h('div', { class: 'account' },
         h('span', { class: 'avatar', 'aria-hidden': 'true', text: (name[0] || '?').toUpperCase() }),
         h('div', { class: 'who' }, h('strong', { text: user?.name || 'Signed in' }), h('small', { text: user?.email || '' })),
+        usage,
         iconButton('logout', 'Sign out', onSignOut, { dataset: { testid: 'sign-out' } }));
 
     this.el = h('aside', { class: 'sidebar', id: 'sidebar', 'aria-label': 'Sidebar' },
