@@ -24,9 +24,11 @@ public struct ChorusAssembly: Sendable {
     let logger: Logger
 
     /// - Parameter cache: where cached answers live (nil: the database's `response_cache` table).
+    /// - Parameter slots: how a batch's concurrency cap is shared (nil: in this process).
     public init(
         configuration: ChorusConfiguration, backend: any SQLBackend, models: ModelRegistry, queue: any TaskQueue,
-        bus: any TaskEventBus, security: Security, cache: (any ResponseCacheStore)? = nil, logger: Logger
+        bus: any TaskEventBus, security: Security, cache: (any ResponseCacheStore)? = nil, slots: (any BatchSlots)? = nil,
+        logger: Logger
     ) {
         let store = SQLConversationStore(backend: backend)
         let usageStore = SQLUsageStore(backend: backend)
@@ -39,7 +41,8 @@ public struct ChorusAssembly: Sendable {
             cache: cache ?? SQLResponseCacheStore(backend: backend), logger: logger)
         self.usage = usage
         let handlers: [any TaskHandler] = [
-            ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store),
+            ChatTaskHandler(engine: engine, accounts: security.accounts, slots: slots ?? InProcessBatchSlots()),
+            ConversationExportHandler(store: store),
             CommandTaskHandler(
                 commands: configuration.tasks.commands, tasks: SQLTaskStore(backend: backend),
                 outputRoot: configuration.dataDirectory + "/jobs", artifactMaxBytes: configuration.tasks.artifactMaxBytes, logger: logger),

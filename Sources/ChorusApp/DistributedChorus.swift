@@ -102,7 +102,8 @@ public struct DistributedChorus: Sendable {
             configuration: configuration, backend: backend, models: models,
             queue: RedisTaskQueue(redis: redis, prefix: prefix, logger: logger),
             bus: RedisEventBus(redis: redis, prefix: prefix, logger: logger), security: security,
-            cache: RedisResponseCacheStore(redis: redis, prefix: prefix), logger: logger)
+            cache: RedisResponseCacheStore(redis: redis, prefix: prefix), slots: RedisBatchSlots(redis: redis, prefix: prefix),
+            logger: logger)
         self.logger = logger
     }
 

@@ -114,6 +114,9 @@ def routed(chorus_bin: str, fakes: list[FakeUpstream], unanswered_port: int,
     timeouts: {FAKE_TIMEOUTS}
     refusal_patterns: ["(?i)i cannot help"]
     fallbacks: [rescue]
+  slot-a: {{provider: openai, base_url: {b.base_url}, upstream_model: fake-model}}
+  slot-b: {{provider: openai, base_url: {b.base_url}, upstream_model: fake-model}}
+  slot-c: {{provider: openai, base_url: {b.base_url}, upstream_model: fake-model}}
   hasty:
     provider: openai
     base_url: http://127.0.0.1:{unanswered_port}/v1
@@ -369,3 +372,26 @@ def test_each_model_has_its_own_connect_timeout(routed: Chorus) -> None:
     assert r.status_code == 504, r.text
     assert r.json()["error"]["code"] == "upstream_timeout_connect"
     assert elapsed < 4, f"gave up after {elapsed:.1f} s, not the model's 0.5 s"
+
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_a_batch_runs_at_most_gemini_concurrency_tasks_at_once(routed: Chorus, fakes: list[FakeUpstream], limit) -> None:
+    fake = fakes[1]
+    wait_until(lambda: fake.stats()["active_streams"] == 0, timeout=10)
+    body = {"prompt": f"[[fake tokens=12 rate=12]] slowly {unique_tag()}", "models": ["slot-a", "slot-b", "slot-c"]}
+    if limit is not None:
+        body["gemini_concurrency"] = limit
+    r = routed.http.post("/v1/batches", json=body)
+    assert r.status_code == 202, r.text
+    task_ids = r.json()["task_ids"]
+    most = 0
+
+    def done() -> bool:
+        nonlocal most
+        most = max(most, fake.stats()["active_streams"])
+        return all(routed.http.get(f"/v1/tasks/{t}").json()["state"] == "SUCCESS" for t in task_ids)
+    wait_until(done, timeout=60, interval=0.05)
+    if limit is None:
+        assert most == 3, "without a cap the three tasks stream at once"
+    else:
+        assert most == 1, f"at most {limit} of the batch's tasks may run at once, saw {most}"

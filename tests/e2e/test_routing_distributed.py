@@ -47,8 +47,11 @@ def test_a_dead_deployment_is_skipped_by_every_gateway_and_the_cache_is_shared(
     upstream_model: fake-model
     timeouts: {FAKE_TIMEOUTS}
     cache: {{ttl_seconds: 60}}
+  slot-a: {{provider: openai, base_url: {healthy.base_url}, upstream_model: fake-model}}
+  slot-b: {{provider: openai, base_url: {healthy.base_url}, upstream_model: fake-model}}
+  slot-c: {{provider: openai, base_url: {healthy.base_url}, upstream_model: fake-model}}
 """
-        cluster.start(gateways=2, workers=("w1",))
+        cluster.start(gateways=2, workers=("w1", "w2"))
         first, second = cluster.gateways
 
         doomed.process.proc.kill()
@@ -89,6 +92,20 @@ def test_a_dead_deployment_is_skipped_by_every_gateway_and_the_cache_is_shared(
         assert hit.json()["choices"][0]["message"]["content"] == miss.json()["choices"][0]["message"]["content"]
         assert healthy.stats()["requests"] == before + 1
         assert cluster.redis.keys(f"{cluster.prefix}:cache:*"), "the distributed cache lives in Redis"
+
+        # A batch's gemini_concurrency holds across workers (slots in Redis).
+        wait_until(lambda: healthy.stats()["active_streams"] == 0, timeout=10)
+        batch = first.submit_batch(f"[[fake tokens=12 rate=12]] in turn {unique_tag()}", ["slot-a", "slot-b", "slot-c"],
+                                   gemini_concurrency=1)
+        most = 0
+
+        def all_done() -> bool:
+            nonlocal most
+            most = max(most, healthy.stats()["active_streams"])
+            return all(first.task(t)["state"] == "SUCCESS" for t in batch["task_ids"])
+        wait_until(all_done, timeout=60, interval=0.05)
+        assert most == 1, f"one of the batch's tasks at a time across both workers, saw {most}"
+        assert {cluster.task_row(t)["worker_id"] for t in batch["task_ids"]} <= {"w1", "w2"}
 
         # Usage from both gateways and the worker adds up in PostgreSQL.
         usage = wait_until(lambda: (lambda rows: rows if sum(r["requests"] for r in rows if r["model"] == "pair") >= 7 else None)(

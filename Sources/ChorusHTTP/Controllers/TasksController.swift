@@ -124,7 +124,16 @@ struct TasksController<Store: ConversationStore>: Sendable {
         }
         fields["stream"] = nil
         fields["stream_options"] = nil
+        // Seed 003's name for how many of the batch's tasks run at once.
+        let maxConcurrent = try fields.removeValue(forKey: "gemini_concurrency").flatMap { value -> Int? in
+            if value.isNull { return nil }
+            guard let limit = value.intValue, (1...64).contains(limit) else {
+                throw ChorusError.invalidRequest(message: "'gemini_concurrency' must be an integer from 1 to 64.", param: "gemini_concurrency", code: "invalid_value")
+            }
+            return limit
+        }
         var submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: fields)
+        submission.maxConcurrent = maxConcurrent
         submission.billing = try await admitChat(context)
         return try await idempotency.run(request, body: body, ownerID: context.ownerID) {
             let (batch, tasks) = try await service.submit(submission)

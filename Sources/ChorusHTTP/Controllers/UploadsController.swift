@@ -44,11 +44,13 @@ struct UploadsController<Store: ConversationStore>: Sendable {
             throw ChorusError.invalidRequest(message: "Missing required parameter: 'model' (a comma-separated list).", param: "model", code: "missing_required_parameter")
         }
         var body: [String: JSONValue] = [:]
+        var maxConcurrent: Int?
         if let concurrency = field("gemini_concurrency"), !concurrency.isEmpty {
             guard let value = Int(concurrency), (1...64).contains(value) else {
                 throw ChorusError.invalidRequest(message: "'gemini_concurrency' must be an integer from 1 to 64.", param: "gemini_concurrency", code: "invalid_value")
             }
             body["gemini_concurrency"] = .int(value)
+            maxConcurrent = value
         }
         let conversationID = field("conversation_id").flatMap { $0.isEmpty ? nil : $0 }
         // Validate everything before storing any file.
@@ -61,6 +63,7 @@ struct UploadsController<Store: ConversationStore>: Sendable {
             let messages = try await tasks.attach(fileIDs: fileIDs, to: [ChatMessage(role: "user", text: prompt)], ownerID: context.ownerID)
             var submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: [:])
             submission.billing = billing
+            submission.maxConcurrent = maxConcurrent
             let (batch, records) = try await tasks.service.submit(submission)
             return (.accepted, TasksController<Store>.renderSubmission(batch, records))
         }

@@ -10,15 +10,26 @@ public struct ChatTaskHandler<Store: ConversationStore>: TaskHandler {
     let engine: ChatEngine<Store>
     /// Charges the answer's usage to the submitter's token limits and budgets.
     let accounts: AuthService?
+    /// Caps how many of a batch's tasks run at once, when the batch asked for it.
+    let slots: any BatchSlots
 
-    public init(engine: ChatEngine<Store>, accounts: AuthService? = nil) {
+    public init(engine: ChatEngine<Store>, accounts: AuthService? = nil, slots: any BatchSlots = InProcessBatchSlots()) {
         self.engine = engine
         self.accounts = accounts
+        self.slots = slots
     }
 
     public func validate(params: JSONValue) throws {}
 
     public func run(_ context: TaskRunContext) async throws -> JSONValue {
+        let task = context.task
+        if let limit = task.params["batch_concurrency"]?.intValue, let batch = task.batchID {
+            return try await slots.withSlot(batch: batch, task: task.id, limit: limit) { try await answer(context) }
+        }
+        return try await answer(context)
+    }
+
+    private func answer(_ context: TaskRunContext) async throws -> JSONValue {
         let task = context.task
         guard let conversationID = task.conversationID else {
             throw ChorusError.invalidRequest(message: "a chat task needs a conversation", param: "conversation_id", code: nil)

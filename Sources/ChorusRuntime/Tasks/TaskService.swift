@@ -41,6 +41,8 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         public var body: [String: JSONValue]
         /// Who pays for the tokens (see `AuthService.billing`); kept with each task.
         public var billing: JSONValue?
+        /// How many of the batch's tasks may run at once (nil: all); `BatchSlots` enforces it.
+        public var maxConcurrent: Int?
 
         public init(ownerID: String, models: [String], messages: [ChatMessage], conversationID: String?, body: [String: JSONValue]) {
             self.ownerID = ownerID
@@ -73,6 +75,7 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         var body = submission.body
         body["messages"] = nil
         var fields: [String: JSONValue] = ["body": .object(body), "instructions": .array(instructions.map(\.json)), "billing": submission.billing ?? .null]
+        if let limit = submission.maxConcurrent, limit < submission.models.count { fields["batch_concurrency"] = .int(limit) }
         // A new conversation's history is exactly this batch's messages: a small one travels in
         // the task, so the worker's first attempt goes from claim to upstream without a read.
         if submission.conversationID == nil, stored.allSatisfy({ $0.parts == nil }),
