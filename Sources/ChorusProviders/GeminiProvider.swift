@@ -80,23 +80,8 @@ public struct GeminiProvider: ChatProvider {
         var httpRequest = try streamRequests.request(base: base)
         httpRequest.headers = headers(requestID: request.requestID, streaming: true)
         httpRequest.body = .byteBuffer(ByteBuffer(bytes: try body.encoded()))
-        let response = StreamedResponse()
-        defer { response.close() }
-        try await clients.withClient(connectTimeout: timeouts.connect) { client in
-            let task = client.execute(
-                request: httpRequest, delegate: response, eventLoop: .indifferent,
-                deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)
-            watchdog.watch(task)
-            do {
-                try await withTaskCancellationHandler {
-                    try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
-                } onCancel: {
-                    task.cancel()
-                }
-            } catch {
-                task.cancel()
-                throw error
-            }
+        try await clients.stream(httpRequest, timeouts: timeouts, watchdog: watchdog, logger: clientLogger) { response in
+            try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
         }
     }
 

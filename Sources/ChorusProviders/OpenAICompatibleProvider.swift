@@ -91,26 +91,8 @@ public struct OpenAICompatibleProvider: ChatProvider {
         var httpRequest = try streamRequests.request(base: base)
         httpRequest.headers = headers
         httpRequest.body = .byteBuffer(bytes)
-        let response = StreamedResponse()
-        defer { response.close() }
-        try await clients.withClient(connectTimeout: timeouts.connect) { client in
-            let task = client.execute(
-                request: httpRequest, delegate: response, eventLoop: .indifferent,
-                deadline: .now() + .milliseconds(Int64(timeouts.total * 1000)), logger: clientLogger)
-            watchdog.watch(task)
-            do {
-                try await withTaskCancellationHandler {
-                    try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
-                } onCancel: {
-                    task.cancel()
-                }
-            } catch {
-                // Left early (an error status, a broken stream, an error chunk): stop the upstream
-                // rather than reading the rest into the void. After `[DONE]` the rest is read, so
-                // the connection goes back to the pool.
-                task.cancel()
-                throw error
-            }
+        try await clients.stream(httpRequest, timeouts: timeouts, watchdog: watchdog, logger: clientLogger) { response in
+            try await read(response, requestID: request.requestID, watchdog: watchdog, onEvent: onEvent)
         }
     }
 

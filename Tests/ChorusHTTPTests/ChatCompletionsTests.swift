@@ -111,11 +111,12 @@ import ChorusHTTP
 
     @Test(arguments: [false, true])
     func upstreamErrorsAre502And504BeforeTheFirstToken(stream: Bool) async throws {
-        try await Harness.run(firstToken: 1) { h in
+        // A first-token deadline of 2 s: at 1 s a loaded machine's connect alone could miss it.
+        try await Harness.run(firstToken: 2) { h in
             let failed = try await h.chat("x [[fake status=500]]", stream: stream)
             #expect(failed.status == .badGateway)
             #expect(try h.json(failed)["error"]?["type"] == .string("upstream_error"))
-            let slow = try await h.chat("x [[fake stall_first=3]]", stream: stream)
+            let slow = try await h.chat("x [[fake stall_first=5]]", stream: stream)
             #expect(slow.status == .gatewayTimeout)
             if stream {
                 #expect(try h.json(slow)["error"]?["code"] == .string("upstream_timeout_first_token"))
