@@ -27,8 +27,8 @@ import Testing
             }
             #expect(value(#"chorus_http_requests_total{route="/v1/chat/completions",method="POST",status="200"}"#) == 2)
             #expect(value(#"chorus_http_requests_total{route="/v1/chat/completions",method="POST",status="502"}"#) == 1)
-            #expect(value(#"chorus_upstream_requests_total{model="fake"}"#) == 4)
-            #expect(value(#"chorus_upstream_errors_total{model="fake",kind="5xx"}"#) == 1)
+            #expect(value(#"chorus_upstream_requests_total{model="fake",deployment="fake/0"}"#) == 4)
+            #expect(value(#"chorus_upstream_errors_total{model="fake",deployment="fake/0",kind="5xx"}"#) == 1)
             // Two chats and the task: 6 + 3 + 2 completion tokens, 2 of them reasoning.
             #expect(value(#"chorus_tokens_total{model="fake",kind="completion"}"#) == 11)
             #expect(value(#"chorus_tokens_total{model="fake",kind="reasoning"}"#) == 2)

@@ -27,7 +27,6 @@ public final class ChorusMetrics: Sendable {
     final class ModelMetrics: Sendable {
         let firstToken: CoreMetrics.Timer
         let gaps: CoreMetrics.Timer
-        let requests: CoreMetrics.Counter
         let retries: CoreMetrics.Counter
         let cacheHits, cacheMisses: CoreMetrics.Counter
         let prompt, completion, reasoning: CoreMetrics.Counter
@@ -39,7 +38,6 @@ public final class ChorusMetrics: Sendable {
             let dimensions = [("model", model)]
             firstToken = CoreMetrics.Timer(label: "chorus_time_to_first_token_seconds", dimensions: dimensions, factory: factory)
             gaps = CoreMetrics.Timer(label: "chorus_inter_token_seconds", dimensions: dimensions, factory: factory)
-            requests = CoreMetrics.Counter(label: "chorus_upstream_requests_total", dimensions: dimensions, factory: factory)
             retries = CoreMetrics.Counter(label: "chorus_upstream_retries_total", dimensions: dimensions, factory: factory)
             cacheHits = CoreMetrics.Counter(label: "chorus_cache_lookups_total", dimensions: dimensions + [("result", "hit")], factory: factory)
             cacheMisses = CoreMetrics.Counter(label: "chorus_cache_lookups_total", dimensions: dimensions + [("result", "miss")], factory: factory)
@@ -51,11 +49,15 @@ public final class ChorusMetrics: Sendable {
             self.factory = factory
         }
 
-        func error(_ kind: String) -> CoreMetrics.Counter {
-            errors.withLock { errors in
-                if let counter = errors[kind] { return counter }
-                let counter = CoreMetrics.Counter(label: "chorus_upstream_errors_total", dimensions: [("model", model), ("kind", kind)], factory: factory)
-                errors[kind] = counter
+        /// `chorus_upstream_requests_total` (kind nil) or `chorus_upstream_errors_total` of a deployment.
+        func upstream(deployment: String, error kind: String?) -> CoreMetrics.Counter {
+            let key = deployment + "\u{0}" + (kind ?? "")
+            return errors.withLock { counters in
+                if let counter = counters[key] { return counter }
+                let counter = kind.map {
+                    CoreMetrics.Counter(label: "chorus_upstream_errors_total", dimensions: [("model", model), ("deployment", deployment), ("kind", $0)], factory: factory)
+                } ?? CoreMetrics.Counter(label: "chorus_upstream_requests_total", dimensions: [("model", model), ("deployment", deployment)], factory: factory)
+                counters[key] = counter
                 return counter
             }
         }
@@ -143,11 +145,11 @@ public final class ChorusMetrics: Sendable {
     }
 
     /// One call to a model's upstream, and how it failed if it did.
-    public func upstreamCall(model name: String, error: (any Error)?) {
+    public func upstreamCall(model name: String, deployment: String, error: (any Error)?) {
         guard enabled else { return }
         let metrics = model(name)
-        metrics.requests.increment()
-        if let error { metrics.error(Self.kind(of: error)).increment() }
+        metrics.upstream(deployment: deployment, error: nil).increment()
+        if let error { metrics.upstream(deployment: deployment, error: Self.kind(of: error)).increment() }
     }
 
     public func retry(model name: String) {

@@ -33,11 +33,11 @@ extension ChatEngine {
                 do {
                     try await call(lease.deployment.provider)
                     lease.release(.success)
-                    metrics.upstreamCall(model: route.name, error: nil)
+                    metrics.upstreamCall(model: route.name, deployment: lease.deployment.key, error: nil)
                     return
                 } catch {
                     lease.release(Self.outcome(of: error))
-                    metrics.upstreamCall(model: route.name, error: error)
+                    metrics.upstreamCall(model: route.name, deployment: lease.deployment.key, error: error)
                     guard !started(), let chorusError = error as? ChorusError, Self.isRetryable(chorusError) else { throw error }
                     lastError = error
                     avoiding.insert(lease.deployment.index)
