@@ -1,4 +1,5 @@
 import ChorusCore
+import ChorusRuntime
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -101,7 +102,10 @@ struct APIMiddleware: RouterMiddleware {
         context.logger[metadataKey: "request_id"] = .string(context.requestID)
         var response: Response
         do {
-            response = try await next(request, context)
+            // In the task-local context too: lines logged on this request's behalf by shared
+            // loggers (the engine's, the stores') carry it as well.
+            let handled = context
+            response = try await LogContext.withRequestID(context.requestID) { try await next(request, handled) }
         } catch {
             let chorusError = Self.chorusError(for: error)
             failure = chorusError
