@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from conftest import FakeUpstream, auth_headers, unique_tag, wait_until
+from conftest import FakeUpstream, auth_headers, fake_model_yaml, start_chorus, unique_tag, wait_until
 from distributed import Cluster, cluster, postgres_server, redis_server  # noqa: F401 - fixtures
 from otlp_receiver import OTLPReceiver, ReceivedSpan
 
@@ -150,3 +150,27 @@ def test_streamed_chat_trace_on_the_gateway(cluster: Cluster, receiver: OTLPRece
     finished = [line for line in lines if line.get("msg") == "upstream call finished" and line.get("request_id") == request_id]
     assert finished, f"no 'upstream call finished' line for {request_id} in the gateway's log:\n{lines[-20:]}"
     assert finished[0].get("trace_id") == request.trace_id, finished[0]
+
+
+def test_embedded_task_trace_through_the_in_process_queue(chorus_bin: str, fake_upstream: FakeUpstream,
+                                                         receiver: OTLPReceiver, tmp_path: Path):
+    chorus = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url),
+                          config={"tracing": {"otlp_endpoint": receiver.endpoint}})
+    try:
+        trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+        r = chorus.http.post("/v1/batches", json={"prompt": f"{unique_tag()} embedded [[fake tokens=2]]", "models": ["fake"]},
+                             headers={"traceparent": f"00-{trace_id}-{client_span}-01"})
+        assert r.status_code == 202, r.text
+        task_id = r.json()["task_ids"][0]
+        spans = wait_spans(receiver, trace_id, {"queue.submit", "task.run", "upstream.call"})
+        assert {s.service for s in spans} == {"chorus"}, spans
+        request = one([s for s in spans if s.kind == SERVER], "/v1/batches")
+        assert request.parent_span_id == client_span, request
+        submit = one(spans, "queue.submit", **{"chorus.task_id": task_id})
+        assert submit.parent_span_id == request.span_id, submit
+        run = one(spans, "task.run", **{"chorus.task_id": task_id})
+        assert run.parent_span_id == submit.span_id, run
+        assert one(spans, "upstream.call").parent_span_id == run.span_id
+    finally:
+        chorus.close()
+        chorus.process.stop()
