@@ -52,6 +52,7 @@ class ReceivedSpan:
     kind: int
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    status: int = 0     # 0 unset, 1 ok, 2 error
 
 
 class OTLPReceiver:
@@ -119,7 +120,8 @@ class OTLPReceiver:
                         service=service, trace_id=_hex_id(span.get("traceId"), 16), span_id=_hex_id(span.get("spanId"), 8),
                         parent_span_id=_hex_id(span.get("parentSpanId"), 8), name=span.get("name", ""),
                         kind=int(span.get("kind", 0)), attributes=_attributes(span.get("attributes")),
-                        events=[event.get("name", "") for event in span.get("events", [])]))
+                        events=[event.get("name", "") for event in span.get("events", [])],
+                        status=int((span.get("status") or {}).get("code", 0))))
         with self._lock:
             self.requests += 1
             self.spans.extend(received)

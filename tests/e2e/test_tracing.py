@@ -135,6 +135,7 @@ def test_streamed_chat_trace_on_the_gateway(cluster: Cluster, receiver: OTLPRece
         return next((s for s in receiver.spans if s.kind == SERVER and s.name == "/v1/chat/completions"), None)
     request = wait_until(request_span, 30, interval=0.2, message="the chat request's span")
     assert request.parent_span_id == "" and request.service == "chorus-gateway", request
+    assert request.attributes.get("chorus.request_id") == request_id and request.status != 2, request
     spans = wait_spans(receiver, request.trace_id, {"auth.credential_check", "store.write", "upstream.call"})
     assert one(spans, "auth.credential_check").parent_span_id == request.span_id
     assert one(spans, "store.write", **{"chorus.write": "user_message"}).parent_span_id == request.span_id
@@ -150,6 +151,15 @@ def test_streamed_chat_trace_on_the_gateway(cluster: Cluster, receiver: OTLPRece
     finished = [line for line in lines if line.get("msg") == "upstream call finished" and line.get("request_id") == request_id]
     assert finished, f"no 'upstream call finished' line for {request_id} in the gateway's log:\n{lines[-20:]}"
     assert finished[0].get("trace_id") == request.trace_id, finished[0]
+
+    # An upstream failure answered as a 502: the request's span has an error status.
+    failed = gateway.http.post("/v1/chat/completions", json={
+        "model": "fake-c", "messages": [{"role": "user", "content": f"{unique_tag()} [[fake status=500]]"}]})
+    assert failed.status_code == 502, failed.text
+    failed_id = failed.headers["x-request-id"]
+    failed_span = wait_until(lambda: next((s for s in receiver.spans if s.attributes.get("chorus.request_id") == failed_id), None),
+                             30, interval=0.2, message="the failed request's span")
+    assert failed_span.status == 2 and failed_span.attributes.get("http.response.status_code") == 502, failed_span
 
 
 def test_embedded_task_trace_through_the_in_process_queue(chorus_bin: str, fake_upstream: FakeUpstream,

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOWebSocket
+import Tracing
 
 extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
@@ -100,6 +101,10 @@ struct APIMiddleware: RouterMiddleware {
             context.requestID = incoming
         }
         context.logger[metadataKey: "request_id"] = .string(context.requestID)
+        // The request's span (when tracing): its request id, and an error status for a 5xx answer
+        // (made here or by a controller, never thrown as far as the tracing middleware).
+        let span = ServiceContext.current.flatMap { InstrumentationSystem.tracer.activeSpan(identifiedBy: $0) }
+        span?.attributes["chorus.request_id"] = context.requestID
         var response: Response
         do {
             // In the task-local context too: lines logged on this request's behalf by shared
@@ -114,6 +119,7 @@ struct APIMiddleware: RouterMiddleware {
             }
             response = Self.errorResponse(chorusError, skillSpace: SkillSpaceWire.covers(path: request.uri.path))
         }
+        if response.status.code >= 500 { span?.setStatus(SpanStatus(code: .error, message: failure?.code)) }
         response.headers[.requestID] = context.requestID
         return response
     }
