@@ -44,6 +44,9 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         // Already built for swift-subprocess; named so that FilePath may be imported directly.
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        // Traces (OTLP/HTTP only: the default OTLPGRPC trait would add gRPC to every build).
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // Domain types, events and pure stream logic. No I/O.
@@ -63,6 +66,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: chorusSwiftSettings()
         ),
@@ -111,6 +115,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: chorusSwiftSettings()
         ),
@@ -132,6 +137,7 @@ let package = Package(
                 .product(name: "MultipartKit", package: "multipart-kit"),
                 // Reads the OpenAPI document (already built for ChorusRuntime's configuration).
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             // The chat page: HTML, CSS and JavaScript modules, served as they are (no build step);
             // the OpenAPI document, in YAML, served as JSON.
@@ -144,6 +150,8 @@ let package = Package(
             dependencies: [
                 "ChorusCore", "ChorusProviders", "ChorusStore", "ChorusRuntime", "ChorusRedis", "ChorusHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

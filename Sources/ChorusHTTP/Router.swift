@@ -13,6 +13,10 @@ public func buildRouter<Store: ConversationStore>(
 ) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
     router.middlewares.add(MetricsMiddleware(metrics: engine.metrics))
+    // Spans only when traces are exported: off, a request pays for no span at all.
+    if configuration.tracing.enabled {
+        router.middlewares.add(TracingMiddleware(redactingQueryParameters: ["token", "access_token", "key", "api_key"]))
+    }
     router.middlewares.add(ChildTaskMiddleware())
     router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
     router.middlewares.add(AuthMiddleware(

@@ -140,6 +140,7 @@ public struct GeminiProvider: ChatProvider {
         headers.add(name: "Accept", value: streaming ? "text/event-stream" : "application/json")
         headers.add(name: "X-Request-Id", value: requestID)
         if let apiKey { headers.add(name: "x-goog-api-key", value: apiKey) }
+        headers.addTraceContext()
         return headers
     }
 

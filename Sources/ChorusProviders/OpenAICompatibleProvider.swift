@@ -199,6 +199,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         headers.add(name: "Accept", value: body["stream"]?.boolValue == true ? "text/event-stream" : "application/json")
         headers.add(name: "X-Request-Id", value: requestID)
         if let apiKey { headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        headers.addTraceContext()
         return (base, headers, ByteBuffer(bytes: try JSONValue.object(body).encoded()))
     }
 

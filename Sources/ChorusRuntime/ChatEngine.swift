@@ -3,6 +3,7 @@ import ChorusProviders
 public import ChorusStore
 public import Logging
 import Synchronization
+import Tracing
 
 /// Runs one chat turn: commits the user message, rebuilds history from the database, calls the
 /// model, and stores exactly one assistant message — complete, or partial with the reason.
@@ -102,7 +103,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         let upstreamMessages: [JSONValue]
         if let id = request.conversationID {
             if keep {
-                conversation = try await store.startTurn(start)
+                conversation = try await startTurn(start)
             } else {
                 guard try await store.conversation(id: id, ownerID: ownerID) != nil else {
                     throw ChorusError.notFound(what: "conversation", id: id)
@@ -113,7 +114,7 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                 + ConversationHistory.upstreamMessages(history)
                 + (keep ? [] : newMessages.map(\.json))
         } else {
-            if keep { conversation = try await store.startTurn(start) }
+            if keep { conversation = try await startTurn(start) }
             upstreamMessages = request.messages.map(\.json)
         }
         var body = request.body
@@ -175,7 +176,12 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
                 try await provider.stream(turn.upstream) { event in
                     let applied = progress.apply(event)
                     if let since = applied.sincePrevious {
-                        if applied.isFirstToken { metrics.firstToken(model: turn.model, after: since) } else { gaps.record(since) }
+                        if applied.isFirstToken {
+                            metrics.firstToken(model: turn.model, after: since)
+                            UpstreamCallSpan.current?.addEvent("first_token")
+                        } else {
+                            gaps.record(since)
+                        }
                     }
                     let checkpoint = applied.checkpoint
                     try await onEvent(event)
@@ -245,6 +251,14 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         logger.info("turn ended early", metadata: ["request_id": "\(turn.requestID)", "reason": "\(metadata["reason"]?.stringValue ?? "")", "chars": "\(output.content.count)"])
     }
 
+    /// The user message (with its conversation if new): one write, one span.
+    private func startTurn(_ start: TurnStart) async throws -> Conversation {
+        try await withSpan("store.write") { span in
+            span.attributes["chorus.write"] = "user_message"
+            return try await store.startTurn(start)
+        }
+    }
+
     private func save(_ turn: PreparedTurn, _ output: CompletionOutput, status: MessageStatus, metadata: [String: JSONValue]) async throws {
         guard let conversation = turn.conversation else { return }  // `store: false`
         try await turn.gate?.wait()
@@ -259,11 +273,15 @@ public struct ChatEngine<Store: ConversationStore>: Sendable {
         }
         let refusedBy = turn.servedBy.refusedBy
         if !refusedBy.isEmpty { metadata["refused_by"] = .array(refusedBy.map(JSONValue.string)) }
-        try await store.saveAssistantMessage(StoredMessage(
-            id: turn.assistantMessageID, conversationID: conversation.id, ownerID: turn.ownerID, role: "assistant",
-            content: output.content, reasoning: output.reasoning.isEmpty ? nil : output.reasoning,
-            toolCalls: output.toolCalls.isEmpty ? nil : .array(output.toolCalls.map(\.json)), model: turn.model,
-            status: status, metadata: metadata, usage: output.usage, turnID: turn.requestID,
-            createdAt: turn.startedAt, updatedAt: nowMilliseconds()))
+        try await withSpan("store.write") { span in
+            span.attributes["chorus.write"] = "assistant_message"
+            span.attributes["chorus.message_status"] = status.rawValue
+            try await store.saveAssistantMessage(StoredMessage(
+                id: turn.assistantMessageID, conversationID: conversation.id, ownerID: turn.ownerID, role: "assistant",
+                content: output.content, reasoning: output.reasoning.isEmpty ? nil : output.reasoning,
+                toolCalls: output.toolCalls.isEmpty ? nil : .array(output.toolCalls.map(\.json)), model: turn.model,
+                status: status, metadata: metadata, usage: output.usage, turnID: turn.requestID,
+                createdAt: turn.startedAt, updatedAt: nowMilliseconds()))
+        }
     }
 }

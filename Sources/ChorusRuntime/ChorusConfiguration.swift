@@ -142,6 +142,14 @@ public struct ChorusConfiguration: Sendable {
         public var format = "text"
     }
 
+    /// OpenTelemetry traces, exported over OTLP/HTTP (JSON) when an endpoint is set.
+    public struct Tracing: Sendable {
+        /// The collector's base URL (`http://host:4318`); spans go to `<endpoint>/v1/traces`.
+        /// nil: no exporter, no spans recorded.
+        public var otlpEndpoint: String?
+        public var enabled: Bool { otlpEndpoint != nil }
+    }
+
     /// SkillSpace's routes (`/api/ai/…`, `/api/tasks/…`).
     public struct SkillSpace: Sendable {
         /// The model that answers them: by default the model named `local`, else the first
@@ -160,6 +168,7 @@ public struct ChorusConfiguration: Sendable {
     public var files = Files()
     public var logging = Logging()
     public var metrics = Metrics()
+    public var tracing = Tracing()
     public var skillSpace = SkillSpace()
     /// Folder for the database and logs.
     public var dataDirectory = "./data"

@@ -20,7 +20,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
 /// command-line flags, each overriding the one before.
 public enum ConfigurationLoader {
-    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "metrics", "skillspace", "data_dir", "models"]
+    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "metrics", "tracing", "skillspace", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
         "http": ["host", "port", "max_body_bytes", "cors_origins", "trusted_proxies", "backlog", "idle_timeout_seconds"],
         "auth": ["enabled", "registration", "default_role", "session_ttl_seconds", "bcrypt_cost", "bootstrap_admin_email", "cookie_secure"],
@@ -36,6 +36,7 @@ public enum ConfigurationLoader {
         "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds", "commands", "artifact_max_bytes"],
         "files": ["max_bytes"],
         "metrics": ["enabled", "scrape_token_env"],
+        "tracing": ["otlp_endpoint"],
         "skillspace": ["model"],
     ]
     static let modelKeys: Set<String> = Set<String>([
@@ -177,6 +178,12 @@ public enum ConfigurationLoader {
                 throw ConfigurationError(key: "metrics.scrape_token_env", problem: "`\(name)` must hold a token of at least 16 characters")
             }
             config.metrics.scrapeToken = token
+        }
+        if let endpoint = try values2.string("tracing.otlp_endpoint"), !endpoint.isEmpty {
+            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+                throw ConfigurationError(key: "tracing.otlp_endpoint", problem: "expected an http:// or https:// URL, got `\(endpoint)`")
+            }
+            config.tracing.otlpEndpoint = endpoint
         }
         config.logging.level = try values2.string("logging.level") ?? config.logging.level
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logging.level) else {

@@ -29,6 +29,9 @@ struct ChatCompletionsController<Context: RequestContext>: Sendable {
 
     func chatCompletion(_ request: Request) async throws -> Response {
         var request = request
+        if let traceparent = request.headers[HTTPField.Name("traceparent")!] {
+            await self.stats.recordTraceparent(traceparent)
+        }
         let body = try await request.collectBody(upTo: Self.maxBodySize)
         let chat: ChatRequest
         do {

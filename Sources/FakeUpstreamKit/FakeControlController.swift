@@ -1,7 +1,8 @@
 import Hummingbird
 import NIOCore
 
-/// Introspection for tests: `GET /_fake/stats`, `GET /_fake/requests?last=N`, `POST /_fake/reset`.
+/// Introspection for tests: `GET /_fake/stats`, `GET /_fake/requests?last=N`, `GET /_fake/traceparents?last=N`
+/// (the W3C `traceparent` headers received), `POST /_fake/reset`.
 struct FakeControlController<Context: RequestContext>: Sendable {
     let stats: FakeUpstreamStats
 
@@ -13,6 +14,11 @@ struct FakeControlController<Context: RequestContext>: Sendable {
         routes.get("requests") { request, _ in
             let last = request.uri.queryParameters.get("last", as: Int.self) ?? FakeUpstreamStats.requestLogCapacity
             return jsonResponse(await self.stats.lastRequestBodiesJSON(last))
+        }
+        routes.get("traceparents") { request, _ in
+            let last = request.uri.queryParameters.get("last", as: Int.self) ?? FakeUpstreamStats.requestLogCapacity
+            let values = await self.stats.lastTraceparents(last)
+            return jsonResponse(ByteBuffer(string: "[" + values.map { "\"\($0.filter { $0.isLetter || $0.isNumber || $0 == "-" })\"" }.joined(separator: ",") + "]"))
         }
         routes.post("reset") { _, _ in
             await self.stats.reset()

@@ -68,6 +68,8 @@ public actor FakeUpstreamStats {
     /// Ring buffer of raw JSON request bodies; `nextLogSlot` is where the next one goes.
     private var requestLog: [ByteBuffer] = []
     private var nextLogSlot = 0
+    /// The `traceparent` headers of the last chat requests that sent one, oldest first.
+    private var traceparentLog: [String] = []
     /// Numbers responses (`chatcmpl-fake-N`); never reset, so ids stay unique.
     private var sequence = 0
     /// Requests seen per last user message, for `times=N`.
@@ -89,6 +91,7 @@ public actor FakeUpstreamStats {
         self.counters = Snapshot(activeStreams: self.counters.activeStreams)
         self.requestLog.removeAll(keepingCapacity: true)
         self.nextLogSlot = 0
+        self.traceparentLog.removeAll()
         self.seen.removeAll()
     }
 
@@ -109,6 +112,17 @@ public actor FakeUpstreamStats {
             self.nextLogSlot = (self.nextLogSlot + 1) % Self.requestLogCapacity
         }
         return self.sequence
+    }
+
+    /// Keeps a chat request's W3C `traceparent` header (the last `requestLogCapacity`).
+    func recordTraceparent(_ value: String) {
+        if self.traceparentLog.count == Self.requestLogCapacity { self.traceparentLog.removeFirst() }
+        self.traceparentLog.append(value)
+    }
+
+    /// The last `count` `traceparent` headers received, oldest first.
+    public func lastTraceparents(_ count: Int) -> [String] {
+        Array(self.traceparentLog.suffix(max(0, count)))
     }
 
     /// Counts one more request with this last user message and returns how many there were.

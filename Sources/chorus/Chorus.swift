@@ -74,8 +74,9 @@ struct Serve: AsyncParsableCommand {
         let configuration = try await options.load(host: listen.host, port: listen.port)
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus")
+        let tracing = try ChorusTracing.bootstrap(configuration.tracing, serviceName: "chorus", logger: logger)
         let app = try await buildServeApplication(configuration: configuration, logger: logger, onListening: ListenOptions.announce("chorus"))
-        try await app.runService()
+        try await runServices([app], tracing: tracing, logger: logger)
     }
 }
 
@@ -89,8 +90,9 @@ struct Gateway: AsyncParsableCommand {
         let configuration = try await options.load(host: listen.host, port: listen.port)
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus.gateway")
+        let tracing = try ChorusTracing.bootstrap(configuration.tracing, serviceName: "chorus-gateway", logger: logger)
         let app = try buildGatewayApplication(configuration: configuration, logger: logger, onListening: ListenOptions.announce("chorus gateway"))
-        try await app.runService()
+        try await runServices([app], tracing: tracing, logger: logger)
     }
 }
 
@@ -113,9 +115,9 @@ struct Worker: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
+        let tracing = try ChorusTracing.bootstrap(configuration.tracing, serviceName: "chorus-worker", logger: logger)
         FileHandle.standardOutput.write(Data("chorus worker \(name ?? ProcessInfo.processInfo.hostName) started\n".utf8))
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await runServices(services, tracing: tracing, logger: logger)
     }
 }
 
@@ -260,12 +262,28 @@ struct Models: AsyncParsableCommand {
     }
 }
 
-/// Logging is bootstrapped once, here in the executable, never in library code.
+/// Logging is bootstrapped once, here in the executable, never in library code. Every line gets
+/// the `request_id` / `task_id` it was written for and, when tracing, `trace_id` and `span_id`.
 func bootstrapLogging(_ settings: ChorusConfiguration.Logging) {
     let level = Logger.Level(rawValue: settings.level) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler: any LogHandler = settings.format == "json" ? JSONLogHandler(label: label) : TextLogHandler(label: label)
+    LoggingSystem.bootstrap({ label, metadataProvider in
+        var handler: any LogHandler
+        if settings.format == "json" {
+            var json = JSONLogHandler(label: label)
+            json.metadataProvider = metadataProvider
+            handler = json
+        } else {
+            handler = TextLogHandler(label: label, metadataProvider: metadataProvider)
+        }
         handler.logLevel = level
         return handler
-    }
+    }, metadataProvider: ChorusTracing.logMetadataProvider)
+}
+
+/// Runs a process's services until SIGTERM or SIGINT. The trace exporter (when tracing) starts
+/// first and so stops last, after it was handed the spans of everything else.
+func runServices(_ services: [any Service], tracing: (any Service)?, logger: Logger) async throws {
+    let all = (tracing.map { [$0] } ?? []) + services
+    let group = ServiceGroup(configuration: .init(services: all.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
 }

@@ -62,6 +62,17 @@ import Testing
         #expect(fromFlags.http.port == 6000)
     }
 
+    /// Traces are off unless a collector is named, in the file or the environment.
+    @Test func tracingIsOffUntilAnEndpointIsSet() throws {
+        #expect(try ConfigurationLoader.parse(yaml: valid).tracing.otlpEndpoint == nil)
+        #expect(try ConfigurationLoader.parse(yaml: valid).tracing.enabled == false)
+        let fromFile = try ConfigurationLoader.parse(yaml: valid + "\ntracing:\n  otlp_endpoint: http://collector:4318\n")
+        #expect(fromFile.tracing.otlpEndpoint == "http://collector:4318")
+        let fromEnvironment = try ConfigurationLoader.parse(yaml: valid, environment: ["CHORUS_TRACING_OTLP_ENDPOINT": "https://otel.example:4318"])
+        #expect(fromEnvironment.tracing.otlpEndpoint == "https://otel.example:4318")
+        #expect(fromEnvironment.tracing.enabled)
+    }
+
     @Test(arguments: [
         ("models:\n  m:\n    provider: bogus\n    base_url: http://x", "models.m.provider"),
         ("models:\n  m:\n    provider: openai", "models.m.base_url"),
@@ -77,6 +88,8 @@ import Testing
         ("htp:\n  port: 80", "htp"),
         ("conversations:\n  on_disconnect: shrug", "conversations.on_disconnect"),
         ("logging:\n  level: loud", "logging.level"),
+        ("tracing:\n  otlp_endpoint: collector:4318", "tracing.otlp_endpoint"),
+        ("tracing:\n  endpoint: http://collector:4318", "tracing.endpoint"),
         ("skillspace:\n  model: nowhere\nmodels:\n  m:\n    provider: openai\n    base_url: http://x", "skillspace.model"),
         ("tasks:\n  commands:\n    x: {argv: [echo, \"{y}\"]}", "tasks.commands.x.argv[1]"),
         ("tasks:\n  commands:\n    x: {argv: []}", "tasks.commands.x.argv"),

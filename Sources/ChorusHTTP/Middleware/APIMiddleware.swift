@@ -1,10 +1,12 @@
 import ChorusCore
+import ChorusRuntime
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOWebSocket
+import Tracing
 
 extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
@@ -99,9 +101,16 @@ struct APIMiddleware: RouterMiddleware {
             context.requestID = incoming
         }
         context.logger[metadataKey: "request_id"] = .string(context.requestID)
+        // The request's span (when tracing): its request id, and an error status for a 5xx answer
+        // (made here or by a controller, never thrown as far as the tracing middleware).
+        let span = ServiceContext.current.flatMap { InstrumentationSystem.tracer.activeSpan(identifiedBy: $0) }
+        span?.attributes["chorus.request_id"] = context.requestID
         var response: Response
         do {
-            response = try await next(request, context)
+            // In the task-local context too: lines logged on this request's behalf by shared
+            // loggers (the engine's, the stores') carry it as well.
+            let handled = context
+            response = try await LogContext.withRequestID(context.requestID) { try await next(request, handled) }
         } catch {
             let chorusError = Self.chorusError(for: error)
             failure = chorusError
@@ -110,6 +119,7 @@ struct APIMiddleware: RouterMiddleware {
             }
             response = Self.errorResponse(chorusError, skillSpace: SkillSpaceWire.covers(path: request.uri.path))
         }
+        if response.status.code >= 500 { span?.setStatus(SpanStatus(code: .error, message: failure?.code)) }
         response.headers[.requestID] = context.requestID
         return response
     }

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Tracing
 
 extension HTTPField.Name {
     static let csrfToken = Self("X-CSRF-Token")!
@@ -78,7 +79,11 @@ struct AuthMiddleware: RouterMiddleware {
             return
         }
         if requirement != .anonymous {
-            context.principal = try await authenticate(request, accounts: accounts)
+            context.principal = try await withSpan("auth.credential_check") { span in
+                let principal = try await authenticate(request, accounts: accounts)
+                span.attributes["chorus.user_id"] = principal.userID
+                return principal
+            }
         }
         if case .permission(let permission) = requirement {
             try context.require(permission)

@@ -4,6 +4,7 @@ import ChorusStore
 import Foundation
 import Logging
 import Synchronization
+import Tracing
 
 extension ChatEngine {
     /// Makes a turn's upstream call through its model's deployments: a failure before anything
@@ -31,9 +32,18 @@ extension ChatEngine {
                 }
                 turn.servedBy.set(.init(model: route.name, deployment: lease.deployment.key))
                 do {
-                    try await call(lease.deployment.provider)
+                    try await withSpan("upstream.call", ofKind: .client) { span in
+                        span.attributes["chorus.model"] = route.name
+                        span.attributes["chorus.deployment"] = lease.deployment.key
+                        span.attributes["chorus.attempt"] = attempt
+                        try await UpstreamCallSpan.$current.withValue(span) {
+                            try await call(lease.deployment.provider)
+                        }
+                    }
                     lease.release(.success)
                     metrics.upstreamCall(model: route.name, deployment: lease.deployment.key, error: nil)
+                    // `request_id` / `task_id` and `trace_id` come from the task's context (`LogContext`).
+                    logger.debug("upstream call finished", metadata: ["model": "\(route.name)", "deployment": "\(lease.deployment.key)"])
                     return
                 } catch {
                     lease.release(Self.outcome(of: error))

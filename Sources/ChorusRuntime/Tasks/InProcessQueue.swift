@@ -9,6 +9,7 @@ public actor InProcessQueue: TaskQueue {
         var model: String
         var taskID: String
         var carried: TaskRecord?
+        var traceparent: String?
         var queuedAt = ContinuousClock.now
         var deliveries = 0
         var consumer: String?
@@ -24,7 +25,7 @@ public actor InProcessQueue: TaskQueue {
     public init() {}
 
     public func enqueue(taskID: String, model: String, carrying task: TaskRecord?) {
-        waiting[model, default: []].append(Entry(id: nextID, model: model, taskID: taskID, carried: task))
+        waiting[model, default: []].append(Entry(id: nextID, model: model, taskID: taskID, carried: task, traceparent: TraceParent.current))
         nextID += 1
         let toWake = waiters
         waiters = []
@@ -109,6 +110,7 @@ public actor InProcessQueue: TaskQueue {
         QueueDelivery(
             model: entry.model, entryID: String(entry.id), taskID: entry.taskID, deliveries: entry.deliveries,
             payload: "task_id=\(entry.taskID)",
-            carried: entry.deliveries == 1 && ContinuousClock.now - entry.queuedAt <= QueueDelivery.carriedFreshness ? entry.carried : nil)
+            carried: entry.deliveries == 1 && ContinuousClock.now - entry.queuedAt <= QueueDelivery.carriedFreshness ? entry.carried : nil,
+            traceparent: entry.traceparent)
     }
 }

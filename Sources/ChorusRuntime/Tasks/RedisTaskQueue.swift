@@ -29,6 +29,7 @@ public struct RedisTaskQueue: TaskQueue {
         if let task, let carried = try? task.carried.encoded(), carried.count <= Self.maximumCarriedBytes {
             fields.append(("task", String(decoding: carried, as: UTF8.self)))
         }
+        if let traceparent = TraceParent.current { fields.append(("traceparent", traceparent)) }
         try await redis.xadd(key(model), fields: fields)
     }
 
@@ -126,6 +127,7 @@ public struct RedisTaskQueue: TaskQueue {
 
     private func delivery(model: String, entry: StreamEntry, deliveries: Int) -> QueueDelivery {
         let taskID = entry["task_id"].flatMap { $0.isEmpty ? nil : $0 }
-        return QueueDelivery(model: model, entryID: entry.id, taskID: taskID, deliveries: deliveries, payload: entry.description)
+        return QueueDelivery(
+            model: model, entryID: entry.id, taskID: taskID, deliveries: deliveries, payload: entry.description, traceparent: entry["traceparent"])
     }
 }

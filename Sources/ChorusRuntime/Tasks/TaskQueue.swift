@@ -18,17 +18,23 @@ public struct QueueDelivery: Sendable, Equatable {
     /// and was queued at most `carriedFreshness` ago. An entry that waited longer (a backlog) may
     /// name a task cancelled meanwhile, whose upstream call would be started for nothing.
     public var carried: TaskRecord?
+    /// The W3C `traceparent` of the span that queued the entry (nil when it was not traced): the
+    /// worker's run of the task continues that trace.
+    public var traceparent: String?
 
     /// How old an entry may be for its worker to begin from the carried copy.
     public static var carriedFreshness: Duration { .seconds(2) }
 
-    public init(model: String, entryID: String, taskID: String?, deliveries: Int, payload: String, carried: TaskRecord? = nil) {
+    public init(
+        model: String, entryID: String, taskID: String?, deliveries: Int, payload: String, carried: TaskRecord? = nil, traceparent: String? = nil
+    ) {
         self.model = model
         self.entryID = entryID
         self.taskID = taskID
         self.deliveries = deliveries
         self.payload = payload
         self.carried = carried
+        self.traceparent = traceparent
     }
 }
 
@@ -54,7 +60,8 @@ public struct QueueStats: Sendable, Equatable {
 /// Delivery is at least once: a worker acknowledges an entry when its task is done.
 public protocol TaskQueue: Sendable {
     /// Names a task on its model's queue. With `task`, the entry also carries the task as submitted
-    /// (when it is small enough), so that the first worker to get it can begin before its claim.
+    /// (when it is small enough), so that the first worker to get it can begin before its claim,
+    /// and the current span's `traceparent` when tracing.
     func enqueue(taskID: String, model: String, carrying task: TaskRecord?) async throws
     /// New entries for these models, waiting up to about a second when there are none.
     func receive(models: [String], consumer: String, count: Int) async throws -> [QueueDelivery]

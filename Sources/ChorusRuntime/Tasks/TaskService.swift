@@ -2,6 +2,7 @@ public import ChorusCore
 import ChorusProviders
 public import ChorusStore
 import Foundation
+import Tracing
 public import Logging
 
 /// Accepts asynchronous work: writes it to the database (the source of truth) first, then names
@@ -86,18 +87,21 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         let ownerID = submission.ownerID
         let modelNames = submission.models
         // The user message, the batch and its tasks: one commit.
-        let (_, batch, records) = try await conversations.startBatch(TurnStart(
-            ownerID: ownerID, conversationID: submission.conversationID, newConversationID: Identifier.ordered("conv_"),
-            title: userMessages.first.map { String($0.text.prefix(80)) }, model: modelNames.joined(separator: ","),
-            messages: stored, now: now)
-        ) { conversation in
-            let batch = BatchRecord(id: batchID, ownerID: ownerID, conversationID: conversation.id, models: modelNames, createdAt: now)
-            let records = modelNames.map { model in
-                TaskRecord(
-                    id: Identifier.ordered("task_"), ownerID: ownerID, batchID: batchID, type: "chat", model: model,
-                    params: params, conversationID: conversation.id, createdAt: now, updatedAt: now)
+        let (_, batch, records) = try await withSpan("store.write") { span in
+            span.attributes["chorus.write"] = "batch"
+            return try await conversations.startBatch(TurnStart(
+                ownerID: ownerID, conversationID: submission.conversationID, newConversationID: Identifier.ordered("conv_"),
+                title: userMessages.first.map { String($0.text.prefix(80)) }, model: modelNames.joined(separator: ","),
+                messages: stored, now: now)
+            ) { conversation in
+                let batch = BatchRecord(id: batchID, ownerID: ownerID, conversationID: conversation.id, models: modelNames, createdAt: now)
+                let records = modelNames.map { model in
+                    TaskRecord(
+                        id: Identifier.ordered("task_"), ownerID: ownerID, batchID: batchID, type: "chat", model: model,
+                        params: params, conversationID: conversation.id, createdAt: now, updatedAt: now)
+                }
+                return (batch, records)
             }
-            return (batch, records)
         }
         await enqueue(records)
         return (batch, records)
@@ -115,7 +119,10 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         let params = try handler.prepare(params: params)
         let now = nowMilliseconds()
         let record = TaskRecord(id: Identifier.ordered("task_"), ownerID: ownerID, type: type, model: handler.queue ?? Self.genericQueue, params: params, createdAt: now, updatedAt: now)
-        try await tasks.create(batch: nil, tasks: [record])
+        try await withSpan("store.write") { span in
+            span.attributes["chorus.write"] = "task"
+            try await tasks.create(batch: nil, tasks: [record])
+        }
         await enqueue([record])
         return record
     }
@@ -124,7 +131,12 @@ public struct TaskService<Store: ConversationStore>: Sendable {
         for record in records {
             do {
                 let carry = handlers[record.type]?.startsBeforeClaim == true
-                try await queue.enqueue(taskID: record.id, model: record.model, carrying: carry ? record : nil)
+                // The entry carries this span's trace context: the worker's run continues it.
+                try await withSpan("queue.submit", ofKind: .producer) { span in
+                    span.attributes["chorus.task_id"] = record.id
+                    span.attributes["messaging.destination.name"] = record.model
+                    try await queue.enqueue(taskID: record.id, model: record.model, carrying: carry ? record : nil)
+                }
             } catch {
                 logger.warning("could not queue a task; the reconciler will", metadata: ["task_id": "\(record.id)", "error": "\(error)"])
             }

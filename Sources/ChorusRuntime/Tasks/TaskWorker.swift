@@ -4,6 +4,7 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Consumes the queues, claims tasks in the database, runs their handlers, publishes their
 /// events, and keeps their leases alive. Any number run side by side; the conditional claim makes
@@ -135,7 +136,9 @@ public final class TaskWorker: Service {
             if let early {
                 let attempts: Int?
                 do {
-                    attempts = try await tasks.claimAttempts(taskID: taskID, workerID: settings.id, leaseUntil: leaseUntil, now: now)
+                    attempts = try await claimSpan(delivery) {
+                        try await tasks.claimAttempts(taskID: taskID, workerID: settings.id, leaseUntil: leaseUntil, now: now)
+                    }
                 } catch {
                     await abandon(early)
                     throw error
@@ -149,7 +152,9 @@ public final class TaskWorker: Service {
                 // Claimed after earlier attempts (a task queued twice): the usual checks, on the row.
                 if attempts != nil { claim = try await tasks.task(id: taskID, ownerID: nil) }
             } else {
-                claim = try await tasks.claim(taskID: taskID, workerID: settings.id, leaseUntil: leaseUntil, now: now)
+                claim = try await claimSpan(delivery) {
+                    try await tasks.claim(taskID: taskID, workerID: settings.id, leaseUntil: leaseUntil, now: now)
+                }
             }
             if let claimed = claim {
                 guard handlers[claimed.type] != nil else {
@@ -180,6 +185,15 @@ public final class TaskWorker: Service {
         }
     }
 
+    /// The claim's span, in the trace of the request that queued the task.
+    private func claimSpan<T>(_ delivery: QueueDelivery, _ claim: () async throws -> T) async throws -> T {
+        try await withSpan("task.claim", context: TraceParent.context(delivery.traceparent)) { span in
+            span.attributes["chorus.task_id"] = delivery.taskID ?? ""
+            span.attributes["chorus.worker"] = settings.id
+            return try await claim()
+        }
+    }
+
     /// Stops a run begun before a claim that was lost, and waits until it has wound down.
     private func abandon(_ early: (gate: RunGate, job: Task<Void, Never>)) async {
         early.gate.abandon()
@@ -195,8 +209,18 @@ public final class TaskWorker: Service {
         // cannot be removed before it is recorded.
         return running.withLock { running in
             let job = Task {
-                await CancellationNote.$current.withValue(note) {
-                    await self.execute(task, delivery: delivery, gate: gate)
+                // The run continues the trace of the request that queued the task (the entry's
+                // `traceparent`), and every line it logs names the task.
+                let context = LogContext.with(taskID: task.id, in: TraceParent.context(delivery.traceparent))
+                await withSpan("task.run", context: context, ofKind: .consumer) { span in
+                    span.attributes["chorus.task_id"] = task.id
+                    span.attributes["chorus.task_type"] = task.type
+                    span.attributes["chorus.model"] = task.model
+                    span.attributes["chorus.worker"] = self.settings.id
+                    span.attributes["chorus.attempt"] = task.attempts
+                    await CancellationNote.$current.withValue(note) {
+                        await self.execute(task, delivery: delivery, gate: gate)
+                    }
                 }
                 self.running.withLock { $0[task.id] = nil }
                 self.slots.release()
