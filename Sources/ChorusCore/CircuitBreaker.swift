@@ -43,6 +43,11 @@ public struct CircuitBreaker: Sendable, Equatable {
         if state(now: now) == .halfOpen { probing = true }
     }
 
+    /// The call let through ended with no verdict (its client left): the next call may probe.
+    public mutating func recordNeither() {
+        probing = false
+    }
+
     /// Returns true when this success closed an open breaker.
     @discardableResult
     public mutating func recordSuccess() -> Bool {

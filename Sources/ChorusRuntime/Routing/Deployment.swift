@@ -82,7 +82,10 @@ public final class Deployment: Sendable {
     func release(_ outcome: Outcome, seconds: Double, now: Double) -> BreakerChange? {
         state.withLock { state in
             state.inFlight -= 1
-            guard outcome != .neutral else { return nil }
+            guard outcome != .neutral else {
+                state.breaker.recordNeither()
+                return nil
+            }
             let entry = Recent(at: now, failed: outcome == .failure, seconds: seconds)
             if state.recent.count < Self.recentCapacity {
                 state.recent.append(entry)
