@@ -21,6 +21,8 @@ public struct ChorusAssembly: Sendable {
     public let tasks: TaskService<SQLConversationStore>
     /// Each turn's usage, written in batches (a service the shape runs).
     public let usage: BufferedWriter<UsageRecord>
+    /// The first phase of a graceful stop: refuses new work, lets streams finish or cuts them.
+    public let drain: ShutdownDrain
     let logger: Logger
 
     /// - Parameter cache: where cached answers live (nil: the database's `response_cache` table).
@@ -38,6 +40,7 @@ public struct ChorusAssembly: Sendable {
             metrics: ChorusMetrics(enabled: configuration.metrics.enabled), usage: usage,
             cache: cache ?? SQLResponseCacheStore(backend: backend), logger: logger)
         self.usage = usage
+        self.drain = ShutdownDrain(graceSeconds: configuration.shutdown.graceSeconds)
         let handlers: [any TaskHandler] = [
             ChatTaskHandler(engine: engine, accounts: security.accounts), ConversationExportHandler(store: store),
             CommandTaskHandler(
@@ -68,6 +71,11 @@ public struct ChorusAssembly: Sendable {
         return TaskWorker(settings: settings, queue: tasks.queue, bus: tasks.bus, tasks: tasks.tasks, handlers: handlers, logger: logger)
     }
 
+    /// `application` stopped in phases: the drain first (see `ChorusProcess`).
+    public func process(application: some ApplicationProtocol) -> ChorusProcess {
+        ChorusProcess(application: application, drain: drain, metricsListener: nil, logger: logger)
+    }
+
     /// The HTTP API, served with the configured listener, backlog and idle timeout.
     public func application(
         name: String, services: [any Service], beforeServerStarts: (@Sendable () async throws -> Void)? = nil,
@@ -75,7 +83,7 @@ public struct ChorusAssembly: Sendable {
     ) -> some ApplicationProtocol {
         let router = buildRouter(
             engine: engine, models: models, configuration: configuration, tasks: tasks, database: backend.database,
-            security: security, usage: (usage, SQLUsageStore(backend: backend)))
+            security: security, usage: (usage, SQLUsageStore(backend: backend)), drain: drain)
         let http = configuration.http
         var app = Application(
             router: router,

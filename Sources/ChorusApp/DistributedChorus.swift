@@ -5,7 +5,7 @@ public import ChorusRedis
 public import ChorusRuntime
 public import ChorusStore
 public import Foundation
-public import Hummingbird
+import Hummingbird
 public import Logging
 public import ServiceLifecycle
 
@@ -15,17 +15,17 @@ public func buildGatewayApplication(
     logger: Logger,
     environment: [String: String] = ProcessInfo.processInfo.environment,
     onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
-) throws -> some ApplicationProtocol {
+) throws -> ChorusProcess {
     // A gateway serves the synchronous API for every model but runs no local model server.
     let chorus = try DistributedChorus(configuration: configuration, logger: logger, environment: environment, localModels: [])
     let assembly = chorus.assembly
-    return assembly.application(
+    return assembly.process(application: assembly.application(
         name: "chorus-gateway", services: chorus.services + [assembly.security.audit],
         beforeServerStarts: {
             try await chorus.migrate()
             try await assembly.security.prepare(environment: environment)
         },
-        onListening: onListening)
+        onListening: onListening))
 }
 
 /// `chorus worker`: consumes the queues of some models (and the generic task queue), runs their

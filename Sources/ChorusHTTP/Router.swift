@@ -9,12 +9,13 @@ public import SQLKit
 public func buildRouter<Store: ConversationStore>(
     engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration,
     tasks: TaskService<Store>, database: any SQLDatabase, security: Security,
-    usage: (writer: BufferedWriter<UsageRecord>, store: SQLUsageStore)? = nil
+    usage: (writer: BufferedWriter<UsageRecord>, store: SQLUsageStore)? = nil, drain: ShutdownDrain? = nil
 ) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
     router.middlewares.add(MetricsMiddleware(metrics: engine.metrics))
     router.middlewares.add(ChildTaskMiddleware())
     router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
+    if let drain { router.middlewares.add(DrainMiddleware(drain: drain)) }
     router.middlewares.add(AuthMiddleware(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
         trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit,
@@ -30,6 +31,7 @@ public func buildRouter<Store: ConversationStore>(
     var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
     chat.uploads = uploads
     chat.accounts = security.accounts
+    chat.drain = drain
     if configuration.auth.enabled {
         AuthController(accounts: security.accounts, maxBodyBytes: configuration.http.maxBodyBytes).addRoutes(to: router)
         AdminController(accounts: security.accounts).addRoutes(to: router)
@@ -51,7 +53,7 @@ public func buildRouter<Store: ConversationStore>(
     uploads.addRoutes(to: router)
     let queues = models.names + [TaskService<Store>.genericQueue, CommandTaskHandler.queueName]
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
-    OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
+    OperationsController(service: tasks, database: database, queues: queues, drain: drain).addRoutes(to: router)
     DeploymentsController(models: models).addRoutes(to: router)
     if let usage { UsageController(writer: usage.writer, store: usage.store).addRoutes(to: router) }
     return router

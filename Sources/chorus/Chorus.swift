@@ -72,7 +72,7 @@ struct Serve: AsyncParsableCommand {
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus")
         let app = try await buildServeApplication(configuration: configuration, logger: logger, onListening: ListenOptions.announce("chorus"))
-        try await app.runService()
+        try await runUntilSignalled(app, logger: logger)
     }
 }
 
@@ -87,7 +87,7 @@ struct Gateway: AsyncParsableCommand {
         bootstrapLogging(configuration.logging)
         let logger = Logger(label: "chorus.gateway")
         let app = try buildGatewayApplication(configuration: configuration, logger: logger, onListening: ListenOptions.announce("chorus gateway"))
-        try await app.runService()
+        try await runUntilSignalled(app, logger: logger)
     }
 }
 
@@ -130,6 +130,11 @@ struct Migrate: AsyncParsableCommand {
             print("migrations applied: \(applied.isEmpty ? "none (up to date)" : applied.map(String.init).joined(separator: ", "))")
         }
     }
+}
+
+/// Runs `service` until SIGTERM or SIGINT, then stops it gracefully (a `ChorusProcess`: in phases).
+func runUntilSignalled(_ service: some Service, logger: Logger) async throws {
+    try await ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
 }
 
 /// Opens the configured database (PostgreSQL when storage.postgres_url is set, else the SQLite
