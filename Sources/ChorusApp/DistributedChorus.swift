@@ -42,7 +42,9 @@ public func buildWorker(configuration: ChorusConfiguration, name: String, models
         try await chorus.migrate()
         try await worker.run()
     }
-    return chorus.services + (chorus.assembly.models.supervisors as [any Service]) + [migrateThenWork]
+    // `metrics.port`: a worker has no other listener, but records upstream calls and tokens too.
+    let metrics = chorus.assembly.metricsListener().map { [$0] } ?? []
+    return chorus.services + (chorus.assembly.models.supervisors as [any Service]) + metrics + [migrateThenWork]
 }
 
 /// The distributed shape's parts: PostgreSQL (the source of truth), Redis (the queues, the event
@@ -103,6 +105,15 @@ public struct DistributedChorus: Sendable {
             queue: RedisTaskQueue(redis: redis, prefix: prefix, logger: logger),
             bus: RedisEventBus(redis: redis, prefix: prefix, logger: logger), security: security,
             cache: RedisResponseCacheStore(redis: redis, prefix: prefix), logger: logger)
+        assembly.engine.metrics.sampleWhenScraped { metrics in
+            let usage = redis.usage
+            metrics.set("chorus_redis_connections_in_use", [("kind", "shared")], to: usage.sharedOpen)
+            metrics.set("chorus_redis_connections_max", [("kind", "shared")], to: usage.sharedMaximum)
+            metrics.set("chorus_redis_connections_in_use", [("kind", "dedicated")], to: usage.dedicatedLeased)
+            metrics.set("chorus_redis_connections_open", [("kind", "dedicated")], to: usage.dedicatedOpen)
+            metrics.set("chorus_redis_connections_waiting", [("kind", "dedicated")], to: usage.dedicatedWaiting)
+            metrics.set("chorus_redis_connections_max", [("kind", "dedicated")], to: usage.dedicatedMaximum)
+        }
         self.logger = logger
     }
 

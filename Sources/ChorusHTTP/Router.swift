@@ -51,10 +51,23 @@ public func buildRouter<Store: ConversationStore>(
     skillSpace.accounts = security.accounts
     skillSpace.addRoutes(to: router)
     uploads.addRoutes(to: router)
-    let queues = models.names + [TaskService<Store>.genericQueue, CommandTaskHandler.queueName]
+    let queues = metricsQueues(models: models, tasks: tasks)
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
     OperationsController(service: tasks, database: database, queues: queues, drain: drain).addRoutes(to: router)
     DeploymentsController(models: models).addRoutes(to: router)
     if let usage { UsageController(writer: usage.writer, store: usage.store).addRoutes(to: router) }
     return router
+}
+
+/// `metrics.port`'s listener: `GET /metrics` alone, without credentials (whoever reaches the port
+/// may scrape; it is bound to `http.host`).
+public func buildMetricsRouter<Store: ConversationStore>(metrics: ChorusMetrics, models: ModelRegistry, tasks: TaskService<Store>) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    MetricsController(metrics: metrics, tasks: tasks, queues: metricsQueues(models: models, tasks: tasks)).addRoutes(to: router)
+    return router
+}
+
+/// Every queue: the models', the generic task queue and the command queue.
+private func metricsQueues<Store: ConversationStore>(models: ModelRegistry, tasks: TaskService<Store>) -> [String] {
+    models.names + [TaskService<Store>.genericQueue, CommandTaskHandler.queueName]
 }
