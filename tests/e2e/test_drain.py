@@ -167,6 +167,10 @@ def test_serve_cuts_streams_after_the_grace(chorus_bin: str, fake_upstream: Fake
         stream.wait_for_tokens(3)
         instance.process.proc.send_signal(signal.SIGTERM)
         assert_refuses_new_work(instance.url, instance.api_key, "fake")
+        # SkillSpace's routes refuse in their own error shape.
+        skill = httpx.post(instance.url + "/api/ai/qwen/", json={"question": "hi"}, headers=instance.auth_headers, timeout=10)
+        assert skill.status_code == 503 and skill.headers["retry-after"], skill.text
+        assert skill.json()["code"] == 503 and skill.json()["error"]["code"] == "service_unavailable", skill.text
 
         # Cut at the end of the grace: an error event instead of [DONE], the part so far saved.
         stream.join(20)

@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 
 /// While the process drains (after SIGTERM), refuses new work — chat requests and task
-/// submissions — with a 503, an OpenAI-shaped error and `Retry-After`, so that clients and load
+/// submissions — with a 503, an OpenAI-shaped error (SkillSpace's on its routes) and `Retry-After`, so that clients and load
 /// balancers go to another gateway; and counts the work admitted before, until its response
 /// (a stream's whole body) is written, so that the drain knows when it is done.
 struct DrainMiddleware: RouterMiddleware {
@@ -24,7 +24,10 @@ struct DrainMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         guard drain.admit() else {
-            var response = APIMiddleware.errorResponse(.unavailable("The server is shutting down and accepts no new work; retry (another instance will answer)."))
+            // SkillSpace's routes answer in their own error shape, as for every other error.
+            var response = APIMiddleware.errorResponse(
+                .unavailable("The server is shutting down and accepts no new work; retry (another instance will answer)."),
+                skillSpace: SkillSpaceWire.covers(path: request.uri.path))
             response.headers[.retryAfter] = String(Self.retryAfterSeconds)
             response.headers[.connection] = "close"
             return response
