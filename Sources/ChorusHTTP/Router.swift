@@ -49,6 +49,7 @@ public func buildRouter<Store: ConversationStore>(
         engine: engine, service: tasks, model: configuration.skillSpace.model, maxBodyBytes: configuration.http.maxBodyBytes,
         onDisconnect: configuration.conversations.onDisconnect)
     skillSpace.accounts = security.accounts
+    skillSpace.drain = drain
     skillSpace.addRoutes(to: router)
     uploads.addRoutes(to: router)
     let queues = metricsQueues(models: models, tasks: tasks)

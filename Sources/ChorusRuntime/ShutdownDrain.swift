@@ -1,3 +1,4 @@
+public import ChorusCore
 public import Logging
 import Synchronization
 
@@ -25,6 +26,12 @@ public final class ShutdownDrain: Sendable {
         self.grace = .milliseconds(Int64(graceSeconds * 1000))
         self.afterCut = afterCut
     }
+
+    /// The cancellation reason (`CancellationNote`) of a stream cut at the end of the grace: the
+    /// partial answer is saved with `reason=shutdown`.
+    public static let cutReason = "shutdown"
+    /// What the client of a cut stream is told, as an SSE error event.
+    public static let cutError = ChorusError.unavailable("The server is shutting down: this answer was cut short (the part so far is saved).")
 
     public var isDraining: Bool { state.withLock { $0.draining } }
     public var inFlight: Int { state.withLock { $0.inFlight } }

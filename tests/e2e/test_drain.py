@@ -32,9 +32,10 @@ from distributed import (  # noqa: F401 - fixtures are found by name in this mod
 class StreamReader(threading.Thread):
     """A streamed chat completion read in the background: its `data:` payloads as they come."""
 
-    def __init__(self, url: str, body: dict[str, Any], api_key: str | None):
+    def __init__(self, url: str, body: dict[str, Any], api_key: str | None, path: str = "/v1/chat/completions"):
         super().__init__(daemon=True)
         self.url = url
+        self.path = path
         self.body = {**body, "stream": True}
         self.headers = auth_headers(api_key)
         self.status_code: int | None = None
@@ -44,7 +45,7 @@ class StreamReader(threading.Thread):
     def run(self) -> None:
         try:
             with httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0)) as client:
-                with client.stream("POST", "/v1/chat/completions", json=self.body, headers=self.headers) as response:
+                with client.stream("POST", self.path, json=self.body, headers=self.headers) as response:
                     self.status_code = response.status_code
                     for data in sse_data_lines(response):
                         self.events.append(data)
@@ -158,13 +159,18 @@ def test_stopped_gateway_drains(cluster: Cluster):
 
 def test_serve_cuts_streams_after_the_grace(chorus_bin: str, fake_upstream: FakeUpstream, tmp_path):
     instance = start_chorus(chorus_bin, tmp_path, fake_model_yaml(fake_upstream.base_url),
-                            config={"shutdown": {"grace_seconds": 1}})
+                            config={"shutdown": {"grace_seconds": 1}, "skillspace": {"model": "fake"}})
     try:
         prompt = f"{unique_tag()} serve drain [[fake tokens=300 rate=10]]"
         stream = StreamReader(instance.url, {"model": "fake", "messages": [{"role": "user", "content": prompt}]},
                               instance.api_key)
+        # SkillSpace's stream of the same engine is cut the same way.
+        skill_stream = StreamReader(instance.url, {"prompt": f"{unique_tag()} skill drain [[fake tokens=300 rate=10]]"},
+                                    instance.api_key, path="/api/ai/qwen/")
         stream.start()
+        skill_stream.start()
         stream.wait_for_tokens(3)
+        skill_stream.wait_for_tokens(3)
         instance.process.proc.send_signal(signal.SIGTERM)
         assert_refuses_new_work(instance.url, instance.api_key, "fake")
         # SkillSpace's routes refuse in their own error shape.
@@ -178,6 +184,10 @@ def test_serve_cuts_streams_after_the_grace(chorus_bin: str, fake_upstream: Fake
         assert stream.events and stream.events[-1] != "[DONE]", stream.events[-3:]
         (error,) = stream.errors
         assert error["code"] == "service_unavailable" and "shutting down" in error["message"], error
+        skill_stream.join(10)
+        assert not skill_stream.is_alive() and skill_stream.error is None, skill_stream.error
+        last = json.loads(skill_stream.events[-1])
+        assert last["type"] == "error" and "shutting down" in last["token"], skill_stream.events[-3:]
         assert instance.process.proc.wait(timeout=15) == 0, instance.process.describe()
         rows = instance.query("SELECT m.content, m.status, m.metadata FROM messages m JOIN messages u "
                               "ON u.conversation_id = m.conversation_id WHERE u.content = ? AND m.role = 'assistant'",

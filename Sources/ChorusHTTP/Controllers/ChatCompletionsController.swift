@@ -121,15 +121,14 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
                     firstEvent.set(nil)
                     continuation.finish()
                 } catch {
-                    let cut = note.reason == Self.shutdownReason
-                        ? ChorusError.unavailable("The server is shutting down: this answer was cut short (the part so far is saved).") : error
+                    let cut = note.reason == ShutdownDrain.cutReason ? ShutdownDrain.cutError : error
                     firstEvent.set(cut)
                     continuation.finish(throwing: cut)
                 }
             }
         }
         let drainKey = drain?.opened {
-            note.reason = Self.shutdownReason
+            note.reason = ShutdownDrain.cutReason
             generation.cancel()
         }
         // While the upstream is silent, a comment line every few seconds keeps proxies from timing
@@ -230,9 +229,6 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         }
         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
     }
-
-    /// The cancellation reason of a stream cut by the drain.
-    static var shutdownReason: String { "shutdown" }
 
     private static func sse(_ json: [UInt8]) -> ByteBuffer {
         var buffer = ByteBuffer()
