@@ -286,9 +286,13 @@ public final class TaskWorker: Service {
                 let result = try await handler.run(context)
                 // Begun before a claim that was lost: the delivery is handled by whoever abandoned the run.
                 guard await gate?.proceeds() ?? true else { return }
-                if try await tasks.finish(taskID: task.id, workerID: settings.id, state: .success, result: result, error: nil, now: nowMilliseconds()) {
-                    try await emit(.finish, "", result)
-                }
+                // The answer is complete: record it even if this worker began to stop meanwhile
+                // (which cancels this task), in a task of its own.
+                try await Task {
+                    if try await tasks.finish(taskID: task.id, workerID: workerID, state: .success, result: result, error: nil, now: nowMilliseconds()) {
+                        try await emit(.finish, "", result)
+                    }
+                }.value
             } catch where error is WorkerStopping || CancellationNote.current?.reason == Self.stoppingReason {
                 // Stopped by this worker's shutdown: handed back for the next worker to resume
                 // (a chat answer starts again into the same message; a command runs again or
