@@ -29,7 +29,6 @@ struct DrainMiddleware: RouterMiddleware {
                 .unavailable("The server is shutting down and accepts no new work; retry (another instance will answer)."),
                 skillSpace: SkillSpaceWire.covers(path: request.uri.path))
             response.headers[.retryAfter] = String(Self.retryAfterSeconds)
-            response.headers[.connection] = "close"
             return response
         }
         var response: Response
