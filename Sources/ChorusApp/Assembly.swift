@@ -21,6 +21,8 @@ public struct ChorusAssembly: Sendable {
     public let tasks: TaskService<SQLConversationStore>
     /// Each turn's usage, written in batches (a service the shape runs).
     public let usage: BufferedWriter<UsageRecord>
+    /// The first phase of a graceful stop: refuses new work, lets streams finish or cuts them.
+    public let drain: ShutdownDrain
     let logger: Logger
 
     /// - Parameter cache: where cached answers live (nil: the database's `response_cache` table).
@@ -33,13 +35,22 @@ public struct ChorusAssembly: Sendable {
         let store = SQLConversationStore(backend: backend)
         let usageStore = SQLUsageStore(backend: backend)
         let usage = BufferedWriter<UsageRecord>("usage records", logger: logger) { records in try await usageStore.append(records) }
+        let metrics = ChorusMetrics(enabled: configuration.metrics.enabled)
+        metrics.sampleWhenScraped { metrics in
+            for pool in backend.pools {
+                metrics.set("chorus_db_connections_in_use", [("pool", pool.pool)], to: pool.inUse)
+                metrics.set("chorus_db_connections_waiting", [("pool", pool.pool)], to: pool.waiting)
+                metrics.set("chorus_db_connections_max", [("pool", pool.pool)], to: pool.maximum)
+            }
+        }
         let engine = ChatEngine(
             store: store, models: models, historyMessages: configuration.conversations.historyMessages,
             checkpointSeconds: configuration.conversations.checkpointSeconds,
             storeByDefault: configuration.conversations.store,
-            metrics: ChorusMetrics(enabled: configuration.metrics.enabled), usage: usage,
+            metrics: metrics, usage: usage,
             cache: cache ?? SQLResponseCacheStore(backend: backend), logger: logger)
         self.usage = usage
+        self.drain = ShutdownDrain(graceSeconds: configuration.shutdown.graceSeconds)
         let handlers: [any TaskHandler] = [
             ChatTaskHandler(engine: engine, accounts: security.accounts, slots: slots ?? InProcessBatchSlots()),
             ConversationExportHandler(store: store),
@@ -75,7 +86,25 @@ public struct ChorusAssembly: Sendable {
     public func router() -> Router<ChorusRequestContext> {
         buildRouter(
             engine: engine, models: models, configuration: configuration, tasks: tasks, database: backend.database,
-            security: security, usage: (usage, SQLUsageStore(backend: backend)))
+            security: security, usage: (usage, SQLUsageStore(backend: backend)), drain: drain)
+    }
+
+    /// `application` stopped in phases: the drain first (see `ChorusProcess`).
+    public func process(application: some ApplicationProtocol) -> ChorusProcess {
+        ChorusProcess(application: application, drain: drain, metricsListener: metricsListener(), logger: logger)
+    }
+
+    /// With `metrics.port`: a listener of its own on `http.host` that serves only `/metrics`,
+    /// without credentials, for a Prometheus that should reach nothing else.
+    public func metricsListener() -> (any Service)? {
+        guard let port = configuration.metrics.port, configuration.metrics.enabled else { return nil }
+        let host = configuration.http.host
+        let logger = self.logger
+        return Application(
+            router: buildMetricsRouter(metrics: engine.metrics, models: models, tasks: tasks),
+            configuration: .init(address: .hostname(host, port: port), serverName: "chorus-metrics"),
+            onServerRunning: { _ in logger.info("metrics listening", metadata: ["address": "\(host):\(port)"]) },
+            logger: logger)
     }
 
     /// The HTTP API, served with the configured listener, backlog and idle timeout.

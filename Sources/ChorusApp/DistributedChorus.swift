@@ -5,7 +5,7 @@ public import ChorusRedis
 public import ChorusRuntime
 public import ChorusStore
 public import Foundation
-public import Hummingbird
+import Hummingbird
 public import Logging
 public import ServiceLifecycle
 
@@ -15,17 +15,17 @@ public func buildGatewayApplication(
     logger: Logger,
     environment: [String: String] = ProcessInfo.processInfo.environment,
     onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
-) throws -> some ApplicationProtocol {
+) throws -> ChorusProcess {
     // A gateway serves the synchronous API for every model but runs no local model server.
     let chorus = try DistributedChorus(configuration: configuration, logger: logger, environment: environment, localModels: [])
     let assembly = chorus.assembly
-    return assembly.application(
+    return assembly.process(application: assembly.application(
         name: "chorus-gateway", services: chorus.services + [assembly.security.audit],
         beforeServerStarts: {
             try await chorus.migrate()
             try await assembly.security.prepare(environment: environment)
         },
-        onListening: onListening)
+        onListening: onListening))
 }
 
 /// `chorus worker`: consumes the queues of some models (and the generic task queue), runs their
@@ -42,7 +42,9 @@ public func buildWorker(configuration: ChorusConfiguration, name: String, models
         try await chorus.migrate()
         try await worker.run()
     }
-    return chorus.services + (chorus.assembly.models.supervisors as [any Service]) + [migrateThenWork]
+    // `metrics.port`: a worker has no other listener, but records upstream calls and tokens too.
+    let metrics = chorus.assembly.metricsListener().map { [$0] } ?? []
+    return chorus.services + (chorus.assembly.models.supervisors as [any Service]) + metrics + [migrateThenWork]
 }
 
 /// The distributed shape's parts: PostgreSQL (the source of truth), Redis (the queues, the event
@@ -104,6 +106,15 @@ public struct DistributedChorus: Sendable {
             bus: RedisEventBus(redis: redis, prefix: prefix, logger: logger), security: security,
             cache: RedisResponseCacheStore(redis: redis, prefix: prefix), slots: RedisBatchSlots(redis: redis, prefix: prefix),
             logger: logger)
+        assembly.engine.metrics.sampleWhenScraped { metrics in
+            let usage = redis.usage
+            metrics.set("chorus_redis_connections_in_use", [("kind", "shared")], to: usage.sharedOpen)
+            metrics.set("chorus_redis_connections_max", [("kind", "shared")], to: usage.sharedMaximum)
+            metrics.set("chorus_redis_connections_in_use", [("kind", "dedicated")], to: usage.dedicatedLeased)
+            metrics.set("chorus_redis_connections_open", [("kind", "dedicated")], to: usage.dedicatedOpen)
+            metrics.set("chorus_redis_connections_waiting", [("kind", "dedicated")], to: usage.dedicatedWaiting)
+            metrics.set("chorus_redis_connections_max", [("kind", "dedicated")], to: usage.dedicatedMaximum)
+        }
         self.logger = logger
     }
 

@@ -15,9 +15,9 @@ public func buildServeApplication(
     logger: Logger,
     environment: [String: String] = ProcessInfo.processInfo.environment,
     onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
-) async throws -> some ApplicationProtocol {
-    try await EmbeddedChorus.open(configuration: configuration, logger: logger, environment: environment)
-        .application(onListening: onListening)
+) async throws -> ChorusProcess {
+    let chorus = try await EmbeddedChorus.open(configuration: configuration, logger: logger, environment: environment)
+    return chorus.assembly.process(application: chorus.application(onListening: onListening))
 }
 
 /// Embedded Chorus on its open, migrated SQLite database: what `buildServeApplication` serves,

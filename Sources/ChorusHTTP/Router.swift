@@ -9,7 +9,7 @@ public import SQLKit
 public func buildRouter<Store: ConversationStore>(
     engine: ChatEngine<Store>, models: ModelRegistry, configuration: ChorusConfiguration,
     tasks: TaskService<Store>, database: any SQLDatabase, security: Security,
-    usage: (writer: BufferedWriter<UsageRecord>, store: SQLUsageStore)? = nil
+    usage: (writer: BufferedWriter<UsageRecord>, store: SQLUsageStore)? = nil, drain: ShutdownDrain? = nil
 ) -> Router<ChorusRequestContext> {
     let router = Router(context: ChorusRequestContext.self)
     router.middlewares.add(MetricsMiddleware(metrics: engine.metrics))
@@ -19,6 +19,7 @@ public func buildRouter<Store: ConversationStore>(
     }
     router.middlewares.add(ChildTaskMiddleware())
     router.middlewares.add(APIMiddleware(corsOrigins: Set(configuration.http.corsOrigins)))
+    if let drain { router.middlewares.add(DrainMiddleware(drain: drain)) }
     router.middlewares.add(AuthMiddleware(
         accounts: configuration.auth.enabled ? security.accounts : nil, limiter: security.limiter, limits: configuration.limits,
         trustedProxies: Set(configuration.http.trustedProxies), audit: security.audit,
@@ -38,6 +39,7 @@ public func buildRouter<Store: ConversationStore>(
     var chat = ChatCompletionsController(engine: engine, maxBodyBytes: max(configuration.http.maxBodyBytes, configuration.files.maxBytes * 4), onDisconnect: configuration.conversations.onDisconnect)
     chat.uploads = uploads
     chat.accounts = security.accounts
+    chat.drain = drain
     if configuration.auth.enabled {
         AuthController(accounts: security.accounts, maxBodyBytes: configuration.http.maxBodyBytes).addRoutes(to: router)
         AdminController(accounts: security.accounts).addRoutes(to: router)
@@ -55,15 +57,29 @@ public func buildRouter<Store: ConversationStore>(
         engine: engine, service: tasks, model: configuration.skillSpace.model, maxBodyBytes: configuration.http.maxBodyBytes,
         onDisconnect: configuration.conversations.onDisconnect)
     skillSpace.accounts = security.accounts
+    skillSpace.drain = drain
     skillSpace.addRoutes(to: router)
     uploads.addRoutes(to: router)
-    let queues = models.names + [TaskService<Store>.genericQueue, CommandTaskHandler.queueName]
+    let queues = metricsQueues(models: models, tasks: tasks)
     MetricsController(metrics: engine.metrics, tasks: tasks, queues: queues).addRoutes(to: router)
-    OperationsController(service: tasks, database: database, queues: queues).addRoutes(to: router)
+    OperationsController(service: tasks, database: database, queues: queues, drain: drain).addRoutes(to: router)
     DeploymentsController(models: models).addRoutes(to: router)
     if let usage { UsageController(writer: usage.writer, store: usage.store).addRoutes(to: router) }
     DeadLettersController(service: tasks).addRoutes(to: router)
     // Last, once every route is added.
     routeMethods.set(router.routes)
     return router
+}
+
+/// `metrics.port`'s listener: `GET /metrics` alone, without credentials (whoever reaches the port
+/// may scrape; it is bound to `http.host`).
+public func buildMetricsRouter<Store: ConversationStore>(metrics: ChorusMetrics, models: ModelRegistry, tasks: TaskService<Store>) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    MetricsController(metrics: metrics, tasks: tasks, queues: metricsQueues(models: models, tasks: tasks)).addRoutes(to: router)
+    return router
+}
+
+/// Every queue: the models', the generic task queue and the command queue.
+private func metricsQueues<Store: ConversationStore>(models: ModelRegistry, tasks: TaskService<Store>) -> [String] {
+    models.names + [TaskService<Store>.genericQueue, CommandTaskHandler.queueName]
 }

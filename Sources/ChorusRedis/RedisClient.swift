@@ -125,6 +125,16 @@ public final class RedisClient: RedisCommandSender, Service, Sendable {
         return result
     }
 
+    /// The connections open and in use now, read under the state's lock (for `/metrics`).
+    public var usage: RedisConnectionUsage {
+        state.withLock { state in
+            RedisConnectionUsage(
+                sharedOpen: state.shared.lazy.compactMap { $0 }.count, sharedMaximum: configuration.connectionCount,
+                dedicatedLeased: state.leasedDedicated.count, dedicatedOpen: state.dedicatedCount,
+                dedicatedWaiting: state.dedicatedWaiters.count, dedicatedMaximum: configuration.maxDedicatedConnections)
+        }
+    }
+
     private static func remaining(until deadline: ContinuousClock.Instant) -> Duration {
         max(deadline - ContinuousClock.now, .milliseconds(1))
     }

@@ -10,6 +10,15 @@ public struct ChorusConfiguration: Sendable {
         /// A bearer token that may read `GET /metrics` and nothing else (for a Prometheus scraper),
         /// from the environment variable `metrics.scrape_token_env` names; never in the file.
         public var scrapeToken: String?
+        /// A second listener on `http.host` that serves only `GET /metrics`, without credentials
+        /// (for a Prometheus that reaches no other port). nil: none.
+        public var port: Int?
+    }
+
+    /// What a process does on SIGTERM (see docs/OPERATIONS.md).
+    public struct Shutdown: Sendable {
+        /// How long synchronous streams in flight may run on after SIGTERM before they are cut.
+        public var graceSeconds = 30.0
     }
 
     public struct HTTP: Sendable {
@@ -170,6 +179,7 @@ public struct ChorusConfiguration: Sendable {
     public var metrics = Metrics()
     public var tracing = Tracing()
     public var skillSpace = SkillSpace()
+    public var shutdown = Shutdown()
     /// Folder for the database and logs.
     public var dataDirectory = "./data"
     /// The model table, in configuration order.

@@ -20,7 +20,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// Reads `chorus.yaml`, then environment overrides (`CHORUS_HTTP_PORT` for `http.port`, …), then
 /// command-line flags, each overriding the one before.
 public enum ConfigurationLoader {
-    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "metrics", "tracing", "skillspace", "data_dir", "models"]
+    static let topLevelKeys: Set<String> = ["auth", "limits", "http", "storage", "redis", "conversations", "upstream", "tasks", "files", "logging", "metrics", "tracing", "skillspace", "shutdown", "data_dir", "models"]
     static let sectionKeys: [String: Set<String>] = [
         "http": ["host", "port", "max_body_bytes", "cors_origins", "trusted_proxies", "backlog", "idle_timeout_seconds"],
         "auth": ["enabled", "registration", "default_role", "session_ttl_seconds", "bcrypt_cost", "bootstrap_admin_email", "cookie_secure"],
@@ -35,8 +35,9 @@ public enum ConfigurationLoader {
         "logging": ["level", "format"],
         "tasks": ["concurrency", "lease_seconds", "max_attempts", "event_retention_seconds", "requeue_after_seconds", "commands", "artifact_max_bytes"],
         "files": ["max_bytes"],
-        "metrics": ["enabled", "scrape_token_env"],
+        "metrics": ["enabled", "scrape_token_env", "port"],
         "tracing": ["otlp_endpoint"],
+        "shutdown": ["grace_seconds"],
         "skillspace": ["model"],
     ]
     static let modelKeys: Set<String> = Set<String>([
@@ -185,6 +186,8 @@ public enum ConfigurationLoader {
             }
             config.tracing.otlpEndpoint = endpoint
         }
+        config.metrics.port = try values2.int("metrics.port", range: 1...65535) ?? config.metrics.port
+        config.shutdown.graceSeconds = try values2.double("shutdown.grace_seconds", range: 0...86_400) ?? config.shutdown.graceSeconds
         config.logging.level = try values2.string("logging.level") ?? config.logging.level
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logging.level) else {
             throw ConfigurationError(key: "logging.level", problem: "expected one of trace, debug, info, notice, warning, error, critical; got `\(config.logging.level)`")

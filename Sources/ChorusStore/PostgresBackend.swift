@@ -33,8 +33,11 @@ public final class PostgresBackend: SQLBackend, Service {
     /// The connections `keepAlive()` leases and pings together (`Configuration.persistentConnections`,
     /// or fewer when fewer are allowed).
     private let persistent: Int
+    private let maximumConnections: Int
 
     public var committedWrites: Int { writes.load(ordering: .relaxed) }
+
+    public var pools: [PoolUsage] { [client.gauge.usage(pool: "postgres", maximum: maximumConnections)] }
 
     /// Connects with `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
     public convenience init(url: String, maximumConnections: Int = Configuration.defaultMaximumConnections, logger: Logger) throws {
@@ -61,6 +64,7 @@ public final class PostgresBackend: SQLBackend, Service {
         let client = PostgresPool(client: PostgresClient(configuration: clientConfiguration, backgroundLogger: logger))
         let statements = PostgresStatements(capacity: configuration.preparedStatements)
         self.client = client
+        self.maximumConnections = configuration.maximumConnections
         self.persistent = persistent
         self.statements = statements
         self.logger = logger
@@ -273,6 +277,8 @@ extension PostgresBackend.Configuration.TLSMode {
 /// statement that races the service's start, so users saw the warning at start.
 private struct PostgresPool: Sendable {
     let client: PostgresClient
+    /// Statements in the pool and connections leased (PostgresNIO's own pool figures are not public).
+    let gauge = PoolGauge()
     private let running = OneShot<Void>()
 
     init(client: PostgresClient) {
@@ -289,8 +295,14 @@ private struct PostgresPool: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
+        gauge.enter()
+        defer { gauge.leave() }
         await running.value()
-        return try await client.withConnection(isolation: isolation, body)
+        return try await client.withConnection(isolation: isolation) { connection in
+            gauge.acquire()
+            defer { gauge.release() }
+            return try await body(connection)
+        }
     }
 }
 

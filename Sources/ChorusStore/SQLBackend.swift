@@ -16,7 +16,46 @@ public protocol SQLBackend: Sendable {
     func writeReturning(_ statement: SQLQueryString) async throws -> [any SQLRow]
     /// The number of write transactions committed since start (for the storage benchmark).
     var committedWrites: Int { get }
+    /// Each connection pool's connections in use now (for `/metrics`, read when scraped).
+    var pools: [PoolUsage] { get }
     func close() async throws
+}
+
+/// One connection pool's use at an instant.
+public struct PoolUsage: Sendable, Equatable {
+    /// `sqlite_writer`, `sqlite_readers` or `postgres`.
+    public var pool: String
+    /// Connections running a statement (SQLite) or leased (PostgreSQL) now.
+    public var inUse: Int
+    /// Statements waiting for a connection now.
+    public var waiting: Int
+    /// The most connections the pool holds.
+    public var maximum: Int
+
+    public init(pool: String, inUse: Int, waiting: Int, maximum: Int) {
+        self.pool = pool
+        self.inUse = inUse
+        self.waiting = waiting
+        self.maximum = maximum
+    }
+}
+
+/// Counts the callers inside a pool (`enter` … `leave`) and those of them holding a connection
+/// (`acquire` … `release`): relaxed atomics, a few per statement, so that a scrape can say how busy
+/// the pool is.
+final class PoolGauge: Sendable {
+    private let entered = Atomic<Int>(0)
+    private let using = Atomic<Int>(0)
+
+    func enter() { entered.add(1, ordering: .relaxed) }
+    func leave() { entered.subtract(1, ordering: .relaxed) }
+    func acquire() { using.add(1, ordering: .relaxed) }
+    func release() { using.subtract(1, ordering: .relaxed) }
+
+    func usage(pool: String, maximum: Int) -> PoolUsage {
+        let inUse = using.load(ordering: .relaxed)
+        return PoolUsage(pool: pool, inUse: inUse, waiting: max(0, entered.load(ordering: .relaxed) - inUse), maximum: maximum)
+    }
 }
 
 /// A FIFO async mutex: waiters suspend instead of blocking a thread.

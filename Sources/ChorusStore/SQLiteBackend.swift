@@ -21,6 +21,7 @@ public final class SQLiteBackend: SQLBackend {
     private let writerThread: SQLiteWriterThread
     private let readers: SQLiteReaders
     private let writeLock = AsyncLock()
+    private let writerGauge = PoolGauge()
     private let writes = Atomic<Int>(0)
     private let committer: GroupCommitter
     private let closed = Atomic<Bool>(false)
@@ -59,9 +60,11 @@ public final class SQLiteBackend: SQLBackend {
         self.writerThread = writerThread
         self.readers = readers
         self.database = readers
-        let lock = writeLock
+        let (lock, gauge) = (writeLock, writerGauge)
         self.committer = GroupCommitter(executor: writerThread) { body in
             try await lock.withLock {
+                gauge.acquire()
+                defer { gauge.release() }
                 try await writer.raw("BEGIN IMMEDIATE").run()
                 do {
                     try await body(writer)
@@ -77,7 +80,9 @@ public final class SQLiteBackend: SQLBackend {
     /// One logical transaction; concurrent ones are committed together (see `GroupCommitter`).
     /// `committedWrites` counts logical transactions.
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await withoutActuallyEscaping(body) { body in
+        writerGauge.enter()
+        defer { writerGauge.leave() }
+        return try await withoutActuallyEscaping(body) { body in
             let result = Mutex<T?>(nil)
             let item = GroupCommitter.Item { db in
                 let value = try await body(db)
@@ -96,6 +101,12 @@ public final class SQLiteBackend: SQLBackend {
     /// A single statement joins the group commit like any transaction.
     public func writeReturning(_ statement: SQLQueryString) async throws -> [any SQLRow] {
         try await transaction { db in try await db.raw(statement).all() }
+    }
+
+    /// The writer (in use while a group commit writes; waiting: the other transactions in flight,
+    /// several of which one batch may write) and the readers.
+    public var pools: [PoolUsage] {
+        [writerGauge.usage(pool: "sqlite_writer", maximum: 1), readers.gauge.usage(pool: "sqlite_readers", maximum: readers.slots.count)]
     }
 
     public func close() async throws {
@@ -198,6 +209,7 @@ final class SQLiteReaders: SQLDatabase {
     private let encoder = SQLiteDataEncoder()
     private let decoder = SQLiteDataDecoder()
     private let next = Atomic<UInt>(0)
+    let gauge = PoolGauge()
 
     init(slots: [SQLiteHandleSlot], threads: NIOThreadPool, logger: Logger) {
         self.slots = slots
@@ -212,9 +224,11 @@ final class SQLiteReaders: SQLDatabase {
         let eventLoop = self.eventLoop
         do {
             let (sql, binds) = try compile(query, for: self, encoder: encoder)
+            let gauge = self.gauge
+            gauge.enter()
             return threads.runIfActive(eventLoop: eventLoop) { try self.read(sql, binds) }.map { rows in
                 for row in rows { onRow(row) }
-            }
+            }.always { _ in gauge.leave() }
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
@@ -222,11 +236,15 @@ final class SQLiteReaders: SQLDatabase {
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
         let (sql, binds) = try compile(query, for: self, encoder: encoder)
+        gauge.enter()
+        defer { gauge.leave() }
         for row in try await threads.runIfActive({ try self.read(sql, binds) }) { onRow(row) }
     }
 
     /// On a reader thread: the first free connection, starting from a rotating one.
     private func read(_ sql: String, _ binds: [SQLiteData]) throws -> [any SQLRow] {
+        gauge.acquire()
+        defer { gauge.release() }
         let start = Int(next.wrappingAdd(1, ordering: .relaxed).oldValue % UInt(slots.count))
         for step in 0..<slots.count {
             if let rows = try slots[(start + step) % slots.count].runIfFree(sql, binds: binds, decoder: decoder) {

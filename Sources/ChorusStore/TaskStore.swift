@@ -233,6 +233,16 @@ public struct SQLTaskStore: Sendable {
             """)
     }
 
+    /// Gives a running task back (its worker is stopping): its lease ends now, so that the next
+    /// claim, by any worker, takes it at once. False when this worker no longer held it.
+    public func releaseLease(taskID: String, workerID: String, now: Int64) async throws -> Bool {
+        try await !backend.writeReturning("""
+            UPDATE tasks SET lease_until = \(bind: now - 1), updated_at = \(bind: now)
+            WHERE id = \(bind: taskID) AND worker_id = \(bind: workerID) AND status IN (\(bind: TaskState.started.rawValue), \(bind: TaskState.progress.rawValue))
+            RETURNING id
+            """).isEmpty
+    }
+
     /// Records the end of a task. With `workerID`, only while that worker still holds it.
     @discardableResult
     public func finish(taskID: String, workerID: String?, state: TaskState, result: JSONValue?, error: JSONValue?, now: Int64) async throws -> Bool {

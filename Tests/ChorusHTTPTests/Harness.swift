@@ -28,6 +28,8 @@ struct Harness {
     let tasks: SQLTaskStore
     let security: Security
     let usage: BufferedWriter<UsageRecord>
+    /// What SIGTERM starts (`ChorusProcess` runs it; tests call `drain(logger:)` themselves).
+    let drain: ShutdownDrain
 
     /// Write transactions of chat turns: all of the database's, less the audit log's and the
     /// usage records' batches.
@@ -76,7 +78,8 @@ struct Harness {
             try await chorus.application(runWorker: worker).test(.live) { client in
                 try await body(Harness(
                     client: client, backend: chorus.backend, store: chorus.store, stats: stats, queue: chorus.queue,
-                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security, usage: chorus.assembly.usage, assembly: chorus.assembly))
+                    bus: chorus.bus, tasks: chorus.assembly.tasks.tasks, security: chorus.security, usage: chorus.assembly.usage,
+                    drain: chorus.assembly.drain, assembly: chorus.assembly))
             }
         }
     }

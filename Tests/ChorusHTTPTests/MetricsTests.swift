@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ChorusCore
 import ChorusRuntime
+import ChorusStore
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
@@ -38,6 +39,25 @@ import Testing
             #expect(value(#"chorus_tasks{state="SUCCESS"}"#) == 1)
             #expect(value(#"chorus_queue_depth{model="fake"}"#) != nil)
             #expect(value("chorus_dead_letters") == 0)
+            // Connections in use, sampled at the scrape: SQLite's writer and its two readers.
+            #expect(value(#"chorus_db_connections_max{pool="sqlite_writer"}"#) == 1)
+            #expect(value(#"chorus_db_connections_max{pool="sqlite_readers"}"#) == 2)
+            #expect(value(#"chorus_db_connections_in_use{pool="sqlite_readers"}"#) != nil)
+            #expect(value(#"chorus_db_connections_waiting{pool="sqlite_writer"}"#) != nil)
+        }
+    }
+
+    /// The pool figures follow the connections: the writer is in use while a transaction runs.
+    @Test func poolUsageFollowsTheWriter() async throws {
+        try await Harness.run(worker: false) { h in
+            let backend = h.backend
+            @Sendable func writer() -> PoolUsage? { backend.pools.first { $0.pool == "sqlite_writer" } }
+            let inside = try await backend.transaction { _ in writer() }
+            #expect(inside?.inUse == 1)
+            #expect(writer()?.inUse == 0)
+            _ = try await h.get("/v1/conversations")
+            let readers = try #require(backend.pools.first { $0.pool == "sqlite_readers" })
+            #expect(readers.inUse == 0 && readers.waiting == 0 && readers.maximum == 2)
         }
     }
 

@@ -18,6 +18,8 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
     /// Token limits and budgets: checked before the call, charged with the real usage after.
     var accounts: AuthService?
     var keepAliveInterval: Duration = .seconds(5)
+    /// On SIGTERM, cuts the streams still open when the grace has passed.
+    var drain: ShutdownDrain?
 
     enum StreamItem: Sendable {
         case event(ProviderEvent)
@@ -105,19 +107,29 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         let firstEvent = OneShot<(any Error)?>()
         let engine = self.engine
         let settleContext = context
+        // Says why the turn was cancelled when the drain cuts it: the partial is saved with
+        // `reason=shutdown`, and the client gets a 503-shaped error event instead of a bare cancel.
+        let note = CancellationNote()
         let generation = Task {
-            do {
-                let output = try await engine.stream(turn) { event in
+            await CancellationNote.$current.withValue(note) {
+                do {
+                    let output = try await engine.stream(turn) { event in
+                        firstEvent.set(nil)
+                        continuation.yield(.event(event))
+                    }
+                    await settle(output, context: settleContext)
                     firstEvent.set(nil)
-                    continuation.yield(.event(event))
+                    continuation.finish()
+                } catch {
+                    let cut = note.reason == ShutdownDrain.cutReason ? ShutdownDrain.cutError : error
+                    firstEvent.set(cut)
+                    continuation.finish(throwing: cut)
                 }
-                await settle(output, context: settleContext)
-                firstEvent.set(nil)
-                continuation.finish()
-            } catch {
-                firstEvent.set(error)
-                continuation.finish(throwing: error)
             }
+        }
+        let drainKey = drain?.opened {
+            note.reason = ShutdownDrain.cutReason
+            generation.cancel()
         }
         // While the upstream is silent, a comment line every few seconds keeps proxies from timing
         // out and, when its write fails, tells us the client is gone. An event-loop timer, not a
@@ -128,6 +140,7 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         }
         continuation.onTermination = { _ in keepAlive.cancel() }
         if let error = await firstEvent.value() {
+            if let drainKey { drain?.closed(drainKey) }
             throw error
         }
 
@@ -139,9 +152,13 @@ struct ChatCompletionsController<Store: ConversationStore>: Sendable {
         let includeUsage = chat.includeUsage
         let logger = context.logger
         let metrics = engine.metrics
+        let drain = self.drain
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             metrics.streamOpened("sse")
-            defer { metrics.streamClosed("sse") }
+            defer {
+                metrics.streamClosed("sse")
+                if let drainKey { drain?.closed(drainKey) }
+            }
             // A client that leaves makes a write fail (a token or a keep-alive). Hummingbird's
             // inbound-close handler is not used: after the body was read it can trap on a clean close.
             do {

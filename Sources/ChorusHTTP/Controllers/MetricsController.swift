@@ -5,17 +5,19 @@ import Hummingbird
 import NIOCore
 
 /// `GET /metrics`: Prometheus's text format. Queue depth, pending and lag per model, tasks by
-/// state and dead letters are read when scraped; the rest is recorded as it happens.
+/// state, dead letters and connections in use are read when scraped; the rest is recorded as it
+/// happens.
 struct MetricsController<Store: ConversationStore>: Sendable {
     let metrics: ChorusMetrics
     let tasks: TaskService<Store>
     let queues: [String]
 
-    func addRoutes(to router: Router<ChorusRequestContext>) {
+    func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         router.get("/metrics") { _, _ in try await self.scrape() }
     }
 
     func scrape() async throws -> Response {
+        metrics.sampleParts()
         for stats in try await tasks.queue.stats(models: queues) {
             metrics.set("chorus_queue_depth", [("model", stats.model)], to: stats.depth)
             metrics.set("chorus_queue_pending", [("model", stats.model)], to: stats.pending)

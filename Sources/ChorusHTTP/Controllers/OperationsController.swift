@@ -10,6 +10,8 @@ struct OperationsController<Store: ConversationStore>: Sendable {
     let database: any SQLDatabase
     /// Every queue: the models and the generic task queue.
     let queues: [String]
+    /// Set on SIGTERM: not ready from then on, so that load balancers stop sending work.
+    var drain: ShutdownDrain?
 
     func addRoutes(to router: Router<ChorusRequestContext>) {
         router.get("/readyz", use: ready)
@@ -17,8 +19,11 @@ struct OperationsController<Store: ConversationStore>: Sendable {
         router.get("/v1/admin/workers", use: workers)
     }
 
-    /// Ready when the database and the queue answer.
+    /// Ready when the database and the queue answer, and the process is not draining.
     @Sendable func ready(_ request: Request, context: ChorusRequestContext) async throws -> EditedResponse<Readiness> {
+        if drain?.isDraining == true {
+            return Readiness.draining.withStatus(.serviceUnavailable)
+        }
         let databaseAnswers: Bool
         do {
             _ = try await database.raw("SELECT 1 AS one").first()

@@ -27,6 +27,8 @@ struct SkillSpaceController<Store: ConversationStore>: Sendable {
     var accounts: AuthService?
     /// How long a WebSocket stays open after the task's last event for the client to close it.
     var closeGrace: Duration = .seconds(10)
+    /// On SIGTERM, cuts the streams still open when the grace has passed.
+    var drain: ShutdownDrain?
 
     func addRoutes(to router: Router<ChorusRequestContext>) {
         router.post("/api/ai/qwen/", use: chat)
@@ -148,21 +150,31 @@ struct SkillSpaceController<Store: ConversationStore>: Sendable {
         let (events, continuation) = AsyncThrowingStream<ProviderEvent, any Error>.makeStream()
         let firstEvent = OneShot<(any Error)?>()
         let engine = self.engine
+        // As in ChatCompletionsController: the drain may cut the turn at the end of its grace.
+        let note = CancellationNote()
         let generation = Task {
-            do {
-                let output = try await engine.stream(turn) { event in
+            await CancellationNote.$current.withValue(note) {
+                do {
+                    let output = try await engine.stream(turn) { event in
+                        firstEvent.set(nil)
+                        continuation.yield(event)
+                    }
+                    await settle(output, context: context)
                     firstEvent.set(nil)
-                    continuation.yield(event)
+                    continuation.finish()
+                } catch {
+                    let cut = note.reason == ShutdownDrain.cutReason ? ShutdownDrain.cutError : error
+                    firstEvent.set(cut)
+                    continuation.finish(throwing: cut)
                 }
-                await settle(output, context: context)
-                firstEvent.set(nil)
-                continuation.finish()
-            } catch {
-                firstEvent.set(error)
-                continuation.finish(throwing: error)
             }
         }
+        let (drain, drainKey) = (self.drain, drain?.opened {
+            note.reason = ShutdownDrain.cutReason
+            generation.cancel()
+        })
         if let error = await firstEvent.value() {
+            if let drainKey { drain?.closed(drainKey) }
             throw error
         }
         headers[.contentType] = "text/event-stream"
@@ -172,7 +184,10 @@ struct SkillSpaceController<Store: ConversationStore>: Sendable {
         let (metrics, logger) = (engine.metrics, context.logger)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             metrics.streamOpened("sse")
-            defer { metrics.streamClosed("sse") }
+            defer {
+                metrics.streamClosed("sse")
+                if let drainKey { drain?.closed(drainKey) }
+            }
             do {
                 try await Self.writeTokens(events, to: &writer)
             } catch {

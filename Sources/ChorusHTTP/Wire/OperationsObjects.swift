@@ -13,14 +13,20 @@ struct Readiness: ResponseEncodable, Sendable {
         var queue: String
     }
 
-    /// `ready` or `not_ready`.
+    /// `ready`, `not_ready` or `draining` (after SIGTERM; the checks are then not run).
     var status: String
-    var checks: Checks
+    var checks: Checks?
 
     init(databaseAnswers: Bool, queueAnswers: Bool) {
         status = databaseAnswers && queueAnswers ? "ready" : "not_ready"
         checks = Checks(database: databaseAnswers ? "ok" : "unavailable", queue: queueAnswers ? "ok" : "unavailable")
     }
+
+    private init(status: String) {
+        self.status = status
+    }
+
+    static var draining: Readiness { Readiness(status: "draining") }
 }
 
 /// One queue: what an autoscaler (KEDA's Redis Streams scaler) reads.

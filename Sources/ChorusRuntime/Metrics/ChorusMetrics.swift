@@ -16,6 +16,8 @@ public final class ChorusMetrics: Sendable {
     private let perModel = Mutex<[String: ModelMetrics]>([:])
     private let others = Mutex<[String: CoreMetrics.Meter]>([:])
     private let storeFailures: CoreMetrics.Counter
+    /// Gauges of the process's parts (connection pools), set when `/metrics` is scraped.
+    private let samplers = Mutex<[@Sendable (ChorusMetrics) -> Void]>([])
 
     private struct HTTPKey: Hashable {
         var route: String
@@ -177,6 +179,18 @@ public final class ChorusMetrics: Sendable {
     public func streamClosed(_ kind: String) {
         guard enabled else { return }
         meter("chorus_active_streams", [("kind", kind)]).decrement()
+    }
+
+    /// Adds gauges that `sampleParts()` sets, at each scrape (connections in use: reading them
+    /// costs a lock, nothing between scrapes).
+    public func sampleWhenScraped(_ sampler: @escaping @Sendable (ChorusMetrics) -> Void) {
+        guard enabled else { return }
+        samplers.withLock { $0.append(sampler) }
+    }
+
+    /// Sets the gauges `sampleWhenScraped` added.
+    public func sampleParts() {
+        for sampler in samplers.withLock({ $0 }) { sampler(self) }
     }
 
     /// Gauges read at scrape time (queues, tasks by state, dead letters).

@@ -126,14 +126,20 @@ public struct CommandTaskHandler: TaskHandler {
 
     /// Runs `operation` until it ends or its worker begins a graceful shutdown. A job may run for
     /// hours, longer than any drain should wait: on shutdown the run is stopped (its process group
-    /// torn down) and the task left to its lease, as if the worker had died, so that it is failed
-    /// or run again by whoever claims it next, as `on_worker_loss` says.
+    /// torn down) and the task handed back, as if the worker had died, so that it is failed or run
+    /// again by whoever claims it next, as `on_worker_loss` says.
     private func interruptible<T: Sendable>(_ context: TaskRunContext, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await cancelWhenGracefulShutdown(operation)
         } catch {
-            guard error is CancellationError, !Task.isCancelled, Task.isShuttingDownGracefully else { throw error }
-            try? await context.emit(.log, token: "the worker is stopping: this run was stopped and is left to the next worker", data: .object(["stream": .string("chorus")]))
+            // The worker stops its runs itself (a cancellation noted `worker_stopping`); a run that
+            // sees the shutdown first stops the same way.
+            let stoppedByWorker = CancellationNote.current?.reason == TaskWorker.stoppingReason
+            guard error is CancellationError, stoppedByWorker || (!Task.isCancelled && Task.isShuttingDownGracefully) else { throw error }
+            // In a task of its own: this one may be cancelled.
+            try? await Task {
+                try await context.emit(.log, token: "the worker is stopping: this run was stopped and handed back to the next worker", data: .object(["stream": .string("chorus")]))
+            }.value
             throw WorkerStopping()
         }
     }
@@ -324,8 +330,8 @@ public struct CommandTaskHandler: TaskHandler {
     }
 }
 
-/// A run stopped because its worker is shutting down: not an end of the task, which is left to its
-/// lease (and so to the next claim).
+/// A run stopped because its worker is shutting down: not an end of the task, which its worker
+/// hands back (to the next claim).
 struct WorkerStopping: Error {}
 
 /// A command task's own failure, shown to its owner as it is (unlike an internal error, whose

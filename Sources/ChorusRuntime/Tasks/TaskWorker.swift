@@ -18,6 +18,10 @@ public final class TaskWorker: Service {
     let logger: Logger
     private let running = Mutex<[String: RunningTask]>([:])
     private let slots: Slots
+    /// Set on graceful shutdown: what this worker holds or is given from then on is handed back.
+    private let stopping = Atomic<Bool>(false)
+    /// The cancellation reason of a run stopped because its worker is stopping.
+    static let stoppingReason = "worker_stopping"
 
     struct RunningTask {
         let job: Task<Void, Never>
@@ -46,9 +50,13 @@ public final class TaskWorker: Service {
             group.addTask { await self.loop(every: .seconds(1)) { self.stopCancelled(try await self.tasks.cancelRequested(taskIDs: self.runningTaskIDs)) } }
             group.addTask { await self.loop(every: .milliseconds(self.settings.leaseMilliseconds / 2)) { try await self.reclaim() } }
             group.addTask { await self.loop(every: .milliseconds(self.settings.requeueAfterMilliseconds / 2)) { try await self.reconcile() } }
-            await self.consume()
-            // Draining: the consumer stopped taking work; wait for what runs (its leases are still
-            // renewed meanwhile), then stop the housekeeping.
+            let unstarted = await self.consume()
+            // Draining: the consumer stopped taking work. Each task this worker holds is handed
+            // back at once (its run stopped, its lease ended, its id queued again), so that another
+            // worker resumes it in a moment rather than when the lease runs out; wait for the runs
+            // to wind down (their leases are still renewed meanwhile), then stop the housekeeping.
+            self.stopRunning()
+            for delivery in unstarted { await self.handBack(delivery) }
             await self.slots.waitUntilIdle()
             group.cancelAll()
         }
@@ -69,7 +77,8 @@ public final class TaskWorker: Service {
         }
     }
 
-    private func consume() async {
+    /// Takes work until graceful shutdown; returns the entries received but not started.
+    private func consume() async -> [QueueDelivery] {
         await cancelWhenGracefulShutdown {
             var backoff = 0.1
             // A read may return up to `count` entries per queue: what exceeds the free slots waits
@@ -77,7 +86,7 @@ public final class TaskWorker: Service {
             var backlog: [QueueDelivery] = []
             while !Task.isCancelled {
                 let free = await self.slots.waitForFree()
-                guard !Task.isCancelled else { return }
+                guard !Task.isCancelled else { return backlog }
                 if !backlog.isEmpty {
                     let now = backlog.prefix(free)
                     backlog.removeFirst(now.count)
@@ -93,14 +102,51 @@ public final class TaskWorker: Service {
                     for delivery in deliveries { await self.handle(delivery) }
                     backoff = 0.1
                 } catch is CancellationError {
-                    return
+                    return backlog
                 } catch {
                     self.logger.warning("receiving from the queue failed; retrying", metadata: ["error": "\(error)", "retry_in_s": "\(backoff)"])
                     try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
                     backoff = min(backoff * 2, 5)
                 }
             }
+            return backlog
         }
+    }
+
+    /// Stops every run for hand-back (a run whose cancellation was asked stays cancelled).
+    private func stopRunning() {
+        stopping.store(true, ordering: .relaxed)
+        running.withLock { running in
+            for task in running.values {
+                if task.note.reason == nil { task.note.reason = Self.stoppingReason }
+                task.job.cancel()
+            }
+        }
+    }
+
+    /// An entry this stopping worker will not run: queued again as it is, for another worker.
+    private func handBack(_ delivery: QueueDelivery) async {
+        guard let taskID = delivery.taskID else { return }
+        do {
+            try await queue.enqueue(taskID: taskID, model: delivery.model)
+            try await queue.acknowledge(delivery)
+        } catch {
+            logger.warning("could not hand a queue entry back; it waits for its lease", metadata: ["entry": "\(delivery.entryID)", "error": "\(error)"])
+        }
+    }
+
+    /// A task whose run this stopping worker ended: its lease ends now and its id is queued
+    /// again, so the next worker's claim (which counts an attempt, as after a worker's loss, and
+    /// so follows a command's `on_worker_loss`) takes it at once. In a task of its own: the run's
+    /// task is cancelled.
+    private func handBack(_ task: TaskRecord, delivery: QueueDelivery) async throws {
+        let (tasks, queue, workerID) = (self.tasks, self.queue, settings.id)
+        try await Task {
+            if try await tasks.releaseLease(taskID: task.id, workerID: workerID, now: nowMilliseconds()) {
+                try await queue.enqueue(taskID: task.id, model: delivery.model)
+            }
+            try await queue.acknowledge(delivery)
+        }.value
     }
 
     /// One delivery: run it, dead-letter it, drop it as done, or leave it to the live worker that has it.
@@ -113,6 +159,11 @@ public final class TaskWorker: Service {
     /// claim (the task was cancelled, or is done, or another worker's) cancels the run, which leaves
     /// no trace, and the delivery is then handled as any other.
     func handle(_ delivery: QueueDelivery) async {
+        // Taken over while stopping (the reclaimer runs on during the drain): not this worker's to run.
+        if stopping.load(ordering: .relaxed) {
+            await handBack(delivery)
+            return
+        }
         do {
             guard let taskID = delivery.taskID else {
                 try await deadLetter(delivery, reason: "malformed entry: it names no task")
@@ -259,13 +310,20 @@ public final class TaskWorker: Service {
                 let result = try await handler.run(context)
                 // Begun before a claim that was lost: the delivery is handled by whoever abandoned the run.
                 guard await gate?.proceeds() ?? true else { return }
-                if try await tasks.finish(taskID: task.id, workerID: settings.id, state: .success, result: result, error: nil, now: nowMilliseconds()) {
-                    try await emit(.finish, "", result)
-                }
-            } catch is WorkerStopping {
-                // A long job interrupted by this worker's shutdown: like a worker's death, the
-                // task's lease decides who runs (or fails) it next.
-                logger.info("left the task to its lease: this worker is stopping")
+                // The answer is complete: record it even if this worker began to stop meanwhile
+                // (which cancels this task), in a task of its own.
+                try await Task {
+                    if try await tasks.finish(taskID: task.id, workerID: workerID, state: .success, result: result, error: nil, now: nowMilliseconds()) {
+                        try await emit(.finish, "", result)
+                    }
+                }.value
+            } catch where error is WorkerStopping || CancellationNote.current?.reason == Self.stoppingReason {
+                // Stopped by this worker's shutdown: handed back for the next worker to resume
+                // (a chat answer starts again into the same message; a command runs again or
+                // fails, as its `on_worker_loss` says).
+                guard await gate?.proceeds() ?? true else { return }
+                try await handBack(task, delivery: delivery)
+                logger.info("handed the task back: this worker is stopping")
                 return
             } catch let error as EventBusUnavailable {
                 // Not the task's fault: leave it to its lease, so that it runs again (on any
