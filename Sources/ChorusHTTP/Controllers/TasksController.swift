@@ -124,6 +124,8 @@ struct TasksController<Store: ConversationStore>: Sendable {
         }
         fields["stream"] = nil
         fields["stream_options"] = nil
+        // The tasks' chat bodies: checked now, as a chat request's would be, not on the worker.
+        if let cache = fields["cache"] { try ChatRequest.validateCache(cache) }
         var submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: fields)
         submission.billing = try await admitChat(context)
         return try await idempotency.run(request, body: body, ownerID: context.ownerID) {
