@@ -77,11 +77,36 @@ public struct ChatRequest: Sendable {
             }
             store = flag
         }
+        // `cache` stays in `body` (the engine takes it out); checked here, before anything is written.
+        if let value = body["cache"] { try Self.validateCache(value) }
         self.model = model
         self.store = store
         self.stream = stream
         self.includeUsage = includeUsage
         self.conversationID = conversationID
         self.body = body
+    }
+
+    /// The longest `cache.ttl_seconds` a request may ask for: a year, as for a model's own `cache`.
+    public static let maxCacheTTLSeconds: Double = 31_536_000
+
+    /// Chorus's `cache` field: `true`, `false`, null, or `{"ttl_seconds": N}` with N a number of
+    /// seconds in (0, a year]. (A huge N once overflowed the expiry time and crashed the process.)
+    public static func validateCache(_ value: JSONValue) throws {
+        switch value {
+        case .null, .bool:
+            return
+        case .object(let options):
+            guard let ttl = options["ttl_seconds"], !ttl.isNull else { return }
+            guard let seconds = ttl.doubleValue, seconds.isFinite, seconds > 0, seconds <= maxCacheTTLSeconds else {
+                throw ChorusError.invalidRequest(
+                    message: "'cache.ttl_seconds' must be a number of seconds above 0 and at most \(Int(maxCacheTTLSeconds)).",
+                    param: "cache.ttl_seconds", code: "invalid_value")
+            }
+        default:
+            throw ChorusError.invalidRequest(
+                message: "Invalid type for 'cache': expected a boolean or an object with 'ttl_seconds', but got \(value.typeName).",
+                param: "cache", code: "invalid_type")
+        }
     }
 }

@@ -42,6 +42,9 @@ public enum MultipartForm {
             content.clear()
             finished = true
         }
+        // multipart-kit traps (index out of range) on a header name byte above 0x7F, which would
+        // take the whole process down: such a body is refused before it gets there.
+        guard headerNamesAreASCII(body, boundary: boundary) else { throw bad("a part's header name is not ASCII") }
         do {
             try parser.execute(body)
         } catch {
@@ -52,6 +55,46 @@ public enum MultipartForm {
         else { throw bad("it does not end with the closing boundary") }
         for part in parts where part.name.isEmpty { throw bad("a part has no name") }
         return parts
+    }
+
+    /// Whether every header name of every part (the bytes of a header line before its `:`, or the
+    /// whole line without one) is ASCII. A part's headers follow a `--boundary` delimiter (the
+    /// first, or one after CRLF) and its line, up to the first empty line. Header values may hold
+    /// UTF-8 (a browser's `filename="…"`).
+    static func headerNamesAreASCII(_ body: [UInt8], boundary: String) -> Bool {
+        let delimiter = Array("--\(boundary)".utf8)
+        var index = 0
+        var first = true
+        while let found = firstIndex(of: delimiter, in: body, from: index) {
+            index = found + delimiter.count
+            let atLineStart = found >= 2 && body[found - 2] == 13 && body[found - 1] == 10
+            guard first || atLineStart else { continue }
+            first = false
+            // The closing delimiter: what follows is the epilogue, which is ignored.
+            if body[index...].starts(with: [UInt8(ascii: "-"), UInt8(ascii: "-")]) { return true }
+            // The rest of the delimiter's line, then one header line after another.
+            guard var line = body[index...].firstIndex(of: 10).map({ $0 + 1 }) else { return true }
+            while line < body.count {
+                let end = body[line...].firstIndex(of: 10) ?? body.count
+                let content = body[line..<end].last == 13 ? body[line..<(end - 1)] : body[line..<end]
+                if content.isEmpty { break }  // the end of this part's headers
+                if content.prefix(while: { $0 != UInt8(ascii: ":") }).contains(where: { $0 >= 0x80 }) { return false }
+                line = end + 1
+            }
+            index = max(index, line)
+        }
+        return true
+    }
+
+    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
+        guard let head = needle.first, haystack.count >= needle.count else { return nil }
+        var index = start
+        while index <= haystack.count - needle.count {
+            guard let candidate = haystack[index...(haystack.count - needle.count)].firstIndex(of: head) else { return nil }
+            if haystack[candidate..<(candidate + needle.count)].elementsEqual(needle) { return candidate }
+            index = candidate + 1
+        }
+        return nil
     }
 
     private static func part(headers: [(String, String)], body: [UInt8]) -> FormPart {

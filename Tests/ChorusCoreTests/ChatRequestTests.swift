@@ -26,6 +26,29 @@ import Testing
         #expect(request.messages.map(\.text) == ["hi"])
     }
 
+    @Test(arguments: [#"true"#, #"false"#, #"null"#, #"{}"#, #"{"ttl_seconds":60}"#, #"{"ttl_seconds":0.5}"#, #"{"ttl_seconds":31536000}"#])
+    func aValidCacheFieldStaysInTheBody(cache: String) throws {
+        let request = try parse(#"{"model":"m","messages":[{"role":"user","content":"hi"}],"cache":"# + cache + "}")
+        #expect(request.body["cache"] != nil, "the engine reads it (and keeps it from the upstream)")
+    }
+
+    /// A huge `ttl_seconds` once overflowed the cache entry's expiry and crashed the process.
+    @Test(arguments: [
+        (#"{"ttl_seconds":1e300}"#, "cache.ttl_seconds"),
+        (#"{"ttl_seconds":31536001}"#, "cache.ttl_seconds"),
+        (#"{"ttl_seconds":0}"#, "cache.ttl_seconds"),
+        (#"{"ttl_seconds":-5}"#, "cache.ttl_seconds"),
+        (#"{"ttl_seconds":"60"}"#, "cache.ttl_seconds"),
+        (#""yes""#, "cache"),
+        (#"3"#, "cache"),
+        (#"[]"#, "cache"),
+    ])
+    func aBadCacheFieldIsRefused(cache: String, param: String) {
+        let error = rejection(#"{"model":"m","messages":[{"role":"user","content":"hi"}],"cache":"# + cache + "}")
+        #expect(error?.httpStatus == 400)
+        #expect(error?.param == param)
+    }
+
     @Test func contentPartsGiveTextAndFlagImages() throws {
         let request = try parse(#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA"}}]}]}"#)
         #expect(request.messages[0].text == "what is this")

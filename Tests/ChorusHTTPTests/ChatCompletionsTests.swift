@@ -9,6 +9,28 @@ import ChorusRuntime
 import ChorusHTTP
 
 @Suite struct ChatCompletionsTests {
+    /// Found by fuzzing the OpenAPI document: `"cache": {"ttl_seconds": 1e300}` overflowed the
+    /// cache entry's expiry time and crashed the whole process after the answer. It is a 400 now,
+    /// for a chat and for a batch (whose tasks would have crashed the worker), with nothing stored.
+    @Test func anOutOfRangeCacheTTLIsABadRequestAndTheServerLives() async throws {
+        try await Harness.run { h in
+            let messages = #""messages":[{"role":"user","content":"hi [[fake tokens=2]]"}]"#
+            let chat = try await h.post("/v1/chat/completions", json: #"{"model":"fake","# + messages + #","cache":{"ttl_seconds":1e300}}"#)
+            #expect(chat.status == .badRequest)
+            #expect(try h.json(chat)["error"]?["param"] == .string("cache.ttl_seconds"))
+            let batch = try await h.post("/v1/batches", json: #"{"models":["fake"],"prompt":"hi","cache":{"ttl_seconds":1e300}}"#)
+            #expect(batch.status == .badRequest)
+            #expect(try h.json(batch)["error"]?["param"] == .string("cache.ttl_seconds"))
+            #expect(try await h.messageCount() == 0, "nothing half-written")
+            // A cached answer with the longest allowed lifetime works, and so does the server.
+            let cached = try await h.post("/v1/chat/completions", json: #"{"model":"fake","# + messages + #","cache":{"ttl_seconds":31536000}}"#)
+            #expect(cached.status == .ok)
+            #expect(cached.headers[HTTPField.Name("X-Chorus-Cache")!] == "miss")
+            let again = try await h.post("/v1/chat/completions", json: #"{"model":"fake","# + messages + #","cache":{"ttl_seconds":31536000}}"#)
+            #expect(again.headers[HTTPField.Name("X-Chorus-Cache")!] == "hit")
+        }
+    }
+
     @Test func aNormalTurnIsTwoWritesAndStoresBothMessages() async throws {
         // No task worker: its heartbeats would be counted too; the audit log's batches (one a
         // second at most, whatever the load) are counted apart.

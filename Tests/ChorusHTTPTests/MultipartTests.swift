@@ -24,6 +24,26 @@ import Testing
         #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nunterminated".utf8), boundary: "b") }
         #expect(throws: ChorusError.self) { try MultipartForm.parse(Array("--b\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--b--".utf8), boundary: "b") }
     }
+
+    /// Found by fuzzing the OpenAPI document: multipart-kit traps on a header name byte above
+    /// 0x7F, which took the whole server down (`POST /v1/files`, the Async-Chat form). Such a body
+    /// is a 400 now; UTF-8 in header values (a browser's filename), in contents and in the
+    /// preamble is still read.
+    @Test func aNonASCIIHeaderNameIsRefusedNotACrash() throws {
+        for name in [[0xC3, 0xA9], [0x80], [0xFF, 0x3A]] as [[UInt8]] {
+            let first = Array("--b\r\n".utf8) + name + Array(": x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhi\r\n--b--\r\n".utf8)
+            let second = Array("--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhi\r\n--b\r\nContent-Disposition: form-data; name=\"c\"\r\nX-".utf8)
+                + name + Array(": y\r\n\r\nho\r\n--b--\r\n".utf8)
+            for body in [first, second] {
+                let error = #expect(throws: ChorusError.self) { try MultipartForm.parse(body, boundary: "b") }
+                #expect(error?.message.contains("header name is not ASCII") == true)
+            }
+        }
+        let fine = Array("preamble é\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"résumé.txt\"\r\n\r\ncafé\r\n--b--\r\n".utf8)
+        let parts = try MultipartForm.parse(fine, boundary: "b")
+        #expect(parts.map(\.filename) == ["résumé.txt"])
+        #expect(parts.map(\.text) == ["café"])
+    }
 }
 
 @Suite struct MultipartFilenameTests {

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from conftest import ADMIN_EMAIL, REPO_ROOT, Chorus, fake_model_yaml, start_chorus, wait_until
+from conftest import ADMIN_EMAIL, REPO_ROOT, Chorus, fake_model_yaml, start_chorus, unique_tag, wait_until
 
 try:
     import schemathesis
@@ -55,10 +57,24 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 
 # Operations left out of fuzzing, each for a reason:
 EXCLUDED_OPERATIONS = {
-    # A WebSocket: the answer to a good request is the 101 upgrade, and then frames, which an HTTP
-    # fuzzer cannot follow (tests/e2e/test_auth.py and test_distributed.py cover it).
+    # WebSockets: the answer to a good request is the 101 upgrade, and then frames, which an HTTP
+    # fuzzer cannot follow (tests/e2e/test_auth.py, test_distributed.py and test_skillspace.py
+    # cover them).
     "followTaskOverWebSocket",
+    "skillSpaceFollowTask",
 }
+
+# A declared command job (`POST /v1/tasks` with type `command`): it reports progress, prints a
+# line and leaves an artifact, so that a command task, its events and its artifacts are fuzzed.
+REPORT_SCRIPT = (
+    "import os, sys\n"
+    "print('PROGRESS 1/2', flush=True)\n"
+    "print('writing the report', flush=True)\n"
+    "open(os.path.join(os.environ['CHORUS_TASK_OUTPUT'], 'report.txt'), 'w').write(sys.argv[1])\n"
+    "print('PROGRESS 2/2', flush=True)\n"
+)
+COMMANDS = {"report": {"argv": [sys.executable, "-c", REPORT_SCRIPT, "{title}"],
+                       "params": {"title": {"type": "string", "pattern": "^[a-z ]{1,40}$", "default": "report"}}}}
 
 # The document's source, read at collection time so that each operation is a test of its own;
 # test_the_served_document_is_valid_openapi_3_1 checks that the server serves exactly this.
@@ -66,14 +82,40 @@ DOCUMENT_PATH = REPO_ROOT / "Sources" / "ChorusHTTP" / "OpenAPI" / "openapi.yaml
 schema = schemathesis.openapi.from_path(str(DOCUMENT_PATH)).exclude(operation_id=list(EXCLUDED_OPERATIONS))
 
 
+# Open registration and no sign-in limit: the fuzzer's registrations and sign-ins get real answers,
+# not 403 and 429 only. SkillSpace's routes answer with the fake model (without one, a 503).
+# `max_attempts: 1`: a task whose worker died is dead-lettered at once (see `api`).
+API_CONFIG = {"auth": {"registration": "open"}, "limits": {"login_attempts_per_minute": 0},
+              "skillspace": {"model": "fake"},
+              "tasks": {"commands": COMMANDS, "max_attempts": 1, "requeue_after_seconds": 1}}
+DEAD_LETTERS = 3
+
+
 @pytest.fixture(scope="module")
 def api(chorus_bin: str, fake_upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chorus]:
-    # Open registration and no sign-in limit: the fuzzer's registrations and sign-ins get real
-    # answers, not 403 and 429 only.
-    instance = start_chorus(chorus_bin, tmp_path_factory.mktemp("chorus-openapi"),
-                            fake_model_yaml(fake_upstream.base_url),
-                            config={"auth": {"registration": "open"}, "limits": {"login_attempts_per_minute": 0}})
+    """The server, with DEAD_LETTERS dead letters: a first server is killed while it answers as
+    many chat tasks, and the server restarted on its data gives them up (`dead_tasks`)."""
+    workdir = tmp_path_factory.mktemp("chorus-openapi")
+    models = fake_model_yaml(fake_upstream.base_url)
+    first = start_chorus(chorus_bin, workdir, models, name="chorus-killed",
+                         config={**API_CONFIG, "tasks": {**API_CONFIG["tasks"], "lease_seconds": 1}})
     try:
+        tasks = []
+        for _ in range(DEAD_LETTERS):
+            r = first.http.post("/v1/batches", json={"prompt": f"{unique_tag()} abandoned [[fake tokens=60 rate=5]]", "models": ["fake"]})
+            assert r.status_code == 202, r.text
+            tasks.append(r.json()["task_ids"][0])
+        wait_until(lambda: all(first.http.get(f"/v1/tasks/{task}").json()["state"] in ("STARTED", "PROGRESS") for task in tasks),
+                   30, message="the doomed tasks run")
+        first.process.proc.send_signal(signal.SIGKILL)
+        first.process.proc.wait(timeout=10)
+    finally:
+        first.close()
+    instance = start_chorus(chorus_bin, workdir, models, config=API_CONFIG, admin_password=first.admin_password)
+    try:
+        wait_until(lambda: len(instance.http.get("/v1/admin/dead-letters").json()["data"]) == DEAD_LETTERS, 30,
+                   message=f"{DEAD_LETTERS} dead letters")
+        instance.dead_tasks = tasks  # type: ignore[attr-defined]
         yield instance
     finally:
         instance.close()
@@ -98,6 +140,14 @@ def known(api: Chorus) -> dict[str, str]:
     assert user.status_code == 201, user.text
     key = http.post("/v1/api-keys", json={"name": "fuzz-target"})
     assert key.status_code == 201, key.text
+    job = http.post("/v1/tasks", json={"type": "command", "params": {"name": "report", "title": "fuzzing"}})
+    assert job.status_code == 202, job.text
+    wait_until(lambda: http.get(f"/v1/tasks/{job.json()['id']}").json()["state"] == "SUCCESS", timeout=30,
+               message="the command task succeeds")
+    artifacts = http.get(f"/v1/tasks/{job.json()['id']}/artifacts").json()["data"]
+    assert [artifact["name"] for artifact in artifacts] == ["report.txt"], artifacts
+    letters = [letter["id"] for letter in http.get("/v1/admin/dead-letters").json()["data"]]
+    assert len(letters) == DEAD_LETTERS, letters
     return {
         "/v1/conversations/{id}": chat.json()["conversation_id"],
         "DELETE /v1/conversations/{id}": doomed.json()["conversation_id"],
@@ -106,9 +156,16 @@ def known(api: Chorus) -> dict[str, str]:
         "/v1/tasks/{id}": batch.json()["task_ids"][0],
         "/v1/tasks/{id}/events": batch.json()["task_ids"][0],
         "/v1/tasks/{id}/cancel": batch.json()["task_ids"][0],
+        "/v1/tasks/{id}/artifacts": job.json()["id"],
+        "/v1/tasks/{id}/artifacts/{name}": job.json()["id"],
+        "/api/tasks/status/{task_id}/": job.json()["id"],
         "/v1/models/{id}": "fake",
         "/v1/admin/users/{id}": user.json()["id"],
         "/v1/api-keys/{id}": key.json()["id"],
+        # One dead letter each to show, to delete and to replay.
+        "GET /v1/admin/dead-letters/{id}": letters[0],
+        "DELETE /v1/admin/dead-letters/{id}": letters[1],
+        "/v1/admin/dead-letters/{id}/replay": letters[2],
         "/web/{path}": "style.css",
         "file": upload.json()["id"],
         "password": api.admin_password,
@@ -122,12 +179,19 @@ TURNS: dict[str, int] = {}
 def steer(case, known: dict[str, str], turn: int) -> None:
     """Every other example of an operation is pointed at a real object (and a chat at the real
     model), so the successful answers are checked too; the rest stay as generated."""
+    if case.operation.label == "DELETE /v1/admin/dead-letters" and case.query and case.query.get("all") == "true":
+        # Purging them all would leave nothing for the operations on one dead letter (which
+        # come after it); one queue's purge is fuzzed instead (test_cli.py purges them all).
+        del case.query["all"]
+        case.query["queue"] = "no-such-queue"
     if turn % 2:
         return
-    path_id = "path" if case.operation.path == "/web/{path}" else "id"
+    path_id = "path" if case.operation.path == "/web/{path}" else "task_id" if "{task_id}" in case.operation.path else "id"
     target = known.get(case.operation.label) or known.get(case.operation.path)
     if target and case.path_parameters and path_id in case.path_parameters:
         case.path_parameters[path_id] = target
+        if case.operation.path == "/v1/tasks/{id}/artifacts/{name}":
+            case.path_parameters["name"] = "report.txt"
     if case.headers:
         # A key the fuzzer repeats with another body is rightly refused (422); not on these turns.
         case.headers.pop("Idempotency-Key", None)
@@ -140,7 +204,13 @@ def steer(case, known: dict[str, str], turn: int) -> None:
         elif case.operation.path == "/v1/auth/login":
             case.body.update(email=ADMIN_EMAIL, password=known["password"])
         elif case.operation.path == "/v1/tasks":
-            case.body.update(type="conversation.export", params={"conversation_id": known["/v1/conversations/{id}"], "format": "json"})
+            if turn % 4:
+                case.body.update(type="command", params={"name": "report"})
+            else:
+                case.body.update(type="conversation.export", params={"conversation_id": known["/v1/conversations/{id}"], "format": "json"})
+        elif case.operation.path == "/api/tasks/submit/":
+            case.body.clear()
+            case.body.update(task_type="report", title="submitted")
         elif case.operation.path == "/v1/batches":
             case.body["models"] = ["fake"]
             case.body.pop("regenerate", None)

@@ -132,6 +132,8 @@ struct TasksController<Store: ConversationStore>: Sendable {
             }
             return limit
         }
+        // The tasks' chat bodies: checked now, as a chat request's would be, not on the worker.
+        if let cache = fields["cache"] { try ChatRequest.validateCache(cache) }
         var submission = TaskService<Store>.BatchSubmission(ownerID: context.ownerID, models: models, messages: messages, conversationID: conversationID, body: fields)
         submission.maxConcurrent = maxConcurrent
         submission.billing = try await admitChat(context)

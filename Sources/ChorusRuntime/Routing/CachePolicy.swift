@@ -21,7 +21,13 @@ public struct CachePolicy: Sendable, Equatable {
         case .bool(false)?: return nil
         case .bool(true)?: ttl = ttl ?? 300
         case .object(let options)?:
-            if let seconds = options["ttl_seconds"]?.doubleValue, seconds > 0 { ttl = seconds } else { ttl = ttl ?? 300 }
+            // Requests are validated (`ChatRequest.validateCache`); a task queued before that was
+            // is bounded here, so that its expiry time cannot overflow.
+            if let seconds = options["ttl_seconds"]?.doubleValue, seconds.isFinite, seconds > 0 {
+                ttl = min(seconds, ChatRequest.maxCacheTTLSeconds)
+            } else {
+                ttl = ttl ?? 300
+            }
         default: break
         }
         guard let ttl else { return nil }
