@@ -140,6 +140,10 @@ public final class TaskWorker: Service {
     /// so follows a command's `on_worker_loss`) takes it at once. In a task of its own: the run's
     /// task is cancelled.
     private func handBack(_ task: TaskRecord, delivery: QueueDelivery) async throws {
+        // A run can see the shutdown before this worker's drain marks it stopping (a command job
+        // watches for it itself): mark it now, or the entry queued here could be claimed again by
+        // this same worker, counting an attempt on the way out.
+        stopping.store(true, ordering: .relaxed)
         let (tasks, queue, workerID) = (self.tasks, self.queue, settings.id)
         try await Task {
             if try await tasks.releaseLease(taskID: task.id, workerID: workerID, now: nowMilliseconds()) {
