@@ -1,5 +1,6 @@
 import ChorusCore
 public import ChorusProviders
+import Foundation
 import Synchronization
 
 /// One server of a model, at run time: its provider, how many calls it has in flight, its circuit
@@ -113,6 +114,13 @@ public final class Deployment: Sendable {
         state.withLock { $0.probeHealthy = healthy }
     }
 
+    /// A URL as it may be shown: a `user:password@` in it is not (a secret stays out of views).
+    static func withoutCredentials(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
+              !url[scheme.upperBound..<at].contains("/") else { return url }
+        return String(url[..<scheme.upperBound]) + String(url[url.index(after: at)...])
+    }
+
     /// For `GET /v1/admin/deployments`: the last five minutes of outcomes.
     public func status(now: Double) -> DeploymentStatus {
         state.withLock { state in
@@ -120,7 +128,7 @@ public final class Deployment: Sendable {
             let failures = window.filter(\.failed).count
             let latencies = window.filter { !$0.failed }.map(\.seconds).sorted()
             return DeploymentStatus(
-                model: model, key: key, baseURL: settings.baseURL, upstreamModel: settings.upstreamModel,
+                model: model, key: key, baseURL: Self.withoutCredentials(settings.baseURL), upstreamModel: settings.upstreamModel,
                 weight: settings.weight, maxConcurrency: settings.maxConcurrency,
                 state: state.probeHealthy ? state.breaker.state(now: now).rawValue : "unhealthy",
                 inFlight: state.inFlight, consecutiveFailures: state.breaker.consecutiveFailures,
