@@ -87,26 +87,10 @@ public struct GeminiProvider: ChatProvider {
 
     private func read(_ response: StreamedResponse, requestID: String, watchdog: StreamWatchdog, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws {
         let timeouts = self.timeouts
-        func next() async throws -> StreamedResponse.Part? {
-            do {
-                return try await response.next()
-            } catch {
-                throw OpenAICompatibleProvider.transportError(error, timeouts: timeouts)
-            }
-        }
-        guard case .head(let head)? = try await next() else {
-            throw ChorusError.upstreamError(message: "the upstream closed the connection without a response", upstreamStatus: nil)
-        }
-        guard head.status == .ok else {
-            var bytes = ByteBuffer()
-            while bytes.readableBytes < 64 * 1024, case .body(var part)? = try? await response.next() {
-                bytes.writeBuffer(&part)
-            }
-            throw Self.upstreamHTTPError(status: Int(head.status.code), body: bytes)
-        }
+        try await response.requireOK(timeouts: timeouts) { head, bytes in Self.upstreamHTTPError(status: Int(head.status.code), body: bytes) }
         var parser = SSEParser()
         var decoder = GeminiResponseDecoder()
-        while case .body(let buffer)? = try await next() {
+        while case .body(let buffer)? = try await response.nextPart(timeouts: timeouts) {
             let events: [SSEEvent]
             do {
                 events = try parser.feed(buffer.readableBytesView)

@@ -98,23 +98,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
 
     private func read(_ response: StreamedResponse, requestID: String, watchdog: StreamWatchdog, onEvent: @Sendable (ProviderEvent) async throws -> Void) async throws {
         let timeouts = self.timeouts
-        func next() async throws -> StreamedResponse.Part? {
-            do {
-                return try await response.next()
-            } catch {
-                throw Self.transportError(error, timeouts: timeouts)
-            }
-        }
-        guard case .head(let head)? = try await next() else {
-            throw ChorusError.upstreamError(message: "the upstream closed the connection without a response", upstreamStatus: nil)
-        }
-        guard head.status == .ok else {
-            var bytes = ByteBuffer()
-            while bytes.readableBytes < 64 * 1024, case .body(var part)? = try? await response.next() {
-                bytes.writeBuffer(&part)
-            }
-            throw Self.upstreamHTTPError(status: Int(head.status.code), body: bytes, retryAfter: head.headers.first(name: "retry-after"))
-        }
+        try await response.requireOK(timeouts: timeouts) { head, bytes in Self.upstreamHTTPError(status: Int(head.status.code), body: bytes, retryAfter: head.headers.first(name: "retry-after")) }
 
         var parser = SSEParser()
         var splitter = ReasoningSplitter()
@@ -122,7 +106,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         var finishReason: String?
         var metadata = ResponseMetadata()
         var sawDone = false
-        reading: while case .body(let buffer)? = try await next() {
+        reading: while case .body(let buffer)? = try await response.nextPart(timeouts: timeouts) {
             let events: [SSEEvent]
             do {
                 events = try parser.feed(buffer.readableBytesView)
