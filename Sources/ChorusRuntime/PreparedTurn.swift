@@ -28,6 +28,11 @@ public struct PreparedTurn: Sendable {
     public var apiKeyID: String?
     /// Whether and how the answer is cached.
     public var cache: CachePolicy?
+    /// The route whose model answered (a fallback's, or this turn's own before any answer).
+    var servingRoute: ModelRoute {
+        ([route] + fallbacks).first { $0.name == servedBy.current?.model } ?? route
+    }
+
     /// The same turn answered by the fallbacks after the one that served it (a task whose
     /// answer was a refusal tries the next); nil when none is left.
     public func fallingBack() -> PreparedTurn? {

@@ -1,6 +1,5 @@
 import ChorusCore
 import ChorusStore
-import Foundation
 import Logging
 
 extension ChatEngine {
@@ -22,10 +21,9 @@ extension ChatEngine {
     /// A complete answer: judged against the serving model's refusal patterns, cached when its
     /// policy says, counted in usage, and stored.
     func finishAnswer(_ turn: PreparedTurn, _ output: CompletionOutput, began: ContinuousClock.Instant, firstToken: Duration?) async throws {
-        let served = turn.servedBy.current
-        let route = ([turn.route] + turn.fallbacks).first { $0.name == served?.model } ?? turn.route
-        if served?.cacheHit != true {
-            if Self.isRefusal(output, patterns: route.configuration.refusalPatterns) {
+        let route = turn.servingRoute
+        if turn.servedBy.current?.cacheHit != true {
+            if route.isRefusal(output.content) {
                 turn.servedBy.markRefused()
                 logger.info("the answer matched a refusal pattern", metadata: ["request_id": "\(turn.requestID)", "model": "\(route.name)"])
             } else if let policy = turn.cache, let cache, output.finishReason != "content_filter" {
@@ -46,7 +44,7 @@ extension ChatEngine {
     func recordUsage(_ turn: PreparedTurn, _ output: CompletionOutput, began: ContinuousClock.Instant, firstToken: Duration?, outcome: String) {
         guard let usage else { return }
         let served = turn.servedBy.current
-        let route = ([turn.route] + turn.fallbacks).first { $0.name == served?.model } ?? turn.route
+        let route = turn.servingRoute
         let tokens = output.usage ?? Usage(promptTokens: 0, completionTokens: 0)
         // A cached answer costs nothing: no model was called.
         let cost = route.configuration.price.map { served?.cacheHit == true ? 0 : $0.cost(tokens) }
@@ -60,16 +58,6 @@ extension ChatEngine {
             reasoningTokens: tokens.completionTokensDetails?["reasoning_tokens"]?.intValue ?? 0,
             timeToFirstTokenMilliseconds: firstToken.map(milliseconds), durationMilliseconds: milliseconds(ContinuousClock.now - began),
             cacheHit: served?.cacheHit == true, cost: cost, outcome: outcome, createdAt: nowMilliseconds()))
-    }
-
-    /// Whether the answer's text matches any of the patterns (invalid ones were refused at load).
-    static func isRefusal(_ output: CompletionOutput, patterns: [String]) -> Bool {
-        guard !patterns.isEmpty, !output.content.isEmpty else { return false }
-        let text = output.content
-        let range = NSRange(text.startIndex..., in: text)
-        return patterns.contains { pattern in
-            (try? NSRegularExpression(pattern: pattern))?.firstMatch(in: text, range: range) != nil
-        }
     }
 }
 
@@ -96,8 +84,23 @@ extension CompletionOutput {
     /// The events that deliver this answer as a stream: reasoning, content, refusal, tool calls,
     /// usage, finish — what a client of a cached answer sees, streamed or not.
     var replayEvents: [ProviderEvent] {
-        guard let text = cachedText, let json = try? JSONValue.parse(Array(text.utf8)) else { return [] }
-        return Self.events(of: json)
+        var events: [ProviderEvent] = []
+        if !reasoning.isEmpty { events.append(.reasoning(reasoning)) }
+        if !content.isEmpty { events.append(.content(content)) }
+        if let refusal { events.append(.refusal(refusal)) }
+        if !toolCalls.isEmpty { events.append(.toolCalls(Self.indexed(toolCalls.map(\.json)))) }
+        if let usage { events.append(.usage(usage)) }
+        events.append(.finish(finishReason ?? "stop"))
+        return events
+    }
+
+    /// Tool calls as stream deltas number them.
+    private static func indexed(_ calls: [JSONValue]) -> JSONValue {
+        .array(calls.enumerated().map { index, call in
+            var object = call.objectValue ?? [:]
+            object["index"] = .int(index)
+            return .object(object)
+        })
     }
 
     private static func events(of json: JSONValue) -> [ProviderEvent] {
@@ -105,15 +108,7 @@ extension CompletionOutput {
         if let reasoning = json["reasoning"]?.stringValue { events.append(.reasoning(reasoning)) }
         if let content = json["content"]?.stringValue, !content.isEmpty { events.append(.content(content)) }
         if let refusal = json["refusal"]?.stringValue { events.append(.refusal(refusal)) }
-        if let calls = json["tool_calls"]?.arrayValue {
-            // As stream deltas number them.
-            let indexed = calls.enumerated().map { index, call -> JSONValue in
-                var object = call.objectValue ?? [:]
-                object["index"] = .int(index)
-                return .object(object)
-            }
-            events.append(.toolCalls(.array(indexed)))
-        }
+        if let calls = json["tool_calls"]?.arrayValue { events.append(.toolCalls(indexed(calls))) }
         if let usage = json["usage"], let prompt = usage["prompt_tokens"]?.intValue {
             events.append(.usage(Usage(
                 promptTokens: prompt, completionTokens: usage["completion_tokens"]?.intValue ?? 0,

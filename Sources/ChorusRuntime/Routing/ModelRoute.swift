@@ -18,11 +18,21 @@ public final class ModelRoute: Sendable {
     }
 
     private let waiters = Mutex(Waiters())
+    /// `refusal_patterns`, compiled once (the loader refused invalid ones).
+    private let refusalPatterns: [NSRegularExpression]
 
     init(configuration: ModelConfiguration, deployments: [Deployment], board: BreakerBoardSlot) {
         self.configuration = configuration
         self.deployments = deployments
         self.board = board
+        self.refusalPatterns = configuration.refusalPatterns.compactMap { try? NSRegularExpression(pattern: $0) }
+    }
+
+    /// Whether a finished answer's text matches one of the model's refusal patterns.
+    func isRefusal(_ text: String) -> Bool {
+        guard !refusalPatterns.isEmpty, !text.isEmpty else { return false }
+        let range = NSRange(text.startIndex..., in: text)
+        return refusalPatterns.contains { $0.firstMatch(in: text, range: range) != nil }
     }
 
     public var name: String { configuration.name }
